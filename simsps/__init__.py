@@ -1,0 +1,26 @@
+"""simsps: Monte Carlo simulator of single-photon emitters (nanocrystals under pulsed
+excitation in a Hanbury Brown-Twiss setup) producing TTTR photon streams with ground truth."""
+
+from ._jax_setup import configure as _configure_jax
+
+_configure_jax()
+
+from .engine import simulate, simulate_chunks  # noqa: E402
+from .model import Model, ModelError, load_model, preset_names  # noqa: E402
+from .stream import PhotonStream, Source, State, Truth  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Model",
+    "ModelError",
+    "PhotonStream",
+    "Source",
+    "State",
+    "Truth",
+    "load_model",
+    "preset_names",
+    "simulate",
+    "simulate_chunks",
+    "__version__",
+]

@@ -1,0 +1,354 @@
+"""Nanocrystal model parameters: frozen pytree dataclasses loaded from TOML presets.
+
+Every numeric key carries its unit in its name (``lifetime_ns``, ``dark_cps``) and an
+allowed range; :func:`load_model` checks all of them and names the offending key.
+The presets live in ``models/`` at the top of the repository (installed as
+``simsps.presets``); a user TOML may start from one with ``[model] base = "zn-treated"``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+from ._pytree import pytree_dataclass, static_field
+
+__all__ = [
+    "ModelError",
+    "Model",
+    "load_model",
+    "preset_names",
+    "preset_path",
+    "parse_override",
+]
+
+DWELL_KINDS = ("exponential", "power_law")
+
+
+class ModelError(ValueError):
+    """A model parameter is unknown, missing, of the wrong type or out of range."""
+
+
+def num(lo: float, hi: float, *, open_lo: bool = False, doc: str = "") -> Any:
+    """A numeric leaf with its allowed range ``[lo, hi]`` (``(lo, hi]`` with ``open_lo``)."""
+    return dataclasses.field(metadata={"range": (lo, hi), "open_lo": open_lo, "doc": doc})
+
+
+def flag(doc: str = "") -> Any:
+    return static_field(metadata={"kind": bool, "doc": doc})
+
+
+def choice(options: tuple[str, ...], doc: str = "") -> Any:
+    return static_field(metadata={"kind": str, "options": options, "doc": doc})
+
+
+@pytree_dataclass
+class Excitation:
+    rep_rate_hz: float = num(1e3, 1e9, doc="laser repetition rate")
+    wavelength_nm: float = num(200.0, 2000.0, doc="laser wavelength (metadata)")
+
+
+@pytree_dataclass
+class EmittingState:
+    lifetime_ns: float = num(0.0, 1e4, open_lo=True, doc="total decay time of the state")
+    quantum_yield: float = num(0.0, 1.0, doc="radiative fraction of the state in isolation")
+
+
+@pytree_dataclass
+class Blinking:
+    enabled: bool = flag("telegraph blinking between neutral (bright) and charged (grey)")
+    dwell: str = choice(DWELL_KINDS, "dwell-time law")
+    bright_dwell_us: float = num(
+        0.0, 1e9, open_lo=True,
+        doc="exponential: mean bright dwell at Psat; power_law: lower cut-off t_min",
+    )
+    grey_dwell_us: float = num(
+        0.0, 1e9, open_lo=True,
+        doc="exponential: mean grey dwell; power_law: lower cut-off t_min",
+    )
+    power_law_exponent: float = num(1.0, 4.0, open_lo=True, doc="m in p(t) ~ t^-m")
+    power_law_max_s: float = num(0.0, 1e6, open_lo=True, doc="upper cut-off of power-law dwells")
+    auger_charging_fraction: float = num(
+        0.0, 1.0, doc="part of the charging rate at Psat that scales with P(n>=2)"
+    )
+
+
+@pytree_dataclass
+class Bleaching:
+    enabled: bool = flag("permanent photobleaching")
+    probability_per_excitation: float = num(0.0, 1.0, doc="bleach probability per excited pulse")
+
+
+@pytree_dataclass
+class Detection:
+    efficiency: float = num(0.0, 1.0, doc="collection x detector efficiency per emitted photon")
+    split_ratio: float = num(0.0, 1.0, doc="probability a photon goes to channel 0 (HBT split)")
+    jitter_fwhm_ps: float = num(0.0, 1e5, doc="Gaussian timing jitter per detection")
+    irf_offset_ns: float = num(0.0, 1e5, doc="arrival of the laser pulse in the microtime window")
+    dead_time_ns: float = num(0.0, 1e5, doc="non-paralysable dead time per channel")
+    dark_cps: float = num(0.0, 1e8, doc="dark counts per channel")
+    afterpulse_probability: float = num(0.0, 0.5, doc="afterpulse probability per avalanche")
+    afterpulse_time_constant_ns: float = num(
+        0.0, 1e6, open_lo=True, doc="mean afterpulse delay after the dead time"
+    )
+    resolution_ps: float = num(1.0, 1e6, doc="TCSPC microtime bin")
+
+
+@pytree_dataclass
+class Background:
+    rate_cps: float = num(0.0, 1e8, doc="uniform background, both channels together")
+    prompt_cps: float = num(0.0, 1e8, doc="prompt background (scatter, substrate PL)")
+    prompt_lifetime_ns: float = num(0.0, 1e4, doc="decay of the prompt background (0: scatter)")
+
+
+@pytree_dataclass
+class Model:
+    excitation: Excitation
+    exciton: EmittingState
+    trion: EmittingState
+    biexciton: EmittingState
+    charged_biexciton: EmittingState
+    blinking: Blinking
+    bleaching: Bleaching
+    detection: Detection
+    background: Background
+    name: str = static_field(default="custom")
+    description: str = static_field(default="")
+
+    # ---- derived quantities used by kernels and tests --------------------------------
+    @property
+    def sync_period_ps(self) -> int:
+        """Laser period in integer picoseconds (rounded: TTTR times are integer ps)."""
+        return int(round(1e12 / float(self.excitation.rep_rate_hz)))
+
+    def get(self, dotted: str) -> Any:
+        section, key = _split_key(dotted)
+        return getattr(getattr(self, section), key)
+
+    def replace(self, overrides: Mapping[str, Any]) -> "Model":
+        """Return a validated copy with dotted ``overrides`` applied."""
+        data = self.to_dict()
+        for dotted, value in overrides.items():
+            section, key = _split_key(dotted)
+            data[section][key] = value
+        return _from_dict(data, origin="overrides")
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"model": {"name": self.name, "description": self.description}}
+        for sec in SECTIONS:
+            obj = getattr(self, sec)
+            out[sec] = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+        return out
+
+    def to_toml(self) -> str:
+        """The full model as TOML text (provenance in written files)."""
+        lines = []
+        for sec, table in self.to_dict().items():
+            lines.append(f"[{sec}]")
+            for key, value in table.items():
+                lines.append(f"{key} = {_toml_value(value)}")
+            lines.append("")
+        return "\n".join(lines)
+
+
+SECTIONS = {
+    "excitation": Excitation,
+    "exciton": EmittingState,
+    "trion": EmittingState,
+    "biexciton": EmittingState,
+    "charged_biexciton": EmittingState,
+    "blinking": Blinking,
+    "bleaching": Bleaching,
+    "detection": Detection,
+    "background": Background,
+}
+
+ALL_KEYS = tuple(
+    f"{sec}.{f.name}" for sec, cls in SECTIONS.items() for f in dataclasses.fields(cls)
+)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(float(v))
+
+
+def _split_key(dotted: str) -> tuple[str, str]:
+    if not isinstance(dotted, str) or dotted not in ALL_KEYS:
+        hint = difflib.get_close_matches(str(dotted), ALL_KEYS, n=1)
+        msg = f"unknown model key {dotted!r}"
+        if hint:
+            msg += f"; did you mean {hint[0]!r}?"
+        raise ModelError(msg)
+    section, key = dotted.split(".")
+    return section, key
+
+
+def _check_value(dotted: str, field: dataclasses.Field, value: Any, origin: str) -> Any:
+    meta = field.metadata
+    where = f"{dotted} (in {origin})"
+    kind = meta.get("kind")
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ModelError(f"{where} = {value!r}: expected true or false")
+        return value
+    if kind is str:
+        options = meta["options"]
+        if value not in options:
+            raise ModelError(f"{where} = {value!r}: allowed values are {', '.join(options)}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ModelError(f"{where} = {value!r}: expected a number")
+    value = float(value)
+    lo, hi = meta["range"]
+    open_lo = meta["open_lo"]
+    interval = f"{'(' if open_lo else '['}{lo:g}, {hi:g}]"
+    if math.isnan(value) or value > hi or value < lo or (open_lo and value == lo):
+        raise ModelError(f"{where} = {value!r} is out of range: allowed {interval}")
+    return value
+
+
+def _from_dict(data: Mapping[str, Any], origin: str) -> Model:
+    meta = dict(data.get("model", {}))
+    unknown_sections = set(data) - set(SECTIONS) - {"model"}
+    for sec in sorted(unknown_sections):
+        hint = difflib.get_close_matches(sec, list(SECTIONS), n=1)
+        raise ModelError(
+            f"unknown section [{sec}] in {origin}" + (f"; did you mean [{hint[0]}]?" if hint else "")
+        )
+    sections = {}
+    for sec, cls in SECTIONS.items():
+        table = data.get(sec)
+        if not isinstance(table, Mapping):
+            raise ModelError(f"missing section [{sec}] in {origin}")
+        for key in table:
+            _split_key(f"{sec}.{key}")
+        kwargs = {}
+        for f in dataclasses.fields(cls):
+            dotted = f"{sec}.{f.name}"
+            if f.name not in table:
+                raise ModelError(f"missing key {dotted} in {origin}")
+            kwargs[f.name] = _check_value(dotted, f, table[f.name], origin)
+        sections[sec] = cls(**kwargs)
+    model = Model(
+        **sections,
+        name=str(meta.get("name", "custom")),
+        description=str(meta.get("description", "")),
+    )
+    _check_consistency(model, origin)
+    return model
+
+
+def _check_consistency(m: Model, origin: str) -> None:
+    period_ns = 1e9 / m.excitation.rep_rate_hz
+    det = m.detection
+    if det.resolution_ps > period_ns * 1e3:
+        raise ModelError(
+            f"detection.resolution_ps = {det.resolution_ps:g} (in {origin}) is longer than the "
+            f"laser period {period_ns * 1e3:g} ps"
+        )
+    if det.irf_offset_ns >= period_ns:
+        raise ModelError(
+            f"detection.irf_offset_ns = {det.irf_offset_ns:g} (in {origin}) must be shorter "
+            f"than the laser period {period_ns:g} ns"
+        )
+    b = m.blinking
+    if b.dwell == "power_law":
+        for k in ("bright_dwell_us", "grey_dwell_us"):
+            if getattr(b, k) * 1e-6 >= b.power_law_max_s:
+                raise ModelError(
+                    f"blinking.{k} = {getattr(b, k):g} us (in {origin}) must be below "
+                    f"blinking.power_law_max_s = {b.power_law_max_s:g} s"
+                )
+
+
+def _deep_merge(base: dict, top: Mapping) -> dict:
+    out = {k: dict(v) if isinstance(v, Mapping) else v for k, v in base.items()}
+    for k, v in top.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = {**out[k], **v}
+        else:
+            out[k] = v
+    return out
+
+
+def _presets_dir() -> Path:
+    """``models/`` of a source checkout, else the installed copy ``simsps.presets``."""
+    source = Path(__file__).resolve().parent.parent / "models"
+    if (source / "zn_treated.toml").is_file():
+        return source
+    return Path(str(resources.files("simsps.presets")))
+
+
+def preset_names() -> list[str]:
+    files = _presets_dir().glob("*.toml")
+    return sorted(p.name[:-5].replace("_", "-") for p in files)
+
+
+def preset_path(name: str) -> Path:
+    fname = name.replace("-", "_") + ".toml"
+    path = _presets_dir() / fname
+    if not path.is_file():
+        raise ModelError(
+            f"unknown model {name!r}: presets are {', '.join(preset_names())}, "
+            "or give a path to a .toml file"
+        )
+    return path
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ModelError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ModelError(f"cannot read model file {path}: {exc.strerror}") from None
+
+
+def _resolve(name_or_path: str | Path, depth: int = 0) -> tuple[dict, str]:
+    if depth > 8:
+        raise ModelError(f"model base chain too deep at {name_or_path!r}")
+    text = str(name_or_path)
+    is_path = text.endswith(".toml") or "/" in text or Path(text).is_file()
+    path = Path(text) if is_path else preset_path(text)
+    data = _read_toml(path)
+    base = data.get("model", {}).get("base")
+    if base is not None:
+        base_data, _ = _resolve(base, depth + 1)
+        data = _deep_merge(base_data, data)
+        data["model"].pop("base", None)
+    return data, str(path)
+
+
+def load_model(
+    name_or_path: str | Path = "zn-treated", overrides: Mapping[str, Any] | None = None
+) -> Model:
+    """Load a preset by name (``simsps.preset_names()``) or a TOML file, then apply
+    dotted ``overrides`` such as ``{"blinking.enabled": False}``."""
+    data, origin = _resolve(name_or_path)
+    model = _from_dict(data, origin=Path(origin).name)
+    if overrides:
+        model = model.replace(overrides)
+    return model
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Parse ``key=value`` as given on a command line (TOML value syntax, bare strings ok)."""
+    if "=" not in text:
+        raise ModelError(f"override {text!r} is not of the form key=value")
+    key, raw = (s.strip() for s in text.split("=", 1))
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    _split_key(key)
+    return key, value

@@ -1,0 +1,1 @@
+"""Pure physics of one nanocrystal: excitation statistics, cascade yields, blinking, bleaching."""

@@ -1,0 +1,44 @@
+"""Exciton / trion / biexciton cascade: which photons a pulse can give, and when.
+
+A pulse with one excitation makes an exciton X (neutral NC) or a trion T (charged NC);
+two or more relax to the (charged) biexciton, which emits with its yield and then leaves
+an X (or T) that emits with its own yield. Delays are exponential with each state's total
+lifetime; the X delay adds to the BX one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..model import Model
+from .excitation import excitation_classes
+
+__all__ = ["state_yields", "outcome_probabilities", "OUTCOMES"]
+
+# Outcome of one pulse in which at least one photon is detected (before dead time):
+#   0: single excitation, X/T photon detected
+#   1: multi-excitation, BX photon only     2: multi-excitation, X photon only
+#   3: multi-excitation, both photons
+OUTCOMES = ("single", "bx_only", "x_only", "both")
+
+
+def state_yields(m: Model) -> dict[str, np.ndarray]:
+    """Yields and lifetimes (ns) indexed by charge state: 0 neutral (bright), 1 charged (grey)."""
+    return {
+        "eta1": np.array([m.exciton.quantum_yield, m.trion.quantum_yield]),
+        "eta2": np.array([m.biexciton.quantum_yield, m.charged_biexciton.quantum_yield]),
+        "tau1_ns": np.array([m.exciton.lifetime_ns, m.trion.lifetime_ns]),
+        "tau2_ns": np.array([m.biexciton.lifetime_ns, m.charged_biexciton.lifetime_ns]),
+    }
+
+
+def outcome_probabilities(m: Model, n_mean: float) -> np.ndarray:
+    """Per-pulse probabilities of the four detected outcomes, shape (2 states, 4)."""
+    _, p1, p2 = excitation_classes(n_mean)
+    y = state_yields(m)
+    d = m.detection.efficiency
+    a1 = y["eta1"] * d  # X/T photon emitted and detected
+    a2 = y["eta2"] * d  # BX photon emitted and detected
+    return np.stack(
+        [p1 * a1, p2 * a2 * (1 - a1), p2 * (1 - a2) * a1, p2 * a2 * a1], axis=1
+    )
