@@ -1,0 +1,200 @@
+"""The reference model: the physics of PHYSICS.md sections 2 and 6, literally, in NumPy.
+
+Every pulse is simulated: its photon number ``n ~ Poisson(N)``, the charge state at its
+start, bleaching by its excitation, each emitted photon's Bernoulli yield, detection,
+beam-splitter channel, exponential delay and Gaussian jitter; noise is a Poisson number of
+events per pulse. The detectors then run event by event in time order with an exact,
+unlimited afterpulse cascade (a heap of pending afterpulses) and a non-paralysable dead time.
+It shares no code with the JAX kernel beyond the data containers, uses NumPy's own
+generator, and agrees with the kernel only in distribution, which the tests check.
+It is slow and holds the whole stream in memory: for small sizes and for the benchmark.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+
+import numpy as np
+from scipy import stats
+
+from .model import Model
+from .physics.excitation import check_power
+from .stream import NO_EMITTER, PhotonStream, Source, State, Truth
+
+__all__ = ["simulate_reference"]
+
+_FIELDS = ("t", "channel", "source", "state", "delay")
+
+
+class _Telegraph:
+    """Bright/grey renewal process in units of pulses; ``states(i)`` at pulse starts."""
+
+    def __init__(self, m: Model, n_mean: float, rng: np.random.Generator):
+        b = m.blinking
+        self.enabled = b.enabled
+        self.rng = rng
+        if not self.enabled:
+            return
+        # charging (bright -> grey) speeds up with power: one- and two-photon channels
+        p_ge1 = lambda n: stats.poisson.sf(0, n)  # noqa: E731
+        p_ge2 = lambda n: stats.poisson.sf(1, n)  # noqa: E731
+        f = b.auger_charging_fraction
+        speedup = (1 - f) * p_ge1(n_mean) / p_ge1(1.0) + f * p_ge2(n_mean) / p_ge2(1.0)
+        pulses_per_us = m.excitation.rep_rate_hz * 1e-6
+        self.scale = [b.bright_dwell_us * pulses_per_us / speedup, b.grey_dwell_us * pulses_per_us]
+        self.kind = b.dwell
+        self.m = b.power_law_exponent
+        self.t_max = b.power_law_max_s * m.excitation.rep_rate_hz
+        if self.kind == "exponential":  # stationary start
+            self.state = int(rng.random() >= self.scale[0] / sum(self.scale))
+        else:  # a power law has no stationary state: start bright, as after a dark period
+            self.state = 0
+        self.next_switch = self._dwell(self.state)
+
+    def _dwell(self, state: int) -> float:
+        u = self.rng.random()
+        t_min = self.scale[state]
+        if self.kind == "exponential":
+            return -math.log1p(-u) * t_min
+        a = self.m - 1.0  # p(t) ~ t^-m on [t_min, t_max]: inverse CDF
+        tail = (self.t_max / t_min) ** (-a)
+        return t_min * (1.0 - u * (1.0 - tail)) ** (-1.0 / a)
+
+    def states(self, first: int, count: int) -> np.ndarray:
+        out = np.zeros(count, np.int8)
+        if not self.enabled:
+            return out
+        i, stop = first, first + count
+        while i < stop:
+            end = min(stop, math.ceil(self.next_switch))  # pulses before the switch
+            out[i - first : end - first] = self.state
+            if end == stop and self.next_switch >= stop:
+                break
+            i = end
+            self.state ^= 1
+            self.next_switch += self._dwell(self.state)
+        return out
+
+
+def _noise(m: Model, rng, pulses: np.ndarray, period_ps: int, sigma_ps: float):
+    """Dark counts per channel, uniform and prompt background: Poisson per pulse."""
+    period_s = period_ps * 1e-12
+    det, bg = m.detection, m.background
+    out = []
+    kinds = [(det.dark_cps, Source.DARK, 0), (det.dark_cps, Source.DARK, 1),
+             (bg.rate_cps, Source.BACKGROUND, -1), (bg.prompt_cps, Source.PROMPT_BACKGROUND, -1)]
+    for rate, source, channel in kinds:
+        k = rng.poisson(rate * period_s, len(pulses))
+        p = np.repeat(pulses, k)
+        n = len(p)
+        if source == Source.PROMPT_BACKGROUND:
+            rel = det.irf_offset_ns * 1e3 + sigma_ps * rng.standard_normal(n)
+            rel += rng.exponential(bg.prompt_lifetime_ns * 1e3, n) if bg.prompt_lifetime_ns else 0
+            rel = np.maximum(rel, 0.0)
+        else:
+            rel = rng.random(n) * period_ps
+        ch = np.full(n, channel) if channel >= 0 else (rng.random(n) >= det.split_ratio).astype(int)
+        out.append(dict(t=p * period_ps + np.rint(rel).astype(np.int64), channel=ch,
+                        source=np.full(n, source), state=np.full(n, State.NONE),
+                        delay=np.full(n, np.nan)))
+    return out
+
+
+def _detectors(ev: dict, m: Model, rng) -> dict:
+    """Exact per-channel dead time with an unlimited afterpulse cascade, in time order."""
+    dead = int(round(m.detection.dead_time_ns * 1e3))
+    p_ap = m.detection.afterpulse_probability
+    tau_ap = m.detection.afterpulse_time_constant_ns * 1e3
+    order = np.lexsort((np.arange(len(ev["t"])), ev["t"]))
+    kept = []  # (t, channel, source, state, delay)
+    for c in np.unique(ev["channel"]).tolist():
+        idx = order[ev["channel"][order] == c].tolist()
+        pending: list[tuple[int, int]] = []  # afterpulse heap: (time, sequence)
+        last = None
+        k, seq = 0, 0
+        while k < len(idx) or pending:
+            take_ap = pending and (k >= len(idx) or pending[0][0] < ev["t"][idx[k]])
+            if take_ap:
+                t, _ = heapq.heappop(pending)
+                rec = (t, c, Source.AFTERPULSE, State.NONE, np.nan)
+            else:
+                j = idx[k]
+                k += 1
+                t = int(ev["t"][j])
+                rec = (t, c, ev["source"][j], ev["state"][j], ev["delay"][j])
+            if last is not None and t - last < dead:
+                continue  # lost in the dead time: no avalanche, no afterpulse
+            last = t
+            kept.append(rec)
+            if p_ap > 0 and rng.random() < p_ap:
+                seq += 1
+                heapq.heappush(pending, (t + dead + int(round(rng.exponential(tau_ap))), seq))
+    kept.sort(key=lambda r: r[0])
+    cols = list(zip(*kept)) if kept else [[] for _ in _FIELDS]
+    return {f: np.asarray(col) for f, col in zip(_FIELDS, cols)}
+
+
+def simulate_reference(
+    model: Model, duration_s: float, power: float = 1.0, seed: int = 0, *, block_pulses: int = 1 << 18
+) -> PhotonStream:
+    """One emitter, every pulse, literally. Same output type and truth as :func:`simsps.simulate`."""
+    m = model
+    n_mean = check_power(power)
+    if not (math.isfinite(duration_s) and duration_s > 0):
+        raise ValueError(f"duration_s = {duration_s!r} is out of range: allowed (0, inf) seconds")
+    rng = np.random.default_rng(seed)
+    period_ps = m.sync_period_ps
+    n_pulses = int(round(duration_s * m.excitation.rep_rate_hz))
+    det = m.detection
+    sigma = det.jitter_fwhm_ps / (2 * math.sqrt(2 * math.log(2)))
+    eta1 = np.array([m.exciton.quantum_yield, m.trion.quantum_yield])
+    eta2 = np.array([m.biexciton.quantum_yield, m.charged_biexciton.quantum_yield])
+    tau1 = np.array([m.exciton.lifetime_ns, m.trion.lifetime_ns]) * 1e3
+    tau2 = np.array([m.biexciton.lifetime_ns, m.charged_biexciton.lifetime_ns]) * 1e3
+    p_bleach = m.bleaching.probability_per_excitation if m.bleaching.enabled else 0.0
+    blink = _Telegraph(m, n_mean, rng)
+    bleach_pulse = None
+    parts = []
+    for start in range(0, n_pulses, block_pulses):
+        count = min(block_pulses, n_pulses - start)
+        pulse = np.arange(start, start + count, dtype=np.int64)
+        parts += _noise(m, rng, pulse, period_ps, sigma)
+        if bleach_pulse is not None:
+            continue  # bleached: dark for ever, only noise
+        state = blink.states(start, count).astype(np.int64)
+        n = rng.poisson(n_mean, count)
+        bleaches = (n >= 1) & (rng.random(count) < p_bleach)
+        if bleaches.any():
+            first = int(np.argmax(bleaches))
+            bleach_pulse = start + first
+            n[first:] = 0  # the bleaching excitation and everything after emit nothing
+        e2 = rng.exponential(tau2[state])  # biexciton delay
+        e1 = rng.exponential(tau1[state])  # exciton delay after it
+        bx = (n >= 2) & (rng.random(count) < eta2[state])
+        x = (n >= 1) & (rng.random(count) < eta1[state])
+        for emitted, delay, src in (
+            (bx, e2, np.where(state == 0, Source.BIEXCITON, Source.CHARGED_BIEXCITON)),
+            (x, np.where(n >= 2, e2 + e1, e1), np.where(state == 0, Source.EXCITON, Source.TRION)),
+        ):
+            hit = emitted & (rng.random(count) < det.efficiency)
+            k = int(hit.sum())
+            channel = (rng.random(k) >= det.split_ratio).astype(int)
+            rel = np.maximum(delay[hit] + det.irf_offset_ns * 1e3 + sigma * rng.standard_normal(k), 0)
+            parts.append(dict(t=pulse[hit] * period_ps + np.rint(rel).astype(np.int64),
+                              channel=channel, source=src[hit], state=state[hit], delay=delay[hit]))
+    ev = {f: np.concatenate([p[f] for p in parts]) if parts else np.empty(0) for f in _FIELDS}
+    ev["t"] = ev["t"].astype(np.int64)
+    out = _detectors(ev, m, rng)
+    t = out["t"].astype(np.int64)
+    sync = t // period_ps
+    dtime = np.floor((t - sync * period_ps) / det.resolution_ps).astype(np.uint32)
+    emitter = np.where(np.isnan(out["delay"].astype(float)), NO_EMITTER, 0) if len(t) else []
+    bleach_s = np.inf if bleach_pulse is None else bleach_pulse / m.excitation.rep_rate_hz
+    truth = Truth(source=out["source"], state=out["state"], emitter=emitter,
+                  emission_delay_ps=out["delay"], arrival_ps=t, bleach_time_s=[bleach_s])
+    meta = dict(model=m.name, model_toml=m.to_toml(), seed=int(seed), power=n_mean,
+                duration_s=float(duration_s), emitters=1, generator="simsps.reference")
+    return PhotonStream(sync=sync, dtime=dtime, channel=out["channel"], sync_period_ps=float(period_ps),
+                        resolution_ps=float(det.resolution_ps), truth=truth, meta=meta,
+                        n_pulses=n_pulses)

@@ -1,0 +1,67 @@
+"""Closed forms (PHYSICS.md section 3) and small statistics used by the tests.
+
+Written independently of the library's kernels on purpose.
+"""
+
+import math
+
+import numpy as np
+from scipy import stats
+
+import simsps
+from simsps.reference import simulate_reference
+
+Z_CRIT = stats.norm.isf(0.5e-3)  # two-sided alpha = 1e-3
+
+
+def run(engine, model, duration_s, power=1.0, seed=0, **kw):
+    if engine == "jax":
+        return simsps.simulate(model, duration_s, power=power, seed=seed, **kw)
+    return simulate_reference(model, duration_s, power=power, seed=seed)
+
+
+def g2_zero_closed_form(eta_x, eta_bx, n):
+    """PHYSICS.md 3: X+BX truncation, no blinking, no background."""
+    p_ge1 = -math.expm1(-n)
+    p_ge2 = 1 - math.exp(-n) * (1 + n)
+    return 2 * eta_x * eta_bx * p_ge2 / (eta_x * p_ge1 + eta_bx * p_ge2) ** 2
+
+
+def photons_per_pulse(eta1, eta2, n, efficiency=1.0):
+    """Mean detected photons per pulse of the cascade at mean excitation ``n``."""
+    p_ge1 = -math.expm1(-n)
+    p_ge2 = 1 - math.exp(-n) * (1 + n)
+    return efficiency * (eta1 * p_ge1 + eta2 * p_ge2)
+
+
+def exciton_delay_cdf(tau1, tau2, w_single):
+    """Emission delay of X photons: Exp(tau1) after a single excitation (weight
+    ``w_single``), hypoexponential BX -> X delay after a multi-excitation."""
+
+    def cdf(t):
+        t = np.asarray(t, float)
+        single = -np.expm1(-t / tau1)
+        hypo = 1 - (tau1 * np.exp(-t / tau1) - tau2 * np.exp(-t / tau2)) / (tau1 - tau2)
+        return np.where(t < 0, 0.0, w_single * single + (1 - w_single) * hypo)
+
+    return cdf
+
+
+def counts_per_pulse(stream):
+    return np.bincount(stream.sync, minlength=stream.n_pulses).astype(np.float64)
+
+
+def autocorrelation(c, lags):
+    """Normalised intensity correlation G(k) = <c_i c_i+k> / <c>^2 of per-pulse counts."""
+    mean = c.mean()
+    return np.array([np.mean(c[:-k] * c[k:]) / mean**2 for k in lags])
+
+
+def poisson_z(observed, expected):
+    return (observed - expected) / math.sqrt(expected)
+
+
+def two_rate_z(n1, t1, n2, t2):
+    """z statistic of equal Poisson rates ``n1/t1`` and ``n2/t2``."""
+    r1, r2 = n1 / t1, n2 / t2
+    return (r1 - r2) / math.sqrt(n1 / t1**2 + n2 / t2**2)

@@ -1,0 +1,147 @@
+"""Detectors: dead time, dark counts, afterpulsing. Fixed seeds, alpha = 1e-3."""
+
+import math
+
+import jax
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from scipy import stats
+
+import simsps
+from simsps import Source
+from simsps.detector import DetectorChain, Events, dead_time_filter
+
+from .conftest import ALPHA
+from .helpers import Z_CRIT, poisson_z, run, two_rate_z
+
+DEAD_PS = 22_000
+
+
+def _dark_model(zn, p_ap=0.05, dark=2e4):
+    """Only dark counts (efficiency 0, no background) and afterpulses."""
+    return zn.replace({"detection.efficiency": 0.0, "background.rate_cps": 0.0,
+                       "background.prompt_cps": 0.0, "detection.dark_cps": dark,
+                       "detection.afterpulse_probability": p_ap})
+
+
+def _brute_force_dead_time(t, dead, last):
+    keep = []
+    for x in t:
+        ok = x - last >= dead
+        keep.append(ok)
+        if ok:
+            last = x
+    return np.array(keep, bool)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 200_000), max_size=60), st.integers(0, 30_000),
+       st.integers(-100_000, 0))
+def test_dead_time_filter_is_the_sequential_rule(times, dead, last):
+    t = np.sort(np.array(times, np.int64))
+    keep, new_last = dead_time_filter(t, dead, last)
+    np.testing.assert_array_equal(keep, _brute_force_dead_time(t, dead, last))
+    kept = t[keep]
+    assert np.all(np.diff(kept) >= dead)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2_000_000), st.integers(0, 1)), max_size=80),
+       st.lists(st.integers(1, 2_000_000), max_size=5))
+def test_detector_chain_does_not_depend_on_chunking(records, cuts):
+    """Splitting the incident events at arbitrary times gives the same detections."""
+    ev = Events({
+        "abs_ps": np.array([r[0] for r in records], np.int64),
+        "channel": np.array([r[1] for r in records], np.uint8),
+        "source": np.full(len(records), Source.DARK, np.uint8),
+        "state": np.full(len(records), 255, np.uint8),
+        "emitter": np.full(len(records), 65535, np.uint16),
+        "delay_ps": np.full(len(records), np.nan, np.float32),
+        "uap": np.linspace(0, 1, len(records), dtype=np.float32),  # some afterpulse
+    }).sorted()
+
+    def chain():
+        return DetectorChain(jax.random.key(0), dead_time_ns=22.0, afterpulse_probability=0.3,
+                             afterpulse_time_constant_ns=50.0)
+
+    end = 3_000_000
+    whole = chain().process(ev, end)
+    c = chain()
+    parts, lo = [], 0
+    for hi in sorted(set(cuts)) + [end]:
+        parts.append(c.process(ev.take((ev["abs_ps"] >= lo) & (ev["abs_ps"] < hi)), hi))
+        lo = hi
+    pieces = Events.concat(parts)
+    np.testing.assert_array_equal(whole["abs_ps"], pieces["abs_ps"])
+    np.testing.assert_array_equal(whole["channel"], pieces["channel"])
+    for ch in (0, 1):
+        assert np.all(np.diff(whole["abs_ps"][whole["channel"] == ch]) >= DEAD_PS)
+
+
+def test_no_two_detections_closer_than_dead_time_at_high_rate(zn):
+    m = zn.replace({"detection.efficiency": 0.6, "blinking.enabled": False})
+    s = simsps.simulate(m, 0.2, power=3.0, seed=5)
+    for ch in (0, 1):
+        t = s.truth.arrival_ps[s.channel == ch]
+        assert np.diff(t).min() >= DEAD_PS
+    # without the dead time, some would have been closer
+    s0 = simsps.simulate(m.replace({"detection.dead_time_ns": 0.0}), 0.2, power=3.0, seed=5)
+    t = s0.truth.arrival_ps[s0.channel == 0]
+    assert np.diff(t).min() < DEAD_PS
+
+
+@pytest.mark.parametrize("engine", ["jax", "reference"])
+def test_dark_count_and_afterpulse_rates(zn, engine):
+    """Dark counts per channel at r / (1 + r * dead) (non-paralysable), afterpulses per
+    primary p / (1 - p) (a geometric cascade; the kernel keeps two generations, a p^3 = 1e-4
+    relative difference), afterpulse delays after the parent's dead time ~ Exp(tau_ap)."""
+    p, r = 0.05, 2e4
+    m = _dark_model(zn, p_ap=p, dark=r)
+    dur = 4.0
+    s = run(engine, m, dur, seed=13)
+    src = s.truth.source
+    dead_s = DEAD_PS * 1e-12
+    for ch in (0, 1):
+        n_dark = int(np.sum((src == Source.DARK) & (s.channel == ch)))
+        assert abs(poisson_z(n_dark, r / (1 + r * dead_s) * dur)) < Z_CRIT
+    n_dark = int(np.sum(src == Source.DARK))
+    n_ap = int(np.sum(src == Source.AFTERPULSE))
+    assert abs(poisson_z(n_ap, n_dark * p / (1 - p))) < Z_CRIT
+    # delay of an afterpulse from the previous detection on its channel
+    gaps = []
+    for ch in (0, 1):
+        on = s.channel == ch
+        t = s.truth.arrival_ps[on]
+        is_ap = src[on] == Source.AFTERPULSE
+        gaps.append((t[1:] - t[:-1])[is_ap[1:]] - DEAD_PS)
+    gaps = np.concatenate(gaps)
+    tau = m.detection.afterpulse_time_constant_ns * 1e3
+    assert stats.kstest(gaps, stats.expon(scale=tau).cdf).pvalue > ALPHA
+
+
+def test_kernel_and_reference_afterpulse_alike(zn):
+    """Two-sample: afterpulse and dark rates of the kernel and the reference."""
+    m = _dark_model(zn, p_ap=0.1, dark=5e4)
+    a, b = run("jax", m, 2.0, seed=1), run("reference", m, 2.0, seed=1)
+    for source in (Source.DARK, Source.AFTERPULSE):
+        na = int(np.sum(a.truth.source == source))
+        nb = int(np.sum(b.truth.source == source))
+        assert abs(two_rate_z(na, 2.0, nb, 2.0)) < Z_CRIT
+
+
+def test_background_rates(zn):
+    """Uniform background over the period, prompt background after the pulse."""
+    m = zn.replace({"detection.efficiency": 0.0, "detection.dark_cps": 0.0,
+                    "detection.afterpulse_probability": 0.0, "background.rate_cps": 5e4,
+                    "background.prompt_cps": 2e4})
+    s = simsps.simulate(m, 1.0, seed=17)
+    src = s.truth.source
+    n_u = int(np.sum(src == Source.BACKGROUND))
+    n_p = int(np.sum(src == Source.PROMPT_BACKGROUND))
+    dead_s = DEAD_PS * 1e-12
+    assert abs(poisson_z(n_u + n_p, 7e4 / (1 + 3.5e4 * dead_s))) < Z_CRIT
+    rel = (s.truth.arrival_ps - s.sync * 400_000)[src == Source.BACKGROUND]
+    assert stats.kstest(rel, stats.uniform(scale=400_000).cdf).pvalue > ALPHA
+    prompt_rel = (s.truth.arrival_ps - s.sync * 400_000)[src == Source.PROMPT_BACKGROUND]
+    assert np.median(prompt_rel) < 2_500 and prompt_rel.min() > 1_000
