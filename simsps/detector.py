@@ -91,13 +91,17 @@ def dead_time_filter(t: np.ndarray, dead_ps: int, last_kept: int) -> tuple[np.nd
     return keep, int(t[kept[-1]]) if len(kept) else last_kept
 
 
-def _filter_channels(ev: Events, dead_ps: int, last: np.ndarray) -> Events:
-    keep = np.zeros(len(ev), bool)
-    for c in np.unique(ev["channel"]).tolist():
-        idx = np.flatnonzero(ev["channel"] == c)
-        k, last[c] = dead_time_filter(ev["abs_ps"][idx], dead_ps, int(last[c]))
-        keep[idx[k]] = True
-    return ev.take(keep)
+def _dead_time_keep(t: np.ndarray, channel: np.ndarray, dead_ps: int, last: np.ndarray) -> np.ndarray:
+    """Keep-mask of time-sorted events, per channel; updates ``last`` in place."""
+    keep = np.ones(len(t), bool)
+    for c in range(len(last)):
+        idx = np.flatnonzero(channel == c)
+        if not len(idx):
+            continue
+        k, last[c] = dead_time_filter(t[idx], dead_ps, int(last[c]))
+        if not k.all():
+            keep[idx[~k]] = False
+    return keep
 
 
 @partial(jax.jit, static_argnames=())
@@ -166,12 +170,21 @@ class DetectorChain:
 
     def process(self, incident: Events, end_ps: int) -> Events:
         """Detections with time < ``end_ps``; later events are held for the next call."""
-        ev = Events.concat([self.pending_in, incident])
-        ready = ev["abs_ps"] < end_ps
-        self.pending_in = ev.take(~ready)
-        prim = _filter_channels(ev.take(ready).sorted(), self.dead_ps, self.last1)
+        ev = Events.concat([self.pending_in, incident]) if len(self.pending_in) else incident
+        order = np.argsort(ev["abs_ps"], kind="stable")
+        t = ev["abs_ps"][order]
+        n_ready = int(np.searchsorted(t, end_ps, side="left"))
+        self.pending_in = ev.take(order[n_ready:])
+        order, t = order[:n_ready], t[:n_ready]
+        keep = _dead_time_keep(t, ev["channel"][order], self.dead_ps, self.last1)
+        prim = ev.take(order[keep])
         ap = Events.concat([self.pending_ap, self._afterpulses(prim)])
-        ap_ready = ap["abs_ps"] < end_ps
-        self.pending_ap = ap.take(~ap_ready)
-        merged = Events.concat([prim, ap.take(ap_ready)]).sorted()
-        return _filter_channels(merged, self.dead_ps, self.last3)
+        if len(ap):
+            ap_ready = ap["abs_ps"] < end_ps
+            self.pending_ap = ap.take(~ap_ready)
+            merged = Events.concat([prim, ap.take(ap_ready)])
+            merged = merged.take(np.argsort(merged["abs_ps"], kind="stable"))
+        else:
+            merged = prim
+        keep = _dead_time_keep(merged["abs_ps"], merged["channel"], self.dead_ps, self.last3)
+        return merged if keep.all() else merged.take(keep)

@@ -23,7 +23,7 @@ from .physics.blinking import BlinkTrajectory
 from .physics.bleaching import bleach_probability_per_pulse, bleach_pulse_from_uniform
 from .physics.cascade import outcome_probabilities, state_yields
 from .physics.excitation import check_power
-from .stream import PhotonStream, Truth
+from .stream import NO_EMITTER, PhotonStream, State, Truth
 
 __all__ = ["simulate", "simulate_chunks", "DEFAULT_CHUNK_PULSES", "kernel_params"]
 
@@ -126,8 +126,6 @@ def simulate_chunks(
     emitter_keys = jax.vmap(jax.random.fold_in, (None, 0))(jax.random.fold_in(root, 0), ids)
     kps = [kernel_params(m, n_mean, with_noise=(e == 0)) for e in range(emitters)]
     kp = _stack(kps)
-    n_sub = signal_capacity(float(kps[0].q_max))
-    n_sub_bg = noise_capacity(float(kps[0].bg_lam))
 
     blink_key = jax.random.fold_in(root, 1)
     trajectories = [
@@ -155,63 +153,87 @@ def simulate_chunks(
 
     chunk_blocks = chunk_pulses // BLOCK_PULSES
     total_blocks = -(-n_pulses // BLOCK_PULSES)
+    plan = []  # (first block, number of blocks): powers of two, so few compiled shapes
+    block = 0
+    while block < total_blocks:
+        nb = min(chunk_blocks, _pow2ceil(total_blocks - block))
+        plan.append((block, nb))
+        block += nb
+    capacity = [signal_capacity(float(kps[0].q_max)), noise_capacity(float(kps[0].bg_lam))]
+
+    def inputs(block, nb):
+        start = block * BLOCK_PULSES
+        windows = [t.window(start, start + nb * BLOCK_PULSES) for t in trajectories]
+        size = _pow2ceil(max(64, max(len(w[1]) for w in windows) + 1))
+        switch = np.full((emitters, size), _INT32_MAX, np.int32)
+        for e, (_, rel) in enumerate(windows):
+            switch[e, : len(rel)] = rel
+        state0 = np.array([w[0] for w in windows], np.int32)
+        bleach_rel = np.clip(bleach_pulse - start, 0, _INT32_MAX).astype(np.int32)
+        return (emitter_keys, jnp.int32(block), kp, jnp.asarray(switch), jnp.asarray(state0),
+                jnp.asarray(bleach_rel))
+
+    def launch(block, nb):
+        args = inputs(block, nb)
+        return args, nb, chunk_kernel(*args, n_blocks=nb, n_slots=capacity[0], n_slots_bg=capacity[1])
+
     bar = _make_progress(progress, duration)
     try:
-        block = 0
-        while block < total_blocks:
-            nb = min(chunk_blocks, _pow2ceil(total_blocks - block))
+        # depth-1 pipeline: the kernel of chunk k+1 runs (asynchronously) while the host
+        # assembles chunk k and runs the detectors on it
+        pending = launch(*plan[0])
+        for k, (block, nb) in enumerate(plan):
+            args, nb, (sig, bg, overflow) = pending
+            if k + 1 < len(plan):
+                pending = launch(*plan[k + 1])
+            while bool(np.asarray(overflow).any()):  # > 6 sigma: same numbers, more slots
+                capacity[:] = [2 * c for c in capacity]
+                sig, bg, overflow = chunk_kernel(*args, n_blocks=nb, n_slots=capacity[0],
+                                                 n_slots_bg=capacity[1])
             start = block * BLOCK_PULSES
             stop = min(start + nb * BLOCK_PULSES, n_pulses)
-            windows = [t.window(start, start + nb * BLOCK_PULSES) for t in trajectories]
-            size = _pow2ceil(max(64, max(len(w[1]) for w in windows) + 1))
-            switch = np.full((emitters, size), _INT32_MAX, np.int32)
-            for e, (_, rel) in enumerate(windows):
-                switch[e, : len(rel)] = rel
-            state0 = np.array([w[0] for w in windows], np.int32)
-            bleach_rel = np.clip(bleach_pulse - start, 0, _INT32_MAX).astype(np.int32)
-            while True:
-                sig, bg, overflow = chunk_kernel(
-                    emitter_keys, jnp.int32(block), kp, jnp.asarray(switch), jnp.asarray(state0),
-                    jnp.asarray(bleach_rel), n_blocks=nb, n_sub=n_sub, n_sub_bg=n_sub_bg,
-                )
-                if not bool(np.asarray(overflow).any()):
-                    break
-                n_sub, n_sub_bg = 2 * n_sub, 2 * n_sub_bg  # same numbers, more of them
             incident = _assemble(sig, bg, start, n_pulses, period_ps)
-            end_ps = stop * period_ps
-            det = chain.process(incident, end_ps)
+            det = chain.process(incident, stop * period_ps)
             yield _to_stream(det, period_ps, res_ps, bleach_time_s, meta, stop)
             if bar is not None:
                 bar.update(round((stop - start) / m.excitation.rep_rate_hz, 3))
-            block += nb
     finally:
         if bar is not None:
             bar.close()
 
 
 def _assemble(sig, bg, start: int, n_pulses: int, period_ps: int) -> Events:
-    parts = []
-    # signal: arrays (E, NB, 2, C); noise: (E, NB, C)
-    for arrays, has_slot in ((sig, True), (bg, False)):
-        valid = np.asarray(arrays["valid"])
-        idx = np.nonzero(valid)
-        e_idx, b_idx = idx[0], idx[1]
-        pos = np.asarray(arrays["pos"])[idx].astype(np.int64)
-        pulse = start + b_idx.astype(np.int64) * BLOCK_PULSES + pos
-        inside = pulse < n_pulses
-        t_ps = np.asarray(arrays["t_ps"])[idx]
-        n = len(pulse)
-        ev = Events(
-            abs_ps=pulse * period_ps + np.rint(t_ps).astype(np.int64),
-            channel=np.asarray(arrays["channel"])[idx],
-            source=np.asarray(arrays["source"])[idx],
-            state=np.asarray(arrays["state"])[idx] if has_slot else np.full(n, 255, np.uint8),
-            emitter=e_idx.astype(np.uint16) if has_slot else np.full(n, 65535, np.uint16),
-            delay_ps=np.asarray(arrays["delay_ps"])[idx] if has_slot else np.full(n, np.nan, np.float32),
-            uap=np.asarray(arrays["uap"])[idx],
-        )
-        parts.append(ev.take(inside))
-    return Events.concat(parts)
+    """Valid kernel slots -> incident events with int64 absolute times (host side)."""
+    # signal: valid/t/delay/channel/source (E, NB, 2, C), pos/state (E, NB, C); noise (E, NB, C)
+    valid = np.asarray(sig["valid"])
+    n_e, n_b, _, c = valid.shape
+    f = np.flatnonzero(valid)
+    take = lambda a: np.asarray(a).reshape(-1)[f]  # noqa: E731
+    slot = (f // (2 * c)) * c + f % c  # index into the (E, NB, C) arrays
+    block = slot // c
+    sig_ev = _events(start, n_pulses, block % n_b, np.asarray(sig["pos"]).reshape(-1)[slot],
+                     take(sig["t_ps"]), period_ps,
+                     channel=take(sig["channel"]), source=take(sig["source"]),
+                     state=np.asarray(sig["state"]).reshape(-1)[slot],
+                     emitter=(block // n_b).astype(np.uint16), delay_ps=take(sig["delay_ps"]),
+                     uap=take(sig["uap"]))
+    valid = np.asarray(bg["valid"])
+    f = np.flatnonzero(valid)
+    n = len(f)
+    bg_ev = _events(start, n_pulses, (f // valid.shape[2]) % n_b, take(bg["pos"]), take(bg["t_ps"]),
+                    period_ps, channel=take(bg["channel"]), source=take(bg["source"]),
+                    state=np.full(n, State.NONE, np.uint8),
+                    emitter=np.full(n, NO_EMITTER, np.uint16),
+                    delay_ps=np.full(n, np.nan, np.float32), uap=take(bg["uap"]))
+    return Events.concat([sig_ev, bg_ev])
+
+
+def _events(start, n_pulses, b_idx, pos, t_ps, period_ps, **cols) -> Events:
+    """Events of the pulses before ``n_pulses`` (the last block runs past the end)."""
+    pulse = start + b_idx.astype(np.int64) * BLOCK_PULSES + pos
+    ev = Events(abs_ps=pulse * period_ps + np.rint(t_ps).astype(np.int64), **cols)
+    inside = pulse < n_pulses
+    return ev if inside.all() else ev.take(inside)
 
 
 def _to_stream(det: Events, period_ps: int, res_ps: float, bleach_time_s, meta, n_pulses) -> PhotonStream:

@@ -8,9 +8,11 @@ probability over charge states ``q_max``; each candidate is kept with probabilit
 uniform. Noise (dark counts, uniform and prompt background) is a Poisson count per block
 with independent uniform positions.
 
-Random words come in sub-batches of ``SUB`` slots, each from its own key
-``fold_in(block_key, sub_batch)``, so slot ``i`` gets the same numbers whatever the
-capacity: a block that overflows is simply recomputed with more sub-batches.
+Random words are threefry2x32 of the block key with counter (slot, word pair), called
+directly, so slot ``i`` gets the same numbers whatever the capacity: a block that
+overflows is simply recomputed with more slots, and the stream does not depend on it.
+Channel choice and afterpulse draws use 16-bit halves of one word each (probabilities
+resolved to 2^-16), the rest 24-bit uniforms.
 Everything inside is 32-bit; absolute int64 times are assembled on the host.
 """
 
@@ -23,16 +25,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jax.extend.random import threefry2x32_p
+
 from ._pytree import pytree_dataclass
 from .stream import Source
 
-__all__ = ["BLOCK_PULSES", "SUB", "KernelParams", "chunk_kernel", "signal_capacity"]
+__all__ = ["BLOCK_PULSES", "KernelParams", "chunk_kernel", "signal_capacity", "noise_capacity"]
 
-BLOCK_PULSES = 1 << 16
-SUB = 128
-_SIG_WORDS = 10
-_BG_WORDS = 7
+BLOCK_PULSES = 1 << 18
+SLOT_QUANTUM = 64  # capacities are multiples of this (few distinct compiled shapes)
 _TWO_PI = np.float32(2 * np.pi)
+_NOISE_STREAM = 1 << 16  # counter offset of the noise words within a block
 
 # noise categories, in the order of KernelParams.bg_cum
 DARK0, DARK1, UNIFORM, PROMPT = 0, 1, 2, 3
@@ -56,15 +59,19 @@ class KernelParams:
     prompt_tau_ps: jax.Array  # ()
 
 
+def _quantise(n: float) -> int:
+    return max(SLOT_QUANTUM, SLOT_QUANTUM * math.ceil(n / SLOT_QUANTUM))
+
+
 def signal_capacity(q_max: float) -> int:
-    """Sub-batches per block so that overflow is a > 6 sigma event."""
+    """Candidate slots per block so that overflow is a > 6 sigma event."""
     mean = BLOCK_PULSES * q_max
     sd = math.sqrt(BLOCK_PULSES * q_max * (1 - q_max))
-    return max(1, math.ceil((mean + 6 * sd + 16) / SUB))
+    return _quantise(mean + 6 * sd + 16)
 
 
 def noise_capacity(lam: float) -> int:
-    return max(1, math.ceil((lam + 6 * math.sqrt(lam) + 16) / SUB))
+    return _quantise(lam + 6 * math.sqrt(lam) + 16)
 
 
 def _unit(bits):
@@ -72,11 +79,24 @@ def _unit(bits):
     return ((bits >> 8) + 1).astype(jnp.float32) * jnp.float32(2.0**-24)
 
 
-def _words(key, n_sub, n_words):
-    keys = jax.vmap(jax.random.fold_in, (None, 0))(key, jnp.arange(n_sub, dtype=jnp.uint32))
-    bits = jax.vmap(lambda k: jax.random.bits(k, (n_words, SUB), jnp.uint32))(keys)
-    # (n_sub, n_words, SUB) -> (n_words, n_sub * SUB)
-    return _unit(jnp.transpose(bits, (1, 0, 2)).reshape(n_words, n_sub * SUB))
+def _unit16(bits):
+    """The two 16-bit halves of a uint32 -> two float32 uniforms on (0, 1)."""
+    scale = jnp.float32(2.0**-16)
+    hi = ((bits >> 16).astype(jnp.float32) + 0.5) * scale
+    lo = ((bits & 0xFFFF).astype(jnp.float32) + 0.5) * scale
+    return hi, lo
+
+
+def _words(key_data, n_slots: int, n_pairs: int, offset: int = 0):
+    """Raw threefry words, ``2 * n_pairs`` per slot: word pair ``j`` of slot ``i`` is
+    ``threefry2x32(key, (i, offset + j))``. A slot's words depend only on its index, so
+    recomputing a block with more slots reproduces the first ones exactly."""
+    i = jnp.arange(n_slots, dtype=jnp.uint32)
+    out = []
+    for j in range(n_pairs):
+        y1, y2 = threefry2x32_p.bind(key_data[0], key_data[1], i, jnp.full_like(i, offset + j))
+        out += [y1, y2]
+    return out
 
 
 def _normal_pair(u1, u2):
@@ -84,53 +104,57 @@ def _normal_pair(u1, u2):
     return r * jnp.cos(_TWO_PI * u2), r * jnp.sin(_TWO_PI * u2)
 
 
-def _signal(key, kp: KernelParams, switch, state0, bleach_rel, block_local, n_sub):
-    u = _words(key, n_sub, _SIG_WORDS)
+def _signal(key_data, kp: KernelParams, switch, state0, bleach_rel, block_local, n_slots):
+    w = _words(key_data, n_slots, 4)
     big = jnp.float32(BLOCK_PULSES + 1)
-    gap = jnp.minimum(jnp.floor(jnp.log(u[0]) / kp.log1m_q), big - 1).astype(jnp.int32) + 1
+    gap = jnp.minimum(jnp.floor(jnp.log(_unit(w[0])) / kp.log1m_q), big - 1).astype(jnp.int32) + 1
     pos = jnp.cumsum(gap) - 1
     in_block = pos < BLOCK_PULSES
     overflow = pos[-1] < BLOCK_PULSES
     chunk_pos = block_local * BLOCK_PULSES + pos
-    n_sw = jnp.searchsorted(switch, chunk_pos, side="right")
-    state = jnp.bitwise_xor(state0, n_sw & 1).astype(jnp.int32)
+    n_sw = jnp.searchsorted(switch, chunk_pos, side="right", method="scan_unrolled")
+    state = jnp.bitwise_and(state0 + n_sw, 1)
     alive = chunk_pos < bleach_rel
-    v = u[1] * kp.q_max
-    cat = jnp.sum(v[:, None] >= kp.cum[state], axis=1)  # 4: nothing detected
-    ok = in_block & alive & (cat < 4)
-    e1 = -jnp.log(u[2]) * kp.tau1_ps[state]
-    e2 = -jnp.log(u[3]) * kp.tau2_ps[state]
-    n1, n2 = _normal_pair(u[4], u[5])
+    v = _unit(w[1]) * kp.q_max
+    cum = kp.cum[state]
+    cat = (v >= cum[:, 0]).astype(jnp.int32) + (v >= cum[:, 1]) + (v >= cum[:, 2]) + (v >= cum[:, 3])
+    ok = in_block & alive & (cat < 4)  # 4: nothing detected
+    e1 = -jnp.log(_unit(w[2])) * kp.tau1_ps[state]
+    e2 = -jnp.log(_unit(w[3])) * kp.tau2_ps[state]
+    n1, n2 = _normal_pair(_unit(w[4]), _unit(w[5]))
+    c1, c2 = _unit16(w[6])
+    a1, a2 = _unit16(w[7])
     has_bx = ok & ((cat == 1) | (cat == 3))
     has_x = ok & (cat != 1)
     d_x = jnp.where(cat == 0, e1, e2 + e1)
     delay = jnp.stack([e2, d_x])
     t = jnp.maximum(delay + kp.offset_ps + kp.jitter_ps * jnp.stack([n1, n2]), 0.0)
-    channel = (jnp.stack([u[6], u[7]]) > kp.split).astype(jnp.uint8)
-    src_bx = jnp.where(state == 0, Source.BIEXCITON, Source.CHARGED_BIEXCITON)
-    src_x = jnp.where(state == 0, Source.EXCITON, Source.TRION)
+    channel = (jnp.stack([c1, c2]) > kp.split).astype(jnp.uint8)
+    grey = state.astype(jnp.uint8)
+    src_bx = jnp.uint8(Source.BIEXCITON) + grey * jnp.uint8(Source.CHARGED_BIEXCITON - Source.BIEXCITON)
+    src_x = jnp.uint8(Source.EXCITON) + grey * jnp.uint8(Source.TRION - Source.EXCITON)
     return dict(
         valid=jnp.stack([has_bx, has_x]),
-        pos=jnp.stack([pos, pos]),
+        pos=pos,
         t_ps=t,
         delay_ps=delay,
         channel=channel,
-        source=jnp.stack([src_bx, src_x]).astype(jnp.uint8),
-        state=jnp.stack([state, state]).astype(jnp.uint8),
-        uap=jnp.stack([u[8], u[9]]),
+        source=jnp.stack([src_bx, src_x]),
+        state=grey,
+        uap=jnp.stack([a1, a2]),
     ), overflow
 
 
-def _noise(key, kp: KernelParams, n_sub):
-    count = jax.random.poisson(jax.random.fold_in(key, 0), kp.bg_lam).astype(jnp.int32)
-    u = _words(jax.random.fold_in(key, 1), n_sub, _BG_WORDS)
-    n = n_sub * SUB
-    valid = jnp.arange(n) < count
+def _noise(key_data, kp: KernelParams, n_slots):
+    w = _words(key_data, n_slots + 1, 4, offset=_NOISE_STREAM)
+    u = [_unit(x[1:]) for x in w]
+    count = _poisson(w[0][0], w[1][0], kp.bg_lam)
+    valid = jnp.arange(n_slots) < count
     pos = jnp.minimum(jnp.floor((1.0 - u[0]) * BLOCK_PULSES), BLOCK_PULSES - 1).astype(jnp.int32)
-    w = u[1]
-    cat = jnp.sum(w[:, None] > kp.bg_cum[None, :3], axis=1)
+    x = u[1]
+    cat = jnp.sum(x[:, None] > kp.bg_cum[None, :3], axis=1)
     lo = jnp.where(cat == 0, 0.0, kp.bg_cum[jnp.maximum(cat - 1, 0)])
-    frac = (w - lo) / jnp.maximum(kp.bg_cum[cat] - lo, 1e-30)  # uniform within category
+    frac = (x - lo) / jnp.maximum(kp.bg_cum[cat] - lo, 1e-30)  # uniform within category
     ch_split = (frac > kp.split).astype(jnp.uint8)
     channel = jnp.where(cat == DARK0, 0, jnp.where(cat == DARK1, 1, ch_split)).astype(jnp.uint8)
     nz, _ = _normal_pair(u[3], u[4])
@@ -142,11 +166,17 @@ def _noise(key, kp: KernelParams, n_sub):
     ).astype(jnp.uint8)
     return dict(
         valid=valid, pos=pos, t_ps=t, channel=channel, source=source, uap=u[6]
-    ), count > n
+    ), count > n_slots
 
 
-@partial(jax.jit, static_argnames=("n_blocks", "n_sub", "n_sub_bg"))
-def chunk_kernel(emitter_keys, block0, kp, switch, state0, bleach_rel, *, n_blocks, n_sub, n_sub_bg):
+def _poisson(b1, b2, lam):
+    """Poisson(lam) from two words, via the keyed sampler of jax.random."""
+    key = jax.random.wrap_key_data(jnp.stack([b1, b2]), impl="threefry2x32")
+    return jax.random.poisson(key, lam).astype(jnp.int32)
+
+
+@partial(jax.jit, static_argnames=("n_blocks", "n_slots", "n_slots_bg"))
+def chunk_kernel(emitter_keys, block0, kp, switch, state0, bleach_rel, *, n_blocks, n_slots, n_slots_bg):
     """Signal and noise events of ``n_blocks`` blocks from ``block0`` for every emitter.
 
     ``emitter_keys``: (E,) typed keys; ``kp``: KernelParams with leading axis E;
@@ -156,9 +186,9 @@ def chunk_kernel(emitter_keys, block0, kp, switch, state0, bleach_rel, *, n_bloc
 
     def per_emitter(ke, kp, sw, s0, br):
         def per_block(b):
-            kb = jax.random.fold_in(ke, block0 + b)
-            sig, o1 = _signal(jax.random.fold_in(kb, 0), kp, sw, s0, br, b, n_sub)
-            bg, o2 = _noise(jax.random.fold_in(kb, 1), kp, n_sub_bg)
+            kb = jax.random.key_data(jax.random.fold_in(ke, block0 + b))
+            sig, o1 = _signal(kb, kp, sw, s0, br, b, n_slots)
+            bg, o2 = _noise(kb, kp, n_slots_bg)
             return sig, bg, o1 | o2
 
         return jax.vmap(per_block)(jnp.arange(n_blocks, dtype=jnp.int32))
