@@ -156,7 +156,7 @@ def simulate_chunks(
     plan = []  # (first block, number of blocks): powers of two, so few compiled shapes
     block = 0
     while block < total_blocks:
-        nb = min(chunk_blocks, _pow2ceil(total_blocks - block))
+        nb = min(chunk_blocks, 1 << ((total_blocks - block).bit_length() - 1))
         plan.append((block, nb))
         block += nb
     capacity = [signal_capacity(float(kps[0].q_max)), noise_capacity(float(kps[0].bg_lam))]

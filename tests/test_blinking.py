@@ -94,6 +94,7 @@ def _jackknife(segments):
     return full, se
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ["jax", "reference"])
 @pytest.mark.parametrize("n", [1.0, 3.0])
 def test_telegraph_bunching(zn, engine, n):

@@ -26,6 +26,7 @@ def test_saturation_rate(zn, engine, n):
     assert np.all(np.diff(s.sync) > 0)  # one photon per pulse at most
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("n", [0.25, 1.0, 3.0])
 def test_pulsed_g2_zero(zn, engine, n):

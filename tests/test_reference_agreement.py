@@ -11,6 +11,8 @@ from simsps import Source
 from .conftest import ALPHA
 from .helpers import autocorrelation, counts_per_pulse, run, two_rate_z
 
+pytestmark = pytest.mark.slow
+
 DURATION = 2.0
 LAGS = np.array([1, 16, 63, 160])
 
