@@ -106,9 +106,15 @@ def main(argv=None) -> int:
             mems.append(r["peak_mib"])
             print(f"  {d:5.0f} s ({r['photons']:.3g} photons): {r['peak_mib']:7.0f} MiB")
         grow = mems[1] - mems[0]
-        print(f"  growth 60 s -> 600 s: {grow:+.0f} MiB "
-              f"[target < {TARGET_MIB} MiB and flat: {'ok' if mems[1] < TARGET_MIB and grow < 64 else 'MISSED'}]")
-        ok &= mems[1] < TARGET_MIB and grow < 64
+        # on a GPU the CUDA runtime alone holds gigabytes of host memory: judge what the
+        # simulation adds to the bare runtime there, the absolute peak on a CPU
+        on_gpu = jax.devices()[0].platform != "cpu"
+        judged = mems[1] - base["peak_mib"] if on_gpu else mems[1]
+        mem_ok = judged < TARGET_MIB and grow < 64
+        print(f"  growth 60 s -> 600 s: {grow:+.0f} MiB; "
+              f"{'above the runtime' if on_gpu else 'peak'} {judged:.0f} MiB "
+              f"[target < {TARGET_MIB} MiB and flat: {'ok' if mem_ok else 'MISSED'}]")
+        ok &= mem_ok
     print(f"\nspeed-up target >= {TARGET_RATIO:g}x: {'ok' if ratio >= TARGET_RATIO else 'MISSED'}")
     return 0 if ok else 1
 
