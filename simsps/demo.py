@@ -49,8 +49,9 @@ def summary(stream, model, power: float) -> str:
         sel = (t.source == (Source.EXCITON if state == 0 else Source.TRION))
         if sel.any():
             tau = np.mean(t.emission_delay_ps[sel]) / 1e3
-            lines.append(f"{name:6s} lifetime   : {tau:6.2f} ns from truth delays "
-                         f"(model {[model.exciton, model.trion][state].lifetime_ns} ns)")
+            lines.append(f"{name:6s} mean delay : {tau:6.2f} ns from truth delays (lifetime "
+                         f"{[model.exciton, model.trion][state].lifetime_ns} ns, plus the BX "
+                         "delay of cascades)")
     bt = t.bleach_time_s
     lines.append("bleached at       : " + ", ".join(
         "never" if not np.isfinite(b) else f"{b:.1f} s" for b in bt))

@@ -13,6 +13,8 @@ directly, so slot ``i`` gets the same numbers whatever the capacity: a block tha
 overflows is simply recomputed with more slots, and the stream does not depend on it.
 Channel choice and afterpulse draws use 16-bit halves of one word each (probabilities
 resolved to 2^-16), the rest 24-bit uniforms.
+A photon's arrival after its pulse is clamped at 0 (a TTTR record cannot precede its own
+sync; with the presets' 2 ns IRF offset and 150 ps jitter this never happens).
 Everything inside is 32-bit; absolute int64 times are assembled on the host.
 """
 
