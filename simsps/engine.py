@@ -206,7 +206,7 @@ def _assemble(sig, bg, start: int, n_pulses: int, period_ps: int) -> Events:
     """Valid kernel slots -> incident events with int64 absolute times (host side)."""
     # signal: valid/t/delay/channel/source (E, NB, 2, C), pos/state (E, NB, C); noise (E, NB, C)
     valid = np.asarray(sig["valid"])
-    n_e, n_b, _, c = valid.shape
+    _, n_b, _, c = valid.shape
     f = np.flatnonzero(valid)
     take = lambda a: np.asarray(a).reshape(-1)[f]  # noqa: E731
     slot = (f // (2 * c)) * c + f % c  # index into the (E, NB, C) arrays
@@ -237,15 +237,12 @@ def _events(start, n_pulses, b_idx, pos, t_ps, period_ps, **cols) -> Events:
 
 
 def _to_stream(det: Events, period_ps: int, res_ps: float, bleach_time_s, meta, n_pulses) -> PhotonStream:
-    t = det["abs_ps"]
-    sync = t // period_ps
-    dtime = np.floor((t - sync * period_ps) / res_ps).astype(np.uint32)
     truth = Truth(
         source=det["source"], state=det["state"], emitter=det["emitter"],
-        emission_delay_ps=det["delay_ps"], arrival_ps=t, bleach_time_s=bleach_time_s,
+        emission_delay_ps=det["delay_ps"], arrival_ps=det["abs_ps"], bleach_time_s=bleach_time_s,
     )
-    return PhotonStream(sync=sync, dtime=dtime, channel=det["channel"], sync_period_ps=float(period_ps),
-                        resolution_ps=res_ps, truth=truth, meta=meta, n_pulses=n_pulses)
+    return PhotonStream.from_arrivals(det["abs_ps"], det["channel"], period_ps, res_ps,
+                                      truth=truth, meta=meta, n_pulses=n_pulses)
 
 
 def simulate(

@@ -187,14 +187,11 @@ def simulate_reference(
     ev["t"] = ev["t"].astype(np.int64)
     out = _detectors(ev, m, rng)
     t = out["t"].astype(np.int64)
-    sync = t // period_ps
-    dtime = np.floor((t - sync * period_ps) / det.resolution_ps).astype(np.uint32)
     emitter = np.where(np.isnan(out["delay"].astype(float)), NO_EMITTER, 0) if len(t) else []
     bleach_s = np.inf if bleach_pulse is None else bleach_pulse / m.excitation.rep_rate_hz
     truth = Truth(source=out["source"], state=out["state"], emitter=emitter,
                   emission_delay_ps=out["delay"], arrival_ps=t, bleach_time_s=[bleach_s])
     meta = dict(model=m.name, model_toml=m.to_toml(), seed=int(seed), power=n_mean,
                 duration_s=float(duration_s), emitters=1, generator="simsps.reference")
-    return PhotonStream(sync=sync, dtime=dtime, channel=out["channel"], sync_period_ps=float(period_ps),
-                        resolution_ps=float(det.resolution_ps), truth=truth, meta=meta,
-                        n_pulses=n_pulses)
+    return PhotonStream.from_arrivals(t, out["channel"], period_ps, det.resolution_ps,
+                                      truth=truth, meta=meta, n_pulses=n_pulses)

@@ -136,6 +136,17 @@ class PhotonStream:
     def __len__(self) -> int:
         return len(self.sync)
 
+    @classmethod
+    def from_arrivals(cls, arrival_ps, channel, sync_period_ps: int, resolution_ps: float,
+                      **kwargs) -> "PhotonStream":
+        """TCSPC quantisation of absolute int64 arrival times (ps): the sync index of the last
+        pulse at or before each arrival, and the microtime bin since that pulse."""
+        t = np.asarray(arrival_ps, np.int64)
+        sync = t // int(sync_period_ps)
+        dtime = np.floor((t - sync * int(sync_period_ps)) / resolution_ps).astype(np.uint32)
+        return cls(sync=sync, dtime=dtime, channel=channel, sync_period_ps=float(sync_period_ps),
+                   resolution_ps=float(resolution_ps), **kwargs)
+
     def __repr__(self) -> str:
         return (
             f"PhotonStream({len(self)} photons, {self.duration_s:.3g} s, "

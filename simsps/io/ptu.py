@@ -3,7 +3,7 @@
 Record types written: PicoHarp T3 (``picoharp-t3``, 16-bit nsync, 12-bit microtime, channel
 1-4 in the record) and HydraHarp v2 T3 (``hydraharp-t3``, 10-bit nsync, 15-bit microtime,
 channel 0-62, overflow records carrying a count). Read: every PicoQuant T3 kind (PicoHarp,
-HydraHarp v1/v2, TimeHarp 260 N/P, generic/MultiHarp). Markers are skipped and counted.
+HydraHarp v1/v2, TimeHarp 260 N/P, generic/MultiHarp). Marker records are skipped.
 Record layouts: PicoQuant's PicoQuant-Time-Tagged-File-Format-Demos (apx_tttrrecords).
 """
 
@@ -49,6 +49,7 @@ HYDRAHARP_T3 = RecordFormat("hydraharp-t3", 0x01010304, 10, 15, "HydraHarp 400")
 RECORD_FORMATS = {f.name: f for f in (PICOHARP_T3, HYDRAHARP_T3)}
 
 # every T3 kind the reader decodes: code -> (layout, overflow counts in nsync field)
+_WRAP = {"picoharp": 1 << 16, "hydraharp": 1 << 10}  # nsync range per layout
 _T3_READ = {
     0x00010303: ("picoharp", False),  # PicoHarp 300 T3
     0x00010304: ("hydraharp", False),  # HydraHarp 400 v1 T3: each overflow is one wrap
@@ -61,6 +62,16 @@ _T2_CODES = {0x00010203, 0x00010204, 0x01010204, 0x00010205, 0x00010206, 0x00010
 
 _HH_OVERFLOW = np.uint32((1 << 31) | (0x3F << 25))
 _PH_OVERFLOW = np.uint32(0xF << 28)
+_HH_MAX_WRAPS = 1023  # wraps one HydraHarp overflow record may carry
+
+# provenance carried as user tags "simsps_<Key>": (meta key, tag type)
+_USER_TAGS = (("model", TagType.ANSI_STRING), ("seed", TagType.INT8), ("power", TagType.FLOAT8),
+              ("duration_s", TagType.FLOAT8), ("emitters", TagType.INT8),
+              ("model_toml", TagType.ANSI_STRING))
+
+
+def _user_tag_name(key: str) -> str:
+    return "simsps_" + "".join(p.capitalize() for p in key.split("_"))
 
 
 # ---------------------------------------------------------------------------- encoding
@@ -75,34 +86,31 @@ def _encode(fmt: RecordFormat, sync: np.ndarray, dtime: np.ndarray, channel: np.
     photon = (sync - wraps * fmt.wrap).astype(np.uint32)
     if fmt is PICOHARP_T3:
         photon |= (dtime.astype(np.uint32) << 16) | ((channel.astype(np.uint32) + 1) << 28)
-        n_ovf = gap
     else:
         photon |= (dtime.astype(np.uint32) << 10) | (channel.astype(np.uint32) << 25)
-        n_ovf = -(-gap // 1023)  # records of at most 1023 wraps each
-    ends = np.cumsum(n_ovf)
-    out = np.empty(len(sync) + int(ends[-1] if len(ends) else 0), np.uint32)
-    where_photon = np.arange(len(sync)) + ends
+    n_ovf, overflow = _overflow_records(fmt, gap)
+    where_photon = np.arange(len(sync)) + np.cumsum(n_ovf)
+    out = np.empty(len(sync) + len(overflow), np.uint32)
     out[where_photon] = photon
     is_ovf = np.ones(len(out), bool)
     is_ovf[where_photon] = False
-    if fmt is PICOHARP_T3:
-        out[is_ovf] = _PH_OVERFLOW
-    else:
-        vals = np.full(int(is_ovf.sum()), 1023, np.uint32)
-        has = n_ovf > 0
-        vals[(ends - 1)[has]] = (gap - 1023 * (n_ovf - 1))[has]  # last record of each run
-        out[is_ovf] = _HH_OVERFLOW | vals
+    out[is_ovf] = overflow
     return out, int(wraps[-1]) if len(wraps) else wraps_done
 
 
-def _overflows_to(fmt: RecordFormat, wraps_done: int, target: int) -> np.ndarray:
-    """Overflow records that advance the wrap counter from ``wraps_done`` to ``target``."""
-    gap = max(0, target - wraps_done)
+def _overflow_records(fmt: RecordFormat, gaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Overflow records that advance the wrap counter by each of ``gaps`` in turn: the
+    number of records per gap, and all records concatenated. A PicoHarp record is one
+    wrap; a HydraHarp record carries up to 1023."""
+    gaps = np.asarray(gaps, np.int64)
     if fmt is PICOHARP_T3:
-        return np.full(gap, _PH_OVERFLOW, np.uint32)
-    full, rest = divmod(gap, 1023)
-    vals = [1023] * full + ([rest] if rest else [])
-    return _HH_OVERFLOW | np.array(vals, np.uint32)
+        return gaps, np.full(int(gaps.sum()), _PH_OVERFLOW, np.uint32)
+    n = -(-gaps // _HH_MAX_WRAPS)
+    ends = np.cumsum(n)
+    vals = np.full(int(ends[-1]) if len(ends) else 0, _HH_MAX_WRAPS, np.uint32)
+    has = n > 0
+    vals[(ends - 1)[has]] = (gaps - _HH_MAX_WRAPS * (n - 1))[has]  # last record of each run
+    return n, _HH_OVERFLOW | vals
 
 
 def check_resolution(fmt: RecordFormat, sync_period_ps: float, resolution_ps: float) -> None:
@@ -136,7 +144,6 @@ class PTUWriter:
         check_resolution(self.fmt, self.sync_period_ps, self.resolution_ps)
         self.meta = dict(meta or {})
         self.n_records = 0
-        self.n_photons = 0
         self.wraps = 0
         self.last_sync = -1
         self.n_pulses = 0
@@ -184,12 +191,9 @@ class PTUWriter:
             ("TTResultFormat_BitsPerRecord", -1, TagType.INT8, 32),
             ("simsps_NumberOfPulses", -1, TagType.INT8, 0),  # patched on close
         ]
-        for key, kind in (("model", TagType.ANSI_STRING), ("seed", TagType.INT8),
-                          ("power", TagType.FLOAT8), ("duration_s", TagType.FLOAT8),
-                          ("emitters", TagType.INT8), ("model_toml", TagType.ANSI_STRING)):
+        for key, kind in _USER_TAGS:
             if key in m:
-                name = "simsps_" + "".join(p.capitalize() for p in key.split("_"))
-                tags.append((name, -1, kind, m[key]))
+                tags.append((_user_tag_name(key), -1, kind, m[key]))
         tags.append(("Header_End", -1, TagType.EMPTY8, None))
         return tags
 
@@ -223,7 +227,6 @@ class PTUWriter:
         records, self.wraps = _encode(self.fmt, sync, dtime, channel, self.wraps)
         self._fh.write(records.tobytes())
         self.n_records += len(records)
-        self.n_photons += len(sync)
         self.last_sync = int(sync[-1])
         self.n_pulses = max(self.n_pulses, self.last_sync + 1)
 
@@ -234,7 +237,7 @@ class PTUWriter:
     def close(self) -> Path:
         if self._fh is None:
             return self.path
-        tail = _overflows_to(self.fmt, self.wraps, self.n_pulses // self.fmt.wrap)
+        _, tail = _overflow_records(self.fmt, [max(0, self.n_pulses // self.fmt.wrap - self.wraps)])
         self._fh.write(tail.tobytes())  # an instrument keeps counting wraps to the stop
         self.n_records += len(tail)
         ms = int(round(self.n_pulses * self.sync_period_ps * 1e-9))
@@ -337,8 +340,6 @@ def _decode(rec: np.ndarray, rec_type: int, wraps0: int):
         nsync = rec & 0xFFFF
         special = ch == 0xF
         ovf = (special & (dtime == 0)).astype(np.int64)
-        wrap = 1 << 16
-        photon = ~special
         channel = ch - 1
     else:
         special = (rec >> 31) == 1
@@ -350,18 +351,20 @@ def _decode(rec: np.ndarray, rec_type: int, wraps0: int):
             ovf = np.where(is_ovf, np.maximum(nsync, 1), 0).astype(np.int64)
         else:
             ovf = is_ovf.astype(np.int64)
-        wrap = 1 << 10
-        photon = ~special
         channel = ch
+    photon = ~special  # markers and overflows are special
     wraps = wraps0 + np.cumsum(ovf)
-    sync = wraps[photon] * wrap + nsync[photon]
-    n_markers = int(np.sum(special)) - int(np.count_nonzero(ovf))
-    return sync, dtime[photon], channel[photon], int(wraps[-1]) if len(wraps) else wraps0, n_markers
+    sync = wraps[photon] * _WRAP[layout] + nsync[photon]
+    return sync, dtime[photon], channel[photon], int(wraps[-1]) if len(wraps) else wraps0
 
 
 def iter_ptu(path, chunk_records: int = 1 << 22) -> Iterator[PhotonStream]:
     """Photon chunks of a T3 PTU file of any size (one chunk in memory at a time)."""
-    info = ptu_info(path)
+    return _iter_records(ptu_info(path), chunk_records)
+
+
+def _iter_records(info: PTUInfo, chunk_records: int) -> Iterator[PhotonStream]:
+    path = info.path
     wraps = 0
     meta = _meta(info)
     with open(path, "rb") as fh:
@@ -373,7 +376,7 @@ def iter_ptu(path, chunk_records: int = 1 << 22) -> Iterator[PhotonStream]:
             if len(rec) < n:
                 raise TTTRFileError(path, "truncated while reading records")
             left -= n
-            sync, dtime, channel, wraps, _ = _decode(rec, info.record_type, wraps)
+            sync, dtime, channel, wraps = _decode(rec, info.record_type, wraps)
             yield PhotonStream(sync=sync, dtime=dtime, channel=channel,
                                sync_period_ps=info.sync_period_ps, resolution_ps=info.resolution_ps,
                                meta=meta, n_pulses=_n_pulses(info, wraps, sync))
@@ -383,27 +386,25 @@ def _n_pulses(info: PTUInfo, wraps: int, sync) -> int | None:
     n = info.tags.get("simsps_NumberOfPulses")
     if isinstance(n, int) and n > 0:
         return n
-    wrap = 1 << (16 if _T3_READ[info.record_type][0] == "picoharp" else 10)
     last = int(sync[-1]) + 1 if len(sync) else 0
-    return max(last, wraps * wrap) or None
+    return max(last, wraps * _WRAP[_T3_READ[info.record_type][0]]) or None
 
 
 def _meta(info: PTUInfo) -> dict:
     t = info.tags
     meta = {"source_file": info.path, "record_type": f"{info.record_type:#010x}",
             "ptu_tags": {k: v for k, v in t.items() if not isinstance(v, bytes)}}
-    for key in ("model", "seed", "power", "duration_s", "emitters", "model_toml"):
-        name = "simsps_" + "".join(p.capitalize() for p in key.split("_"))
-        if name in t:
-            meta[key] = t[name]
+    for key, _ in _USER_TAGS:
+        if _user_tag_name(key) in t:
+            meta[key] = t[_user_tag_name(key)]
     return meta
 
 
 def read_ptu(path) -> PhotonStream:
     """The whole photon stream of a T3 PTU file."""
-    parts = list(iter_ptu(path))
+    info = ptu_info(path)
+    parts = list(_iter_records(info, 1 << 22))
     if not parts:
-        info = ptu_info(path)
         return PhotonStream(sync=[], dtime=[], channel=[], sync_period_ps=info.sync_period_ps,
                             resolution_ps=info.resolution_ps, meta=_meta(info),
                             n_pulses=_n_pulses(info, 0, []))
