@@ -94,7 +94,7 @@ def _make_progress(progress, total_s: float):
     if progress is True or progress == "tqdm":
         from tqdm.auto import tqdm
 
-        return tqdm(total=round(total_s, 3), unit="s", desc="simulate", leave=False)
+        return tqdm(total=round(total_s, 3), unit="s", desc="simulate", leave=False, delay=1.0)
     return progress  # any object with update(n) and close()
 
 

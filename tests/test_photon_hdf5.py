@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import simsps
+from hypothesis import HealthCheck, given, settings, strategies as st
 from simsps.io import TTTRFileError, read, write
 
 phconvert = pytest.importorskip("phconvert")
@@ -54,3 +55,79 @@ def test_not_photon_hdf5(tmp_path):
 def test_unknown_extension(tmp_path, sim):
     with pytest.raises(ValueError, match="unknown extension"):
         write(tmp_path / "s.csv", sim)
+
+
+def test_streamed_chunks_equal_one_shot_and_validate(tmp_path, sim):
+    m = simsps.load_model("zn-treated")
+    chunks = simsps.simulate_chunks(m, 0.2, seed=5, chunk_pulses=1 << 18)  # 2 chunks
+    p = write(tmp_path / "chunked.h5", chunks)
+    r = read(p)
+    assert r.equal_records(sim) and r.n_pulses == sim.n_pulses
+    np.testing.assert_array_equal(r.truth.arrival_ps, sim.truth.arrival_ps)
+    h5 = phconvert.hdf5.load_photon_hdf5(str(p))
+    try:
+        assert h5.root.acquisition_duration.read() == pytest.approx(sim.duration_s)
+    finally:
+        h5.close()
+
+
+def test_interrupted_write_leaves_nothing(tmp_path, sim):
+    def chunks():
+        yield sim
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write(tmp_path / "x.h5", chunks())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_detectors_first_seen_in_later_chunks(tmp_path):
+    def chunk(sync, channel):
+        return simsps.PhotonStream(sync=sync, dtime=[7] * len(sync), channel=channel,
+                                   sync_period_ps=400_000.0, resolution_ps=128.0)
+
+    parts = [chunk([], []), chunk([3, 9], [0, 0]), chunk([10**9], [1])]
+    p = write(tmp_path / "late.h5", parts)  # validated on close: detector ids and counts
+    r = read(p)
+    assert r.equal_records(simsps.PhotonStream.concat(parts)) and r.n_pulses == 10**9 + 1
+
+
+def _stream(sync, dtime, channel):
+    return simsps.PhotonStream(sync=np.asarray(sync, np.int64), dtime=np.asarray(dtime, np.uint32),
+                               channel=np.asarray(channel, np.uint8), sync_period_ps=400_000.0,
+                               resolution_ps=128.0)
+
+
+streams = st.integers(0, 40).flatmap(lambda n: st.tuples(
+    st.lists(st.integers(0, 1 << 34), min_size=n, max_size=n),  # 2**34 pulses: 1.9 hours
+    st.lists(st.integers(0, 3124), min_size=n, max_size=n),
+    st.lists(st.integers(0, 1), min_size=n, max_size=n)))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(streams, st.integers(1, 3))
+def test_round_trip_property(tmp_path, data, n_chunks):
+    sync, dtime, channel = data
+    s = _stream(np.sort(np.array(sync, np.int64)), dtime, channel)
+    cuts = np.linspace(0, len(s), n_chunks + 1).astype(int)
+    p = write(tmp_path / "rt.h5", [s.take(slice(a, b)) for a, b in zip(cuts[:-1], cuts[1:])])
+    assert read(p).equal_records(s)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_damaged_files_fail_only_with_tttr_file_error(tmp_path, sim, data):
+    p = tmp_path / "d.h5"
+    if not p.exists():
+        write(p, sim.take(slice(0, 500)))
+    raw = bytearray(p.read_bytes())
+    for _ in range(data.draw(st.integers(0, 8))):
+        raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+    q = tmp_path / "damaged.h5"
+    q.write_bytes(bytes(raw[:data.draw(st.integers(0, len(raw)))]))
+    try:
+        r = read(q)
+    except TTTRFileError as e:
+        assert "damaged.h5" in str(e)
+    else:
+        assert isinstance(r, simsps.PhotonStream)

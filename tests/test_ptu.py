@@ -153,3 +153,26 @@ def test_fuzzed_files_fail_only_with_tttr_file_error(tmp_path, data):
         assert "f.ptu" in str(e)
     else:
         assert isinstance(r, simsps.PhotonStream)
+
+
+@pytest.mark.parametrize("record_type", ["PicoHarpT3", "GenericT3"])
+def test_ptu_written_by_another_program_reads_as_ptufile_does(tmp_path, record_type):
+    """ptufile's writer makes T3 image-mode files (photons plus line/frame markers); tttrlib
+    0.26's PTU writer leaves a corrupt header (garbage Header_End type), so it cannot serve."""
+    ptufile = pytest.importorskip("ptufile")
+    rng = np.random.default_rng(7)
+    hist = rng.poisson(0.6, size=(6, 6, 2, 256)).astype(np.uint16)  # Y, X, channel, bin
+    p = tmp_path / "image.ptu"
+    ptufile.imwrite(p, hist, global_resolution=400e-9, tcspc_resolution=128e-12,
+                    pixel_time=1e-3, record_type=getattr(ptufile.PtuRecordType, record_type))
+    with ptufile.PtuFile(p) as f:
+        rec = f.decode_records()
+        assert "simsps" not in str(f.tags.get("CreatorSW_Name", ""))
+    ph = rec[(rec["channel"] >= 0) & (rec["marker"] == 0)]
+    assert (rec["marker"] > 0).any()  # markers are skipped by the reader
+    s = read(p)
+    assert len(s) == hist.sum()
+    np.testing.assert_array_equal(s.sync, ph["time"])
+    np.testing.assert_array_equal(s.dtime, ph["dtime"])
+    np.testing.assert_array_equal(s.channel, ph["channel"])
+    np.testing.assert_array_equal(np.bincount(s.dtime, minlength=256), hist.sum(axis=(0, 1, 2)))

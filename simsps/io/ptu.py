@@ -58,6 +58,11 @@ _T3_READ = {
     0x00010306: ("hydraharp", True),  # TimeHarp 260 P T3
     0x00010307: ("hydraharp", True),  # generic T3 (MultiHarp, PicoHarp 330, ...)
 }
+RECORD_NAMES = {
+    0x00010303: "PicoHarp 300 T3", 0x00010304: "HydraHarp 400 v1 T3",
+    0x01010304: "HydraHarp 400 v2 T3", 0x00010305: "TimeHarp 260 N T3",
+    0x00010306: "TimeHarp 260 P T3", 0x00010307: "generic T3 (MultiHarp, PicoHarp 330)",
+}
 _T2_CODES = {0x00010203, 0x00010204, 0x01010204, 0x00010205, 0x00010206, 0x00010207}
 
 _HH_OVERFLOW = np.uint32((1 << 31) | (0x3F << 25))

@@ -1,0 +1,211 @@
+"""The ``simsps`` command line.
+
+Exit codes: 0 ok, 1 the work failed (unreadable file, disk full, ...), 2 bad usage (unknown
+option, parameter out of range, unknown model or output kind).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad arguments: reported with exit code 2."""
+
+
+def _positive(kind):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+        return value
+
+    return parse
+
+
+def _seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"seed {value} is out of range 0 .. 2**32-1")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    from . import __version__
+    from .io import RECORD_FORMATS
+
+    p = argparse.ArgumentParser(
+        prog="simsps", description="Monte Carlo single-photon emitter -> synthetic TTTR files.",
+        epilog="Exit codes: 0 ok, 1 failed, 2 bad usage. 'simsps COMMAND --help' for details.")
+    p.add_argument("--version", action="version", version=f"simsps {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    s = sub.add_parser("simulate", help="simulate an NC and write a PTU or Photon-HDF5 file",
+                       description="Simulate a TCSPC acquisition of one nanocrystal and write it "
+                                   "chunk by chunk (bounded memory) to FILE.ptu or FILE.h5.")
+    s.add_argument("model", metavar="MODEL", help="preset name (see 'simsps models') or TOML path")
+    s.add_argument("--duration", type=_positive(float), required=True, metavar="S",
+                   help="acquisition time in seconds")
+    s.add_argument("--power", type=_positive(float), default=1.0, metavar="X",
+                   help="excitation power in units of Psat (default 1)")
+    s.add_argument("--seed", type=_seed, default=0, metavar="N", help="random seed (default 0)")
+    s.add_argument("--out", type=Path, required=True, metavar="FILE",
+                   help="output file: .ptu, or .h5 / .hdf5 for Photon-HDF5")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="override a model parameter, e.g. --set blinking.enabled=false "
+                        "(repeatable)")
+    s.add_argument("--format", choices=sorted(RECORD_FORMATS), default=None,
+                   help="PTU record type (default picoharp-t3)")
+    s.add_argument("--emitters", type=int, default=1, help="identical NCs in the spot (default 1)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    s.set_defaults(parser=s)
+
+    i = sub.add_parser("info", help="header, record type, counts per channel, duration, rate",
+                       description="Summarise a PTU or Photon-HDF5 file (read chunk by chunk).")
+    i.add_argument("file", type=Path, metavar="FILE")
+    i.add_argument("--json", action="store_true", help="print the summary as JSON")
+    i.set_defaults(parser=i)
+
+    m = sub.add_parser("models", help="list the model presets with their key parameters",
+                       description="List the presets shipped in models/ with key parameters.")
+    m.add_argument("--toml", metavar="NAME", help="print the full TOML of one preset")
+    m.set_defaults(parser=m)
+    return p
+
+
+# ---------------------------------------------------------------------------- commands
+def _cmd_simulate(a) -> int:
+    from . import load_model, simulate_chunks
+    from .model import parse_override
+    from .io import write
+
+    suffix = a.out.suffix.lower()
+    if suffix not in (".ptu", ".h5", ".hdf5"):
+        raise UsageError(f"--out {a.out}: unknown extension {suffix!r}; use .ptu, .h5 or .hdf5")
+    if a.format is not None and suffix != ".ptu":
+        raise UsageError(f"--format {a.format} applies to .ptu output only")
+    if a.emitters < 1:
+        raise UsageError(f"--emitters {a.emitters} must be at least 1")
+    t0 = time.perf_counter()
+    try:
+        overrides = dict(parse_override(t) for t in a.overrides)
+        model = load_model(a.model, overrides)
+        chunks = simulate_chunks(model, a.duration, a.power, a.seed, emitters=a.emitters,
+                                 progress=not a.quiet)
+        first = next(chunks)  # checks duration, power and seed before any file exists
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+    def all_chunks():
+        yield first
+        yield from chunks
+
+    path = write(a.out, all_chunks(), a.format)
+    if not a.quiet:
+        from .io import summarize
+
+        s = summarize(path)
+        print(f"wrote {path}: {s['photons']} photons in {s['duration_s']:g} s "
+              f"({s['count_rate_cps'] / 1e3:.2f} kcps), model {model.name}, power {a.power:g} Psat, "
+              f"seed {a.seed} [{time.perf_counter() - t0:.1f} s]")
+    return EXIT_OK
+
+
+def _cmd_info(a) -> int:
+    from .io import summarize
+
+    s = summarize(a.file, progress=sys.stderr.isatty())
+    if a.json:
+        print(json.dumps(s, indent=2, default=str))
+        return EXIT_OK
+    rows = [("file", s["file"]), ("kind", s["kind"])]
+    for key in ("record_type", "format_version", "hardware", "creator", "created"):
+        if s.get(key):
+            rows.append((key.replace("_", " "), s[key]))
+    rows += [
+        ("records", f"{s['records']}"),
+        ("sync rate", f"{s['sync_rate_hz'] / 1e6:g} MHz (period {1e9 / s['sync_rate_hz']:g} ns)"),
+        ("resolution", f"{s['resolution_ps']:g} ps"),
+        ("duration", f"{s['duration_s']:.6g} s"),
+        ("photons", f"{s['photons']}"),
+        ("count rate", f"{s['count_rate_cps'] / 1e3:.3f} kcps"),
+    ]
+    for c, n in s["photons_per_channel"].items():
+        rows.append((f"  channel {c}", f"{n} photons, "
+                                       f"{s['count_rate_per_channel_cps'][c] / 1e3:.3f} kcps"))
+    for k, v in s.get("simsps", {}).items():
+        rows.append((f"simsps {k}", v))
+    width = max(len(k) for k, _ in rows)
+    print("\n".join(f"{k:<{width}} : {v}" for k, v in rows))
+    return EXIT_OK
+
+
+def _cmd_models(a) -> int:
+    from .model import ModelError, load_model, preset_names, preset_path
+
+    if a.toml:
+        try:
+            print(preset_path(a.toml).read_text(), end="")
+        except ModelError as e:
+            raise UsageError(str(e)) from None
+        return EXIT_OK
+    for name in preset_names():
+        m = load_model(name)
+        b = m.blinking
+        blink = "off" if not b.enabled else (
+            f"exponential, bright {b.bright_dwell_us:g} us / grey {b.grey_dwell_us:g} us"
+            if b.dwell == "exponential" else
+            f"power law m = {b.power_law_exponent:g}, {b.bright_dwell_us:g} us .. {b.power_law_max_s:g} s")
+        bleach = (f"{m.bleaching.probability_per_excitation:.3g} per excitation"
+                  if m.bleaching.enabled else "off")
+        print(f"{name}\n  {m.description}")
+        print(f"  laser       : {m.excitation.rep_rate_hz / 1e6:g} MHz, {m.excitation.wavelength_nm:g} nm")
+        print(f"  exciton     : {m.exciton.lifetime_ns:g} ns, QY {m.exciton.quantum_yield:g}")
+        print(f"  trion       : {m.trion.lifetime_ns:g} ns, QY {m.trion.quantum_yield:g}")
+        print(f"  biexciton   : {m.biexciton.lifetime_ns:g} ns, QY {m.biexciton.quantum_yield:g}")
+        print(f"  blinking    : {blink}")
+        print(f"  bleaching   : {bleach}")
+        d = m.detection
+        print(f"  detection   : efficiency {d.efficiency:g}, jitter {d.jitter_fwhm_ps:g} ps FWHM, "
+              f"dead time {d.dead_time_ns:g} ns, dark {d.dark_cps:g} cps/channel, "
+              f"bin {d.resolution_ps:g} ps")
+        print(f"  background  : {m.background.rate_cps:g} cps uniform, "
+              f"{m.background.prompt_cps:g} cps prompt\n")
+    return EXIT_OK
+
+
+_COMMANDS = {"simulate": _cmd_simulate, "info": _cmd_info, "models": _cmd_models}
+
+
+def main(argv=None) -> int:
+    parser = _parser()
+    a = parser.parse_args(argv)  # exits with 2 on bad usage, 0 on --help
+    try:
+        return _COMMANDS[a.command](a)
+    except UsageError as e:
+        a.parser.print_usage(sys.stderr)
+        print(f"simsps {a.command}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("simsps: interrupted; no partial file was left", file=sys.stderr)
+        return 130
+    except (ValueError, OSError) as e:  # TTTRFileError is a ValueError
+        print(f"simsps {a.command}: error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,135 @@
+"""What ``simsps info`` prints: header facts and photon counts of a PTU or Photon-HDF5 file,
+read chunk by chunk so files larger than memory are fine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import TTTRFileError
+from .photon_hdf5 import timestamps_to_sync
+from .ptu import RECORD_NAMES, _iter_records, ptu_info
+
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+_CHUNK = 1 << 22
+
+
+def file_kind(path) -> str:
+    """``"ptu"`` or ``"photon-hdf5"`` from the first bytes of the file."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(8)
+    except OSError as e:
+        raise TTTRFileError(path, f"cannot read: {e.strerror}") from None
+    if magic.startswith(b"PQTTTR"):
+        return "ptu"
+    if magic == _HDF5_MAGIC:
+        return "photon-hdf5"
+    raise TTTRFileError(path, f"unknown file kind (starts with {magic!r}); simsps reads PTU "
+                              "and Photon-HDF5")
+
+
+def summarize(path, progress: bool = False) -> dict:
+    """Header facts, photons per channel, duration and count rate of a TTTR file."""
+    kind = file_kind(path)
+    out = _ptu(path, progress) if kind == "ptu" else _hdf5(path, progress)
+    counts = out["photons_per_channel"]
+    dur = out["duration_s"]
+    total = sum(counts.values())
+    out["photons"] = total
+    out["count_rate_cps"] = total / dur if dur > 0 else float("nan")
+    out["count_rate_per_channel_cps"] = {c: n / dur if dur > 0 else float("nan")
+                                         for c, n in counts.items()}
+    return out
+
+
+def _bar(progress: bool, total: int, desc: str):
+    from tqdm.auto import tqdm
+
+    # shown only for work that lasts more than a second
+    return tqdm(total=total, unit="rec", unit_scale=True, desc=desc, delay=1.0, leave=False,
+                disable=not progress)
+
+
+def _add(counts: np.ndarray, channel: np.ndarray) -> np.ndarray:
+    c = np.bincount(channel, minlength=len(counts)) if len(channel) else np.zeros(0, np.int64)
+    n = max(len(c), len(counts))
+    return np.pad(counts, (0, n - len(counts))) + np.pad(c, (0, n - len(c)))
+
+
+def _ptu(path, progress: bool) -> dict:
+    info = ptu_info(path)
+    t = info.tags
+    counts = np.zeros(0, np.int64)
+    first = last = None
+    n_pulses = None
+    with _bar(progress, info.n_records, "reading") as bar:
+        for chunk in _iter_records(info, _CHUNK):
+            counts = _add(counts, chunk.channel)
+            if len(chunk):
+                first = int(chunk.sync[0]) if first is None else first
+                last = int(chunk.sync[-1])
+            n_pulses = chunk.n_pulses
+            bar.update(min(_CHUNK, bar.total - bar.n))
+    duration = (n_pulses or 0) * info.sync_period_ps * 1e-12
+    return {
+        "file": str(path), "kind": "PTU",
+        "record_type": f"{info.record_type:#010x} ({RECORD_NAMES[info.record_type]})",
+        "hardware": t.get("HW_Type"), "creator": " ".join(
+            str(t[k]) for k in ("CreatorSW_Name", "CreatorSW_Version") if t.get(k)) or None,
+        "created": str(t.get("File_CreatingTime")) if t.get("File_CreatingTime") else None,
+        "records": info.n_records, "sync_rate_hz": 1e12 / info.sync_period_ps,
+        "resolution_ps": info.resolution_ps,
+        "photons_per_channel": {int(c): int(n) for c, n in enumerate(counts) if n},
+        "first_sync": first, "last_sync": last, "duration_s": duration,
+        "simsps": {k[len("simsps_"):]: v for k, v in t.items()
+                   if k.startswith("simsps_") and k != "simsps_ModelToml"},
+    }
+
+
+def _hdf5(path, progress: bool) -> dict:
+    import h5py
+
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise TTTRFileError(path, f"not a readable HDF5 file ({e})") from None
+    with f:
+        try:
+            pd = f["photon_data"]
+            ts, det = pd["timestamps"], pd["detectors"]
+            unit = float(pd["timestamps_specs/timestamps_unit"][()])
+            rate = float(np.ravel(pd["measurement_specs/laser_repetition_rate"][()])[0])
+            res = float(pd["nanotimes_specs/tcspc_unit"][()]) * 1e12
+        except KeyError as e:
+            raise TTTRFileError(path, f"not a Photon-HDF5 TCSPC file: missing {e.args[0]}") from None
+        n = ts.shape[0]
+        counts = np.zeros(0, np.int64)
+        with _bar(progress, n, "reading") as bar:
+            for i in range(0, n, _CHUNK):
+                counts = _add(counts, det[i:i + _CHUNK])
+                bar.update(min(_CHUNK, n - i))
+        duration = float(f["acquisition_duration"][()]) if "acquisition_duration" in f else (
+            float(ts[-1]) * unit if n else 0.0)
+        ident = f.get("identity")
+        software = None
+        if ident is not None and "software" in ident:
+            software = ident["software"][()].decode()
+            if "software_version" in ident:
+                software += " " + ident["software_version"][()].decode()
+        user = {}
+        if "user/simsps" in f:
+            user = {k: v[()].decode() if isinstance(v[()], bytes) else v[()]
+                    for k, v in f["user/simsps"].items() if k != "model_toml"}
+        return {
+            "file": str(path), "kind": "Photon-HDF5",
+            "format_version": f.attrs.get("format_version", b"").decode() or None,
+            "creator": software, "records": int(n), "sync_rate_hz": rate,
+            "resolution_ps": round(res, 6), "timestamps_unit_s": unit,
+            "photons_per_channel": {int(c): int(k) for c, k in enumerate(counts) if k},
+            "first_sync": int(timestamps_to_sync(ts[:1], unit, rate)[0]) if n else None,
+            "last_sync": int(timestamps_to_sync(ts[-1:], unit, rate)[0]) if n else None,
+            "duration_s": duration, "simsps": user,
+        }
