@@ -1,0 +1,22 @@
+"""Estimators for TTTR photon streams, simulated or measured (PHYSICS.md sections 3, 4, 7).
+
+Every estimator takes a :class:`simsps.PhotonStream` (or what an earlier one returned) and
+gives a frozen result with its uncertainty; results that people look at have ``plot()``.
+Bad input raises :class:`AnalysisError` (a ``ValueError``) naming the problem.
+"""
+
+from ._common import AnalysisError
+from .decay import Decay, DecayFit, decay, fit_decay
+from .flid import Flid, flid
+from .g2_log import BunchingFit, G2Log, fit_bunching, g2_log
+from .g2_pulsed import PulsedG2, pulsed_g2
+from .saturation import SaturationFit, fit_saturation
+from .traces import (Dwells, DwellFit, LifetimeTrace, Trace, TwoLevel, dwell_times, fit_dwells,
+                     intensity_trace, lifetime_trace, photon_mask, two_level)
+
+__all__ = [
+    "AnalysisError", "BunchingFit", "Decay", "DecayFit", "DwellFit", "Dwells", "Flid", "G2Log",
+    "LifetimeTrace", "PulsedG2", "SaturationFit", "Trace", "TwoLevel", "decay", "dwell_times",
+    "fit_bunching", "fit_decay", "fit_dwells", "fit_saturation", "flid", "g2_log",
+    "intensity_trace", "lifetime_trace", "photon_mask", "pulsed_g2", "two_level",
+]

@@ -1,0 +1,248 @@
+"""Fluorescence decays: microtime histograms with photon selection, and their fit by Poisson
+maximum likelihood with 1 or 2 exponentials, a flat background and an optional IRF.
+
+IRF choices for :func:`fit_decay`:
+
+``None``
+    tail fit: bins from ``fit_start_ns`` (default 1 ns after the histogram's peak) on, model
+    ``bg + sum_k A_k exp(-(t - t_start) / tau_k)``; right when the lifetimes are much longer
+    than the IRF (seed Fig. 4b/S5).
+``"gaussian"``
+    every bin from the start of the window, exponentials convolved with a Gaussian of
+    fitted centre ``t0`` and width (``irf_fwhm_ps`` fixes it), as the jitter of two SPADs
+    makes it (PHYSICS.md section 3).
+an array
+    a measured IRF on the same microtime bins (normalised here); convolved by FFT; the
+    model's time zero is that of the IRF.
+
+Excitation every period and decays much shorter than it are assumed (no pile-up from the
+previous pulse). Uncertainties come from the expected Fisher information of the Poisson
+likelihood at the optimum, ``J^T diag(1/mu) J``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+from scipy import optimize, special
+
+from ._common import AnalysisError, check_stream
+
+
+@dataclasses.dataclass(frozen=True)
+class Decay:
+    time_ns: np.ndarray  # bin starts
+    counts: np.ndarray
+    resolution_ns: float
+    period_ns: float
+    n_photons: int
+
+    def plot(self, ax=None, fit=None, **kw):
+        from .plots import plot_decay
+
+        return plot_decay(self, fit=fit, ax=ax, **kw)
+
+
+@dataclasses.dataclass(frozen=True)
+class DecayFit:
+    lifetimes_ns: np.ndarray  # ascending
+    lifetimes_stderr_ns: np.ndarray
+    amplitudes: np.ndarray  # photons in each component (within the fitted range)
+    amplitudes_stderr: np.ndarray
+    background_per_bin: float
+    background_stderr: float
+    irf: str
+    irf_centre_ns: float | None
+    irf_fwhm_ns: float | None
+    fit_range_ns: tuple[float, float]
+    model_counts: np.ndarray  # on the fitted bins
+    fitted_time_ns: np.ndarray
+    reduced_deviance: float  # Poisson deviance per degree of freedom (~1 for a good fit)
+
+    @property
+    def fractions(self) -> np.ndarray:
+        return self.amplitudes / self.amplitudes.sum()
+
+    def interval(self, k: int = 0, level: float = 0.95) -> tuple[float, float]:
+        from scipy import stats
+
+        z = stats.norm.isf((1 - level) / 2)
+        return (self.lifetimes_ns[k] - z * self.lifetimes_stderr_ns[k],
+                self.lifetimes_ns[k] + z * self.lifetimes_stderr_ns[k])
+
+
+def decay(stream, *, channels=None, window_s: tuple[float, float] | None = None,
+          mask: np.ndarray | None = None) -> Decay:
+    """Microtime histogram over one laser period (all channels unless ``channels``), of the
+    photons in ``window_s`` = (start, stop) seconds and/or a boolean ``mask`` (e.g. from
+    :func:`simsps.analysis.traces.photon_mask`)."""
+    check_stream(stream)
+    sel = np.ones(len(stream), bool)
+    if channels is not None:
+        sel &= np.isin(stream.channel, np.atleast_1d(channels))
+    if window_s is not None:
+        t = stream.sync * (stream.sync_period_ps * 1e-12)
+        lo, hi = window_s
+        if not lo < hi:
+            raise AnalysisError(f"window_s = {window_s!r}: start must be before stop")
+        sel &= (t >= lo) & (t < hi)
+    if mask is not None:
+        mask = np.asarray(mask, bool)
+        if mask.shape != sel.shape:
+            raise AnalysisError(f"mask has {mask.size} entries for {len(stream)} photons")
+        sel &= mask
+    n_bins = int(math.ceil(stream.sync_period_ps / stream.resolution_ps))
+    dt = stream.dtime[sel].astype(np.int64)
+    counts = np.bincount(dt, minlength=n_bins)[:max(n_bins, 1)]
+    if int(sel.sum()) == 0:
+        raise AnalysisError("no photons selected for the decay")
+    res_ns = stream.resolution_ps / 1e3
+    return Decay(time_ns=np.arange(len(counts)) * res_ns, counts=counts, resolution_ns=res_ns,
+                 period_ns=stream.sync_period_ps / 1e3, n_photons=int(sel.sum()))
+
+
+def _exgauss(t, tau, t0, sigma):
+    """Exponential (unit area, lifetime tau) starting at t0 convolved with a Gaussian."""
+    x = (t - t0) / sigma
+    lam = sigma / tau
+    # 0.5/tau exp(lam^2/2 - x lam) erfc((lam - x)/sqrt2), written with erfcx for stability
+    z = (lam - x) / math.sqrt(2)
+    out = np.empty_like(x)
+    pos = z > 0
+    out[pos] = np.exp(-0.5 * x[pos] ** 2) * special.erfcx(z[pos])
+    out[~pos] = np.exp(0.5 * lam * lam - x[~pos] * lam) * special.erfc(z[~pos])
+    return 0.5 / tau * out
+
+
+def fit_decay(d: Decay, *, n_exp: int = 1, background: bool = True, irf=None,
+              irf_fwhm_ps: float | None = None, fit_start_ns: float | None = None,
+              fit_stop_ns: float | None = None, tau_guess_ns=None) -> DecayFit:
+    """Poisson maximum-likelihood fit of ``d`` (see the module doc for ``irf``)."""
+    if n_exp not in (1, 2):
+        raise AnalysisError(f"n_exp = {n_exp!r}: 1 or 2 exponentials")
+    t = d.time_ns + d.resolution_ns / 2
+    y = d.counts.astype(np.float64)
+    peak = float(t[np.argmax(y)])
+    mode = "tail" if irf is None else ("gaussian" if isinstance(irf, str) else "measured")
+    if isinstance(irf, str) and irf != "gaussian":
+        raise AnalysisError(f"irf {irf!r}: None, 'gaussian' or a measured histogram")
+    start = fit_start_ns if fit_start_ns is not None else (peak + 1.0 if mode == "tail" else 0.0)
+    stop = fit_stop_ns if fit_stop_ns is not None else d.period_ns
+    sel = (t >= start) & (t < stop)
+    if sel.sum() < 2 * n_exp + 3:
+        raise AnalysisError(f"too few bins in the fit range {start:g} .. {stop:g} ns")
+    x, y = t[sel], y[sel]
+    if y.sum() < 10 * n_exp:
+        raise AnalysisError(f"only {int(y.sum())} photons in the fit range: too few to fit")
+    w = d.resolution_ns
+    irf_hist = None
+    if mode == "measured":
+        irf_hist = np.asarray(irf, float)
+        if irf_hist.shape != d.counts.shape or irf_hist.sum() <= 0:
+            raise AnalysisError("a measured IRF must be a histogram on the decay's bins")
+        irf_hist = irf_hist / irf_hist.sum()
+
+    def shapes(p):
+        taus = np.exp(p[:n_exp])
+        if mode == "tail":
+            return [np.exp(-(x - start) / tau) * (1 - math.exp(-w / tau)) for tau in taus]
+        if mode == "gaussian":
+            t0 = p[2 * n_exp + 1]
+            sig = (irf_fwhm_ps / 2354.82) if irf_fwhm_ps else math.exp(p[2 * n_exp + 2])
+            return [_exgauss(x, tau, t0, sig) * w for tau in taus]
+        out = []
+        for tau in taus:  # periodic convolution of the bin-integrated exponential with the IRF
+            e = np.exp(-d.time_ns / tau) * (1 - math.exp(-w / tau))
+            e = e / (1 - math.exp(-d.period_ns / tau))
+            out.append(np.fft.irfft(np.fft.rfft(e) * np.fft.rfft(irf_hist), len(e))[sel])
+        return out
+
+    def mu(p):
+        amps = np.exp(p[n_exp:2 * n_exp])
+        m = sum(a * s for a, s in zip(amps, shapes(p)))
+        bg = math.exp(p[2 * n_exp]) if background else 0.0
+        return m + bg
+
+    def nll(p):
+        m = np.maximum(mu(p), 1e-300)
+        return float(np.sum(m - y * np.log(m)))
+
+    # starting values: lifetimes from the mean delay, amplitudes from the counts
+    tail_bg = float(np.median(y[-max(5, len(y) // 10):])) if background else 0.0
+    mean_delay = max(float(np.sum((x - x[0]) * np.maximum(y - tail_bg, 0)) /
+                           max(np.sum(np.maximum(y - tail_bg, 0)), 1)), 2 * w)
+    if tau_guess_ns is not None:
+        taus0 = list(np.atleast_1d(tau_guess_ns).astype(float))
+    else:
+        taus0 = [mean_delay] if n_exp == 1 else [mean_delay / 4, mean_delay * 1.5]
+    total = max(y.sum() - tail_bg * len(y), 10.0)
+    p0 = [math.log(v) for v in taus0] + [math.log(total / n_exp)] * n_exp
+    p0.append(math.log(max(tail_bg, 0.1)))
+    if mode == "gaussian":
+        p0.append(peak - 0.3)
+        if not irf_fwhm_ps:
+            p0.append(math.log(0.15))
+    p0 = np.array(p0)
+    r = optimize.minimize(nll, p0, method="Nelder-Mead",
+                          options=dict(maxiter=4000 * len(p0), xatol=1e-7, fatol=1e-9))
+    r = optimize.minimize(nll, r.x, method="BFGS")  # polish
+    p = r.x
+    if not np.all(np.isfinite(p)):
+        raise AnalysisError("the decay fit did not converge")
+
+    # Fisher information in natural parameters (tau_k, A_k, bg, [t0, sigma])
+    nat = _natural(p, n_exp, background, mode, irf_fwhm_ps)
+    def mu_nat(q):
+        return mu(_to_internal(q, n_exp, mode, irf_fwhm_ps))
+    m = mu(p)
+    jac = np.empty((len(m), len(nat)))
+    for i in range(len(nat)):
+        h = 1e-6 * max(abs(nat[i]), 1e-3)
+        hi, lo = nat.copy(), nat.copy()
+        hi[i] += h
+        lo[i] -= h
+        jac[:, i] = (mu_nat(hi) - mu_nat(lo)) / (2 * h)
+    if not background:
+        jac[:, 2 * n_exp] = 0.0
+    fisher = jac.T @ (jac / np.maximum(m, 1e-12)[:, None])
+    keep = np.any(jac != 0, axis=0)
+    cov = np.zeros_like(fisher)
+    try:
+        cov[np.ix_(keep, keep)] = np.linalg.inv(fisher[np.ix_(keep, keep)])
+    except np.linalg.LinAlgError:
+        raise AnalysisError("the decay fit is degenerate (parameters not identifiable)") from None
+    err = np.sqrt(np.maximum(np.diag(cov), 0))
+    order = np.argsort(nat[:n_exp])
+    dev = 2 * np.sum(np.where(y > 0, y * np.log(np.maximum(y, 1e-300) / m), 0) - (y - m))
+    return DecayFit(
+        lifetimes_ns=nat[:n_exp][order], lifetimes_stderr_ns=err[:n_exp][order],
+        amplitudes=nat[n_exp:2 * n_exp][order], amplitudes_stderr=err[n_exp:2 * n_exp][order],
+        background_per_bin=float(nat[2 * n_exp]) if background else 0.0,
+        background_stderr=float(err[2 * n_exp]) if background else 0.0,
+        irf=mode, irf_centre_ns=float(nat[2 * n_exp + 1]) if mode == "gaussian" else None,
+        irf_fwhm_ns=(irf_fwhm_ps / 1e3 if irf_fwhm_ps else float(nat[2 * n_exp + 2]) * 2.35482)
+        if mode == "gaussian" else None,
+        fit_range_ns=(float(start), float(stop)), model_counts=m, fitted_time_ns=x,
+        reduced_deviance=float(dev / max(len(y) - len(nat), 1)),
+    )
+
+
+def _natural(p, n_exp, background, mode, irf_fwhm_ps):
+    q = list(np.exp(p[:2 * n_exp])) + [math.exp(p[2 * n_exp]) if background else 0.0]
+    if mode == "gaussian":
+        q.append(p[2 * n_exp + 1])
+        if not irf_fwhm_ps:
+            q.append(math.exp(p[2 * n_exp + 2]))
+    return np.array(q, float)
+
+
+def _to_internal(q, n_exp, mode, irf_fwhm_ps):
+    p = list(np.log(np.maximum(q[:2 * n_exp], 1e-300)))
+    p.append(math.log(max(q[2 * n_exp], 1e-300)))
+    if mode == "gaussian":
+        p.append(q[2 * n_exp + 1])
+        if not irf_fwhm_ps:
+            p.append(math.log(max(q[2 * n_exp + 2], 1e-300)))
+    return np.array(p)

@@ -1,0 +1,113 @@
+"""Matplotlib figures of the estimators, in the look of the seed paper's panels.
+
+Each function draws on ``ax`` (a new figure when ``None``) and returns the axes. Units are
+in the axis labels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _axes(ax, figsize=(4.5, 3.2)):
+    if ax is not None:
+        return ax
+    import matplotlib.pyplot as plt
+
+    _, ax = plt.subplots(figsize=figsize, layout="constrained")
+    return ax
+
+
+def plot_pulsed_g2(r, ax=None, *, color="C0", label=None, peaks: int | None = 3):
+    """Coincidences vs delay (seed Fig. 4c), with raw and corrected g2(0) in the corner."""
+    ax = _axes(ax)
+    half = (peaks + 0.5) * r.period_ns if peaks else np.inf
+    sel = np.abs(r.delay_ns) <= half
+    ax.fill_between(r.delay_ns[sel], r.counts[sel], step="mid", color=color, alpha=0.8,
+                    lw=0, label=label)
+    ax.set_xlabel("delay (ns)")
+    ax.set_ylabel("coincidences")
+    ax.text(0.02, 0.97, f"$g^{{(2)}}(0)$ = {r.g2_zero:.3f} raw\n"
+                        f"{r.g2_zero_corrected:.3f} $\\pm$ {r.g2_zero_stderr:.3f} corrected",
+            transform=ax.transAxes, va="top", fontsize=8)
+    return ax
+
+
+def plot_g2_log(r, ax=None, *, color="C0", label=None, show_fit: bool = True):
+    """g2 vs log delay with the bunching fit (seed Fig. 4d)."""
+    ax = _axes(ax)
+    ok = r.pairs > 0
+    ax.errorbar(r.tau_s[ok], r.g2[ok], yerr=r.stderr[ok], fmt=".", ms=3, color=color,
+                elinewidth=0.6, label=label)
+    ax.set_xscale("log")
+    ax.axhline(1.0, color="0.6", lw=0.6)
+    if show_fit and r.fit is not None:
+        f = r.fit
+        x = np.geomspace(f.fit_range_s[0], f.fit_range_s[1], 200)
+        ax.plot(x, f.model(x), color="k", lw=1,
+                label=f"1 + {f.amplitude:.3f} exp(-τ/{f.tau_c_s * 1e6:.1f} µs)")
+        ax.legend(fontsize=7, frameon=False)
+    ax.set_xlabel("delay τ (s)")
+    ax.set_ylabel("$g^{(2)}(τ)$")
+    return ax
+
+
+def plot_decay(d, fit=None, ax=None, *, color="C0", label=None):
+    """Microtime histogram on a log scale with the fitted model (seed Fig. 4b)."""
+    ax = _axes(ax)
+    ax.semilogy(d.time_ns, np.maximum(d.counts, 0.5), drawstyle="steps-mid", color=color,
+                lw=0.8, label=label)
+    if fit is not None:
+        taus = ", ".join(f"{t:.2f} ± {e:.2f} ns" for t, e in zip(fit.lifetimes_ns,
+                                                                  fit.lifetimes_stderr_ns))
+        ax.semilogy(fit.fitted_time_ns, fit.model_counts, color="k", lw=1, label=f"τ = {taus}")
+        ax.legend(fontsize=7, frameon=False)
+    ax.set_xlabel("delay after sync (ns)")
+    ax.set_ylabel("counts")
+    ax.set_ylim(bottom=0.5)
+    return ax
+
+
+def plot_trace(tr, levels=None, ax=None, *, color="C0", histogram: bool = True):
+    """Intensity trace (counts per bin) with a side histogram (seed Fig. 4a)."""
+    ax = _axes(ax, figsize=(7, 2.6))
+    ax.plot(tr.time_s, tr.counts, color=color, lw=0.4)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel(f"counts / {tr.bin_s * 1e3:g} ms")
+    ax.set_xlim(tr.time_s[0], tr.time_s[-1] + tr.bin_s)
+    if levels is not None:
+        ax.axhline(levels.threshold, color="k", ls="--", lw=0.7)
+    if histogram:
+        from mpl_toolkits.axes_grid1 import make_axes_locatable
+
+        side = make_axes_locatable(ax).append_axes("right", size="18%", pad=0.05, sharey=ax)
+        edges, h = tr.histogram()
+        side.barh(0.5 * (edges[1:] + edges[:-1]), h, height=np.diff(edges), color=color, lw=0)
+        side.set_xlabel("occurrences")
+        side.tick_params(labelleft=False)
+    return ax
+
+
+def plot_flid(f, ax=None, *, cmap="viridis"):
+    """FLID density: intensity vs lifetime (seed SI)."""
+    ax = _axes(ax, figsize=(4, 3.4))
+    ext = [f.lifetime_edges_ns[0], f.lifetime_edges_ns[-1], f.intensity_edges[0],
+           f.intensity_edges[-1]]
+    im = ax.imshow(f.density, origin="lower", aspect="auto", extent=ext, cmap=cmap)
+    ax.figure.colorbar(im, ax=ax, label="probability density")
+    ax.set_xlabel("lifetime (ns)")
+    ax.set_ylabel(f"counts / {f.bin_s * 1e3:g} ms")
+    return ax
+
+
+def plot_saturation(fit, power, counts, ax=None, *, color="C0", power_unit="P$_{sat}$"):
+    """Count rate vs power with the saturation fit (seed Fig. 5a)."""
+    ax = _axes(ax)
+    ax.plot(power, np.asarray(counts) / 1e3, "o", color=color, ms=4)
+    x = np.linspace(0, max(power) * 1.05, 200)
+    ax.plot(x, fit.model(x) / 1e3, color="k", lw=1,
+            label=f"P$_{{sat}}$ = {fit.p_sat:.2f} ± {fit.p_sat_stderr:.2f}")
+    ax.legend(fontsize=7, frameon=False)
+    ax.set_xlabel(f"power ({power_unit})")
+    ax.set_ylabel("count rate (kcps)")
+    return ax

@@ -1,0 +1,78 @@
+"""Saturation curve ``I(P) = A (1 - exp(-P / Psat)) + B P`` (seed eq. 1).
+
+Weighted least squares: with ``stderr`` given those are the weights (absolute); with
+``duration_s`` given the counts are taken as rates measured over that time, so each point's
+Poisson error is ``sqrt(I / duration)``; with neither, equal weights and the covariance
+scaled by the residuals.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from scipy.optimize import curve_fit
+
+from ._common import AnalysisError
+
+
+@dataclasses.dataclass(frozen=True)
+class SaturationFit:
+    amplitude: float  # A (units of the counts)
+    amplitude_stderr: float
+    p_sat: float  # units of the powers
+    p_sat_stderr: float
+    linear: float  # B
+    linear_stderr: float
+    chi2_per_dof: float
+
+    def model(self, power):
+        p = np.asarray(power, float)
+        return self.amplitude * -np.expm1(-p / self.p_sat) + self.linear * p
+
+    def plot(self, power, counts, ax=None, **kw):
+        from .plots import plot_saturation
+
+        return plot_saturation(self, power, counts, ax=ax, **kw)
+
+
+def saturation_model(p, a, psat, b):
+    return a * -np.expm1(-p / psat) + b * p
+
+
+def fit_saturation(power, counts, *, stderr=None, duration_s: float | None = None,
+                   linear: bool = True) -> SaturationFit:
+    """Fit the saturation curve; ``linear=False`` fixes ``B = 0``."""
+    p = np.asarray(power, float)
+    y = np.asarray(counts, float)
+    if p.shape != y.shape or p.ndim != 1:
+        raise AnalysisError("power and counts must be 1D arrays of the same length")
+    n_par = 3 if linear else 2
+    if len(p) < n_par + 1:
+        raise AnalysisError(f"{len(p)} points: need at least {n_par + 1} to fit and judge")
+    if np.any(p <= 0) or not np.all(np.isfinite(p)) or not np.all(np.isfinite(y)):
+        raise AnalysisError("powers must be positive and every value finite")
+    if stderr is not None:
+        s = np.asarray(stderr, float)
+    elif duration_s is not None:
+        s = np.sqrt(np.maximum(y, 1.0) / float(duration_s))
+    else:
+        s = None
+    i = np.argsort(p)
+    a0 = float(y[i][-1])
+    psat0 = float(np.interp(0.63 * a0, y[i], p[i])) if np.all(np.diff(y[i]) > 0) else float(np.median(p))
+    f = saturation_model if linear else (lambda x, a, ps: saturation_model(x, a, ps, 0.0))
+    p0 = [a0, max(psat0, 1e-12)] + ([0.0] if linear else [])
+    lower = [0.0, 0.0] + ([-np.inf] if linear else [])
+    try:
+        par, cov = curve_fit(f, p, y, p0=p0, sigma=s, absolute_sigma=s is not None,
+                             bounds=(lower, np.inf), maxfev=20000)
+    except (RuntimeError, ValueError) as e:
+        raise AnalysisError(f"the saturation fit did not converge: {e}") from None
+    err = np.sqrt(np.diag(cov))
+    resid = (y - f(p, *par)) / (s if s is not None else 1.0)
+    chi2 = float(np.sum(resid**2) / max(len(p) - n_par, 1))
+    return SaturationFit(amplitude=float(par[0]), amplitude_stderr=float(err[0]),
+                         p_sat=float(par[1]), p_sat_stderr=float(err[1]),
+                         linear=float(par[2]) if linear else 0.0,
+                         linear_stderr=float(err[2]) if linear else 0.0, chi2_per_dof=chi2)

@@ -1,0 +1,226 @@
+"""Estimators against known truth: closed forms of PHYSICS.md and the simulation's labels.
+
+Statistical checks use z = (estimate - truth) / stated stderr with two-sided alpha 1e-3
+(|z| < 3.29): they test the estimate and its uncertainty together.
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+import simsps
+from simsps.analysis import (AnalysisError, decay, dwell_times, fit_decay, fit_saturation, flid,
+                             g2_log, intensity_trace, lifetime_trace, photon_mask, pulsed_g2,
+                             two_level)
+from simsps.physics.blinking import dwell_parameters, telegraph_bunching
+
+from .conftest import ideal_overrides
+from .helpers import Z_CRIT, g2_zero_closed_form, photons_per_pulse
+
+BG_FRACTION = 0.3
+
+
+@pytest.fixture(scope="module")
+def with_background():
+    """No blinking; uniform background making 30 % of all photons (1 Psat)."""
+    signal = 2.5e6 * photons_per_pulse(0.9, 0.06, 1.0, efficiency=0.025)
+    bg = signal * BG_FRACTION / (1 - BG_FRACTION)
+    m = simsps.load_model("zn-treated", ideal_overrides(**{"background.rate_cps": bg}))
+    return simsps.simulate(m, 20.0, seed=11), bg
+
+
+def test_pulsed_g2_background_corrected_recovers_emitter(with_background):
+    s, bg = with_background
+    truth = g2_zero_closed_form(0.9, 0.06, 1.0)
+    r = pulsed_g2(s)
+    assert r.signal_fraction[0] == pytest.approx(1 - BG_FRACTION, abs=0.02)
+    assert abs(r.g2_zero_corrected - truth) / r.g2_zero_stderr < Z_CRIT
+    assert (r.g2_zero - truth) / r.g2_zero_stderr_raw > 10  # the raw value is far off
+    given = pulsed_g2(s, background=bg)  # the same with the background rate given
+    assert abs(given.g2_zero_corrected - truth) / given.g2_zero_stderr < Z_CRIT
+    pa = pulsed_g2(s, correction="peak-area")  # equal channels: identical to brouri
+    assert pa.g2_zero_corrected == pytest.approx(r.g2_zero_corrected, rel=1e-9)
+    seed = pulsed_g2(s, correction="seed-si")  # the seed SI's form over-states g2(0)
+    assert seed.g2_zero_corrected > r.g2_zero_corrected + 5 * r.g2_zero_stderr
+    lo, hi = r.interval()
+    assert lo < r.g2_zero_corrected < hi
+    # peak areas add up to the pairs counted in the histogram over the same range
+    assert r.counts.sum() == pytest.approx(r.peak_area.sum(), rel=0.01)
+
+
+def test_pulsed_g2_is_emitter_g2_from_truth_labels(zn):
+    """With blinking and the preset's noise, the corrected g2(0) of all photons estimates
+    the raw g2(0) of the emitter photons (picked by the ground-truth labels)."""
+    s = simsps.simulate(zn, 20.0, seed=12)
+    emitter = s.take(np.isin(s.truth.source, [int(x) for x in simsps.stream.EMITTER_SOURCES]))
+    full = pulsed_g2(s)
+    ref = pulsed_g2(emitter)
+    z = (full.g2_zero_corrected - ref.g2_zero) / math.hypot(full.g2_zero_stderr, ref.g2_zero_stderr_raw)
+    assert abs(z) < Z_CRIT
+
+
+def test_g2_log_telegraph_bunching(zn):
+    o = ideal_overrides(**{"blinking.enabled": True})
+    m = zn.replace(o)
+    s = simsps.simulate(m, 60.0, seed=13)
+    r = g2_log(s, tau_max_s=0.1)
+    scale = dwell_parameters(m.blinking, 1.0, 2.5e6) / 2.5e6  # mean dwells in s
+    p_bright = scale[0] / scale.sum()
+    i_b = photons_per_pulse(0.9, 0.06, 1.0)
+    i_g = photons_per_pulse(0.23, 0.03, 1.0)
+    amp = telegraph_bunching(p_bright, i_b, i_g)
+    tau_c = 1 / (1 / scale[0] + 1 / scale[1])
+    f = r.fit
+    assert abs(f.amplitude - amp) / f.amplitude_stderr < Z_CRIT
+    assert abs(f.tau_c_s - tau_c) / f.tau_c_stderr_s < Z_CRIT
+    assert 0.3 < f.chi2_per_dof < 2.0
+    far = r.tau_s > 1e-3  # flat at 1 beyond the blinking
+    chi = (r.g2[far] - 1) / r.stderr[far]
+    assert abs(chi.mean()) * math.sqrt(far.sum()) < Z_CRIT
+    assert f.decayed_by(0.05) == pytest.approx(3 * f.tau_c_s, rel=0.01)
+
+
+def test_g2_log_exact_and_gridded_regimes_agree(zn):
+    s = simsps.simulate(zn, 20.0, seed=14)
+    a = g2_log(s, tau_max_s=0.05, fit=False)
+    b = g2_log(s, tau_max_s=0.05, fit=False, pair_budget=1e3)  # gridded almost everywhere
+    assert b.split_s < a.split_s
+    sel = a.tau_s > 2e-5
+    z = (a.g2[sel] - b.g2[sel]) / a.stderr[sel]
+    # the same photons, edges smeared by the grid quantum: differences within the noise
+    assert np.max(np.abs(z)) < Z_CRIT and np.mean(np.abs(z)) < 0.5
+
+
+def test_g2_log_matches_pycorrelate(zn):
+    pycorrelate = pytest.importorskip("pycorrelate")
+    s = simsps.simulate(zn, 4.0, seed=15)
+    r = g2_log(s, tau_max_s=0.01, fit=False, grid_budget=0)  # exact pairs throughout
+    t = s.time_ps
+    ta, tb = t[s.channel == 0], t[s.channel == 1]
+    edges = np.round(r.tau_edges_s * 1e12).astype(np.int64)
+    pc = pycorrelate.pcorrelate(ta, tb, edges, normalize=False) \
+        + pycorrelate.pcorrelate(tb, ta, edges, normalize=False)  # pairs per unit delay
+    np.testing.assert_array_equal(r.pairs, np.rint(pc * np.diff(edges)))
+
+
+def test_mono_exponential_lifetime(zn):
+    m = zn.replace(ideal_overrides(**{"background.rate_cps": 3000.0,
+                                      "detection.jitter_fwhm_ps": 350.0}))
+    d = decay(simsps.simulate(m, 1.0, power=0.2, seed=16))
+    for irf in (None, "gaussian"):
+        f = fit_decay(d, irf=irf)
+        assert abs(f.lifetimes_ns[0] - 10.2) / f.lifetimes_stderr_ns[0] < Z_CRIT
+        assert f.reduced_deviance < 1.5
+    g = fit_decay(d, irf="gaussian")
+    assert g.irf_fwhm_ns == pytest.approx(0.35, rel=0.25)
+    # the background per bin: 3000 cps spread over 3125 bins
+    assert abs(g.background_per_bin - 3000 / 3125) / g.background_stderr < Z_CRIT
+
+
+def test_bi_exponential_bright_and_grey_lifetimes(zn):
+    m = zn.replace({"bleaching.enabled": False})
+    s = simsps.simulate(m, 5.0, seed=17)
+    f = fit_decay(decay(s), n_exp=2)
+    for got, err, want in zip(f.lifetimes_ns, f.lifetimes_stderr_ns, (1.3, 10.2)):
+        assert abs(got - want) / err < Z_CRIT
+    # photons the truth labels grey, selected with a mask: mono-exponential 1.3 ns
+    grey = s.truth.source == int(simsps.Source.TRION)
+    g = fit_decay(decay(s, mask=grey))
+    assert abs(g.lifetimes_ns[0] - 1.3) / g.lifetimes_stderr_ns[0] < Z_CRIT
+
+
+def test_traces_two_levels_and_dwell_times(zn):
+    # slow telegraph (ms dwells) that a 1 ms trace resolves
+    m = zn.replace(ideal_overrides(**{"blinking.enabled": True, "blinking.bright_dwell_us": 40e3,
+                                      "blinking.grey_dwell_us": 20e3,
+                                      "blinking.auger_charging_fraction": 0.0}))
+    s = simsps.simulate(m, 30.0, seed=18)
+    tr = intensity_trace(s, 0.001)
+    assert tr.counts.sum() == len(s) and len(tr.counts) == 30000
+    lv = two_level(tr)
+    assert lv.bright_fraction == pytest.approx(2 / 3, abs=0.05)
+    i_b = 2.5e6 * photons_per_pulse(0.9, 0.06, 1.0, 0.025) * 1e-3
+    i_g = 2.5e6 * photons_per_pulse(0.23, 0.03, 1.0, 0.025) * 1e-3
+    assert lv.bright_mean == pytest.approx(i_b, rel=0.03) and lv.grey_mean == pytest.approx(i_g, rel=0.1)
+    dw = dwell_times(tr, lv)
+    # binning shortens nothing on average but cuts dwells into whole bins: 10 % tolerance
+    assert dw.bright_fit.exp_mean_s == pytest.approx(0.040, rel=0.1)
+    assert dw.grey_fit.exp_mean_s == pytest.approx(0.020, rel=0.1)
+    # photons of bright bins are mostly exciton photons (truth labels)
+    mask = photon_mask(s, tr, tr.counts > lv.threshold)
+    assert np.mean(s.truth.state[mask] == int(simsps.State.BRIGHT)) > 0.97
+
+
+def test_lifetime_trace_and_flid(zn):
+    m = zn.replace({"bleaching.enabled": False})
+    s = simsps.simulate(m, 10.0, seed=19)
+    lt = lifetime_trace(s, 0.01)
+    assert np.nanmean(lt.lifetime_ns) == pytest.approx(
+        np.average([10.2, 1.3], weights=[0.9, 0.1]), rel=0.15)
+    f = flid(s, 0.01)
+    dx = np.diff(f.intensity_edges)[0]
+    dy = np.diff(f.lifetime_edges_ns)[0]
+    assert f.density.sum() * dx * dy == pytest.approx(1.0)
+    no_blink = flid(simsps.simulate(zn.replace(ideal_overrides()), 10.0, seed=19), 0.01)
+    assert no_blink.spread()[1] < f.spread()[1]  # blinking widens the lifetime axis
+
+
+@pytest.mark.slow  # six powers: six kernel compilations on a clean machine
+def test_saturation_fit_recovers_psat(zn):
+    m = zn.replace(ideal_overrides(**{"biexciton.quantum_yield": 0.0}))
+    powers = np.array([0.25, 0.5, 1.0, 1.5, 2.0, 3.0])
+    rates = [len(simsps.simulate(m, 1.0, power=p, seed=20 + i)) for i, p in enumerate(powers)]
+    f = fit_saturation(powers, rates, duration_s=1.0)
+    assert abs(f.p_sat - 1.0) / f.p_sat_stderr < Z_CRIT
+    assert abs(f.linear) / f.linear_stderr < Z_CRIT
+    assert abs(f.amplitude - 2.5e6 * 0.9 * 0.025) / f.amplitude_stderr < Z_CRIT
+
+
+def test_garbage_in_gives_clear_errors(zn):
+    s = simsps.simulate(zn, 0.2, seed=21)
+    empty = s.take(slice(0, 0))
+    one_channel = s.take(s.channel == 0)
+    with pytest.raises(AnalysisError, match="0 photons"):
+        pulsed_g2(empty)
+    with pytest.raises(AnalysisError, match="channel 1 has no photons"):
+        pulsed_g2(one_channel)
+    with pytest.raises(AnalysisError, match="channel 1 has no photons"):
+        g2_log(one_channel)
+    with pytest.raises(AnalysisError, match="longer than the acquisition"):
+        intensity_trace(s, bin_s=1.0)
+    with pytest.raises(AnalysisError, match="needs an acquisition longer"):
+        g2_log(s, tau_max_s=1.0)
+    with pytest.raises(AnalysisError, match="correction"):
+        pulsed_g2(s, correction="magic")
+    with pytest.raises(AnalysisError, match="no photons selected"):
+        decay(s, mask=np.zeros(len(s), bool))
+    with pytest.raises(AnalysisError, match="at least"):
+        fit_saturation([1.0, 2.0], [1.0, 2.0])
+    with pytest.raises(ValueError, match="sync_period_ps"):  # a stream needs its sync rate
+        simsps.PhotonStream(sync=[1], dtime=[1], channel=[0], sync_period_ps=float("nan"),
+                            resolution_ps=128.0)
+    assert issubclass(AnalysisError, ValueError)
+
+
+def test_plots_have_labels_and_save(tmp_path, with_background, zn):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s, _ = with_background
+    axes = [pulsed_g2(s).plot(), g2_log(s, tau_max_s=0.1).plot()]
+    d = decay(s)
+    axes.append(d.plot(fit=fit_decay(d)))
+    tr = intensity_trace(s, 0.01)
+    axes.append(tr.plot(levels=two_level(tr)))
+    axes.append(flid(s, 0.01).plot())
+    f = fit_saturation([0.5, 1, 2, 3], [30e3, 45e3, 55e3, 58e3])
+    axes.append(f.plot([0.5, 1, 2, 3], [30e3, 45e3, 55e3, 58e3]))
+    for i, ax in enumerate(axes):
+        assert ax.get_xlabel() and ax.get_ylabel()
+        assert "(" in ax.get_xlabel()  # units
+        ax.figure.savefig(tmp_path / f"{i}.png", dpi=60)
+        plt.close(ax.figure)
+    assert len(list(tmp_path.glob("*.png"))) == len(axes)
