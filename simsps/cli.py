@@ -79,6 +79,18 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true", help="print the summary as JSON")
     i.set_defaults(parser=i)
 
+    z = sub.add_parser("analyze", help="every analysis of one file: PNGs and summary.json",
+                       description="Pulsed and long-delay g2, decay fit, intensity trace with "
+                                   "two-level dwell statistics, FLID; figures and a JSON "
+                                   "summary in DIR.")
+    z.add_argument("file", type=Path, metavar="FILE", help="PTU or Photon-HDF5 file")
+    z.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    z.add_argument("--bin", type=_positive(float), default=0.01, metavar="S", dest="bin_s",
+                   help="trace / FLID bin in seconds (default 0.01)")
+    z.add_argument("--tau-max", type=_positive(float), default=None, metavar="S",
+                   help="longest g2 delay in seconds (default min(1, duration / 4))")
+    z.set_defaults(parser=z)
+
     m = sub.add_parser("models", help="list the model presets with their key parameters",
                        description="List the presets shipped in models/ with key parameters.")
     m.add_argument("--toml", metavar="NAME", help="print the full TOML of one preset")
@@ -153,6 +165,31 @@ def _cmd_info(a) -> int:
     return EXIT_OK
 
 
+def _cmd_analyze(a) -> int:
+    from .analysis.report import analyze
+    from .io import read
+
+    stream = read(a.file)
+    s = analyze(stream, a.out, bin_s=a.bin_s, tau_max_s=a.tau_max, progress=sys.stderr.isatty())
+    lines = [f"analysed {a.file}: {s['photons']} photons in {s['duration_s']:g} s -> {a.out}/"]
+    if "g2_pulsed" in s:
+        g = s["g2_pulsed"]
+        lines.append(f"  g2(0) = {g['g2_zero']:.4f} raw, {g['g2_zero_corrected']:.4f} +- "
+                     f"{g['g2_zero_stderr']:.4f} background-corrected")
+    if "g2_log" in s:
+        g = s["g2_log"]
+        lines.append(f"  bunching 1 + {g['bunching_amplitude']:.3f}, tau_c "
+                     f"{g['tau_c_s'] * 1e6:.1f} us")
+    if "decay" in s:
+        lines.append("  lifetimes " + ", ".join(
+            f"{t:.2f} +- {e:.2f} ns" for t, e in zip(s["decay"]["lifetimes_ns"],
+                                                     s["decay"]["lifetimes_stderr_ns"])))
+    for name, why in s["skipped"].items():
+        lines.append(f"  {name}: skipped ({why})")
+    print("\n".join(lines))
+    return EXIT_OK
+
+
 def _cmd_models(a) -> int:
     from .model import ModelError, load_model, preset_names, preset_path
 
@@ -187,7 +224,8 @@ def _cmd_models(a) -> int:
     return EXIT_OK
 
 
-_COMMANDS = {"simulate": _cmd_simulate, "info": _cmd_info, "models": _cmd_models}
+_COMMANDS = {"simulate": _cmd_simulate, "info": _cmd_info, "analyze": _cmd_analyze,
+             "models": _cmd_models}
 
 
 def main(argv=None) -> int:

@@ -88,7 +88,7 @@ def test_failures_exit_1(tmp_path, capsys):
     assert "bad.ptu" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", [[], ["simulate"], ["info"], ["models"]])
+@pytest.mark.parametrize("command", [[], ["simulate"], ["info"], ["analyze"], ["models"]])
 def test_help_everywhere(capsys, command):
     with pytest.raises(SystemExit) as e:
         main(command + ["--help"])
@@ -99,3 +99,28 @@ def test_installed_entry_point():
     r = subprocess.run([sys.executable, "-m", "simsps.cli", "--version"], capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.startswith("simsps ")
+
+
+def test_analyze_writes_figures_and_summary(tmp_path, capsys):
+    ptu = tmp_path / "nc.ptu"
+    assert main(["simulate", "zn-treated", "--duration", "2", "--seed", "3", "--out", str(ptu),
+                 "--quiet"]) == 0
+    out = tmp_path / "report"
+    assert main(["analyze", str(ptu), "--out", str(out), "--tau-max", "0.2"]) == 0
+    assert "g2(0)" in capsys.readouterr().out
+    s = json.loads((out / "summary.json").read_text())
+    assert s["skipped"] == {}
+    for name, png in s["figures"].items():
+        assert (out / png).stat().st_size > 10_000, name
+    assert 0 < s["g2_pulsed"]["g2_zero_corrected"] < 0.3
+    assert 5 < s["decay"]["lifetimes_ns"][-1] < 15
+    # one detector only: the correlations are skipped with the reason, the rest runs
+    one = read(ptu)
+    one = one.take(one.channel == 0)
+    from simsps.io import write_ptu
+
+    write_ptu(tmp_path / "one.ptu", one)
+    assert main(["analyze", str(tmp_path / "one.ptu"), "--out", str(tmp_path / "r1")]) == 0
+    s1 = json.loads((tmp_path / "r1" / "summary.json").read_text())
+    assert "channel 1 has no photons" in s1["skipped"]["g2_pulsed"]
+    assert "decay" in s1["figures"]

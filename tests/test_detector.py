@@ -1,6 +1,5 @@
 """Detectors: dead time, dark counts, afterpulsing. Fixed seeds, alpha = 1e-3."""
 
-import math
 
 import jax
 import numpy as np

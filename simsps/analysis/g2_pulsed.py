@@ -141,7 +141,8 @@ def pulsed_g2(stream, *, n_side_peaks: int = 10, channels: tuple[int, int] = (0,
     g = _corrected(correction, m0, m1, f, sides)
     grad = _gradient(correction, m0, m1, f, sides)
     var = grad[0] ** 2 * var_m0 + grad[1] ** 2 * var_m1 + grad[2] ** 2 * var_f
-    hist_bin = float(bin_ps or stream.resolution_ps)
+    # histogram for display: about 1 ns bins, a whole number of microtime bins
+    hist_bin = float(bin_ps or stream.resolution_ps * max(1, round(1000 / stream.resolution_ps)))
     n_bins = int(math.ceil((2 * k + 1) * period / hist_bin))
     lo = -n_bins * hist_bin / 2
     counts = np.bincount(np.clip(((d - lo) // hist_bin).astype(np.int64), 0, n_bins - 1)[

@@ -1,0 +1,141 @@
+"""Run every single-file analysis on a stream: PNGs and a JSON summary (``simsps analyze``)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ._common import AnalysisError
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, (np.floating, float)):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    return x
+
+
+def _save(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=150)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def analyze(stream, out_dir, *, bin_s: float = 0.01, tau_max_s: float | None = None,
+            progress: bool = False) -> dict:
+    """Every analysis of one acquisition; writes ``out_dir/*.png`` and ``summary.json``.
+
+    An analysis the data cannot support (e.g. a g2 with one detector) is recorded in the
+    summary with the reason instead of stopping the others.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from tqdm.auto import tqdm
+
+    from . import (decay, dwell_times, fit_decay, flid, g2_log, intensity_trace, lifetime_trace,
+                   pulsed_g2, two_level)
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    duration = stream.duration_s
+    summary: dict = {"photons": len(stream), "duration_s": duration,
+                     "count_rate_cps": len(stream) / duration if duration else None,
+                     "source": {k: v for k, v in stream.meta.items()
+                                if k not in ("ptu_tags", "model_toml")},
+                     "figures": {}, "skipped": {}}
+
+    def pulsed():
+        r = pulsed_g2(stream)
+        _save(r.plot().figure, out / "g2_pulsed.png")
+        lo, hi = r.interval()
+        return {"g2_zero": r.g2_zero, "g2_zero_stderr_raw": r.g2_zero_stderr_raw,
+                "g2_zero_corrected": r.g2_zero_corrected, "g2_zero_stderr": r.g2_zero_stderr,
+                "interval_95": [lo, hi], "correction": r.correction,
+                "signal_fraction": r.signal_fraction, "side_peak_mean": r.side_mean,
+                "floor_per_peak": r.floor_per_peak}, "g2_pulsed.png"
+
+    def longdelay():
+        tmax = tau_max_s or min(1.0, duration / 4)
+        r = g2_log(stream, tau_max_s=tmax)
+        _save(r.plot().figure, out / "g2_log.png")
+        f = r.fit
+        return {"tau_max_s": tmax, "bunching_amplitude": f.amplitude,
+                "bunching_amplitude_stderr": f.amplitude_stderr, "tau_c_s": f.tau_c_s,
+                "tau_c_stderr_s": f.tau_c_stderr_s, "decayed_to_5pct_s": f.decayed_by(0.05),
+                "chi2_per_dof": f.chi2_per_dof}, "g2_log.png"
+
+    def lifetimes():
+        d = decay(stream)
+        try:
+            fit = fit_decay(d, n_exp=2)
+        except AnalysisError:
+            fit = fit_decay(d, n_exp=1)
+        _save(d.plot(fit=fit).figure, out / "decay.png")
+        return {"lifetimes_ns": fit.lifetimes_ns, "lifetimes_stderr_ns": fit.lifetimes_stderr_ns,
+                "fractions": fit.fractions, "background_per_bin": fit.background_per_bin,
+                "fit_range_ns": fit.fit_range_ns, "reduced_deviance": fit.reduced_deviance}, \
+            "decay.png"
+
+    def trace():
+        tr = intensity_trace(stream, bin_s)
+        res = {"bin_s": bin_s, "mean_counts_per_bin": float(tr.counts.mean())}
+        try:
+            lv = two_level(tr)
+            dw = dwell_times(tr, lv)
+            res.update(grey_mean=lv.grey_mean, bright_mean=lv.bright_mean,
+                       bright_fraction=lv.bright_fraction, threshold=lv.threshold)
+            for name, fit in (("bright", dw.bright_fit), ("grey", dw.grey_fit)):
+                if fit is not None:
+                    res[f"{name}_dwell"] = {"n": fit.n, "exp_mean_s": fit.exp_mean_s,
+                                            "power_law_exponent": fit.power_law_exponent,
+                                            "power_law_stderr": fit.power_law_stderr}
+        except AnalysisError as e:
+            lv = None
+            res["two_level"] = f"skipped: {e}"
+        _save(tr.plot(levels=lv).figure, out / "trace.png")
+        return res, "trace.png"
+
+    def flid_map():
+        lt = lifetime_trace(stream, bin_s)
+        f = flid(lt)
+        _save(f.plot().figure, out / "flid.png")
+        sd_i, sd_t = f.spread()
+        return {"bin_s": bin_s, "mean_lifetime_ns": float(np.nanmean(lt.lifetime_ns)),
+                "intensity_sd": sd_i, "lifetime_sd_ns": sd_t}, "flid.png"
+
+    steps = [("g2_pulsed", pulsed), ("g2_log", longdelay), ("decay", lifetimes),
+             ("trace", trace), ("flid", flid_map)]
+    for name, step in tqdm(steps, desc="analyze", delay=1.0, leave=False, disable=not progress):
+        try:
+            result, png = step()
+            summary[name] = result
+            summary["figures"][name] = png
+        except AnalysisError as e:
+            summary["skipped"][name] = str(e)
+    summary = _jsonable(summary)
+    fd, tmp = tempfile.mkstemp(prefix=".summary.", suffix=".json", dir=out)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(summary, fh, indent=2)
+    os.replace(tmp, out / "summary.json")
+    return summary
