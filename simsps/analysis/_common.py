@@ -19,7 +19,7 @@ def check_stream(stream, *, need_channels: tuple[int, ...] = (), min_photons: in
                             f"at least {min_photons}")
     if not (np.isfinite(stream.sync_period_ps) and stream.sync_period_ps > 0):
         raise AnalysisError("the stream has no sync period (sync rate missing from the file?)")
-    present = set(np.unique(stream.channel).tolist())
+    present = set(np.flatnonzero(np.bincount(stream.channel)).tolist()) if len(stream) else set()
     missing = [c for c in need_channels if c not in present]
     if missing:
         raise AnalysisError(f"channel {missing[0]} has no photons (channels present: "
@@ -38,22 +38,40 @@ def check_bin(bin_s: float, duration_s: float, what: str = "bin_s") -> float:
 def cross_pairs(t: np.ndarray, is_a: np.ndarray, window: int) -> np.ndarray:
     """Signed delays ``t_b - t_a`` (same unit as ``t``) of every pair of photons from the
     two channels closer than ``window``; ``t`` is the time-ordered merged stream and
-    ``is_a`` marks channel-a photons. Walks index offsets 1, 2, ... keeping only the photons
-    that still have a neighbour inside the window, so the cost is one pass over the stream
-    plus the number of pairs."""
+    ``is_a`` marks channel-a photons.
+
+    Walks index offsets k = 1, 2, ...: pair (i, i + k) for every photon i that still has a
+    k-th neighbour inside the window. While most photons do, whole shifted slices are
+    compared (contiguous, fast); once few do, only those are followed (their set shrinks
+    with k, since times are ordered). Cost: a few passes over the stream plus the pairs.
+    """
     n = len(t)
     out = []
-    active = np.arange(n - 1, dtype=np.int64)
+    active = None  # None: every photon is still active
     k = 1
-    while len(active):
-        j = active + k
-        d = t[j] - t[active]
-        keep = d < window
-        active, j, d = active[keep], j[keep], d[keep]
-        cross = is_a[active] != is_a[j]
-        out.append(np.where(is_a[active[cross]], d[cross], -d[cross]))
+    while k < n:
+        if active is None:
+            d = t[k:] - t[:-k]
+            near = d < window
+            cross = near & (is_a[k:] != is_a[:-k])
+            dc = d[cross]
+            out.append(np.where(is_a[:-k][cross], dc, -dc))
+            if not near.any():
+                break
+            if near.mean() < 0.25:
+                active = np.flatnonzero(near)
+        else:
+            active = active[active + k < n]
+            j = active + k
+            d = t[j] - t[active]
+            keep = d < window
+            active, j, d = active[keep], j[keep], d[keep]
+            if not len(active):
+                break
+            ia = is_a[active]
+            cross = ia != is_a[j]
+            out.append(np.where(ia[cross], d[cross], -d[cross]))
         k += 1
-        active = active[active + k < n]
     return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 
