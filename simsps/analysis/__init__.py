@@ -6,6 +6,7 @@ Bad input raises :class:`AnalysisError` (a ``ValueError``) naming the problem.
 """
 
 from ._common import AnalysisError
+from .changepoint import Segmentation, change_points
 from .decay import Decay, DecayFit, decay, fit_decay
 from .flid import Flid, flid
 from .g2_log import BunchingFit, G2Log, fit_bunching, g2_log
@@ -15,7 +16,7 @@ from .traces import (Dwells, DwellFit, LifetimeTrace, Trace, TwoLevel, dwell_tim
                      intensity_trace, lifetime_trace, photon_mask, two_level)
 
 __all__ = [
-    "AnalysisError", "BunchingFit", "Decay", "DecayFit", "DwellFit", "Dwells", "Flid", "G2Log",
+    "AnalysisError", "BunchingFit", "Segmentation", "change_points", "Decay", "DecayFit", "DwellFit", "Dwells", "Flid", "G2Log",
     "LifetimeTrace", "PulsedG2", "SaturationFit", "Trace", "TwoLevel", "decay", "dwell_times",
     "fit_bunching", "fit_decay", "fit_dwells", "fit_saturation", "flid", "g2_log",
     "intensity_trace", "lifetime_trace", "photon_mask", "pulsed_g2", "two_level",
