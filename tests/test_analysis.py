@@ -12,7 +12,7 @@ import pytest
 import simsps
 from simsps.analysis import (AnalysisError, decay, dwell_times, fit_decay, fit_saturation, flid,
                              g2_log, intensity_trace, lifetime_trace, photon_mask, pulsed_g2,
-                             two_level)
+                             power_series, two_level)
 from simsps.physics.blinking import dwell_parameters, telegraph_bunching
 
 from .conftest import ideal_overrides
@@ -170,8 +170,12 @@ def test_lifetime_trace_and_flid(zn):
 def test_saturation_fit_recovers_psat(zn):
     m = zn.replace(ideal_overrides(**{"biexciton.quantum_yield": 0.0}))
     powers = np.array([0.25, 0.5, 1.0, 1.5, 2.0, 3.0])
-    rates = [len(simsps.simulate(m, 1.0, power=p, seed=20 + i)) for i, p in enumerate(powers)]
-    f = fit_saturation(powers, rates, duration_s=1.0)
+    streams = [simsps.simulate(m, 1.0, power=p, seed=20 + i) for i, p in enumerate(powers)]
+    series = power_series(streams, powers)
+    f = fit_saturation(powers, [len(s) for s in streams], duration_s=1.0)
+    assert series.saturation.p_sat == pytest.approx(f.p_sat, rel=1e-6)
+    # no biexciton emission: g2(0) = 0 at every power, within the stated errors
+    assert np.all(np.abs(series.g2_zero) / series.g2_zero_stderr < Z_CRIT)
     assert abs(f.p_sat - 1.0) / f.p_sat_stderr < Z_CRIT
     assert abs(f.linear) / f.linear_stderr < Z_CRIT
     assert abs(f.amplitude - 2.5e6 * 0.9 * 0.025) / f.amplitude_stderr < Z_CRIT

@@ -11,13 +11,13 @@ from .decay import Decay, DecayFit, decay, fit_decay
 from .flid import Flid, flid
 from .g2_log import BunchingFit, G2Log, fit_bunching, g2_log
 from .g2_pulsed import PulsedG2, pulsed_g2
-from .saturation import SaturationFit, fit_saturation
+from .saturation import PowerSeries, SaturationFit, fit_saturation, power_series
 from .traces import (Dwells, DwellFit, LifetimeTrace, Trace, TwoLevel, dwell_times, fit_dwells,
                      intensity_trace, lifetime_trace, photon_mask, two_level)
 
 __all__ = [
     "AnalysisError", "BunchingFit", "Segmentation", "change_points", "Decay", "DecayFit", "DwellFit", "Dwells", "Flid", "G2Log",
     "LifetimeTrace", "PulsedG2", "SaturationFit", "Trace", "TwoLevel", "decay", "dwell_times",
-    "fit_bunching", "fit_decay", "fit_dwells", "fit_saturation", "flid", "g2_log",
+    "fit_bunching", "fit_decay", "fit_dwells", "fit_saturation", "PowerSeries", "power_series", "flid", "g2_log",
     "intensity_trace", "lifetime_trace", "photon_mask", "pulsed_g2", "two_level",
 ]

@@ -76,3 +76,32 @@ def fit_saturation(power, counts, *, stderr=None, duration_s: float | None = Non
                          p_sat=float(par[1]), p_sat_stderr=float(err[1]),
                          linear=float(par[2]) if linear else 0.0,
                          linear_stderr=float(err[2]) if linear else 0.0, chi2_per_dof=chi2)
+
+
+@dataclasses.dataclass(frozen=True)
+class PowerSeries:
+    power: np.ndarray
+    rate_cps: np.ndarray
+    rate_stderr_cps: np.ndarray
+    saturation: SaturationFit
+    g2_zero: np.ndarray  # background-corrected, per power
+    g2_zero_stderr: np.ndarray
+
+
+def power_series(streams, power, **pulsed_kw) -> PowerSeries:
+    """Saturation fit and background-corrected g2(0) of acquisitions at several powers
+    (seed Fig. 5a, 5b); ``pulsed_kw`` go to :func:`simsps.analysis.pulsed_g2`."""
+    from .g2_pulsed import pulsed_g2
+
+    streams = list(streams)
+    p = np.asarray(power, float)
+    if len(streams) != len(p):
+        raise AnalysisError(f"{len(streams)} streams for {len(p)} powers")
+    dur = np.array([s.duration_s for s in streams])
+    n = np.array([len(s) for s in streams], float)
+    rate, err = n / dur, np.sqrt(np.maximum(n, 1.0)) / dur
+    g2 = [pulsed_g2(s, **pulsed_kw) for s in streams]
+    return PowerSeries(power=p, rate_cps=rate, rate_stderr_cps=err,
+                       saturation=fit_saturation(p, rate, stderr=err),
+                       g2_zero=np.array([g.g2_zero_corrected for g in g2]),
+                       g2_zero_stderr=np.array([g.g2_zero_stderr for g in g2]))

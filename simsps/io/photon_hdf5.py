@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..stream import PhotonStream, Truth
+from ._atomic import CommitOnExit
 from .errors import TTTRFileError
 
 __all__ = ["PhotonHDF5Writer", "write_photon_hdf5", "read_photon_hdf5"]
@@ -39,7 +40,7 @@ _PHOTON_FIELDS = ("timestamps", "detectors", "nanotimes")
 _TRUTH_FIELDS = ("source", "state", "emitter", "emission_delay_ps", "arrival_ps")
 
 
-class PhotonHDF5Writer:
+class PhotonHDF5Writer(CommitOnExit):
     """Write a Photon-HDF5 file chunk by chunk, validated, under its name only when closed.
 
     ``phconvert.hdf5.save_photon_hdf5`` writes and validates the layout (with the first
@@ -59,16 +60,6 @@ class PhotonHDF5Writer:
         self._time_base = None
         self._truth = None
         self._counts = np.zeros(0, np.int64)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-        return False
 
     def write(self, stream: PhotonStream) -> None:
         base = (stream.sync_period_ps, stream.resolution_ps)

@@ -21,6 +21,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from ..stream import PhotonStream
+from ._atomic import CommitOnExit
 from .errors import TTTRFileError
 from .ptu_header import TagType, encode_tags, read_header
 
@@ -131,7 +132,7 @@ def check_resolution(fmt: RecordFormat, sync_period_ps: float, resolution_ps: fl
         )
 
 
-class PTUWriter:
+class PTUWriter(CommitOnExit):
     """Write a T3 PTU file chunk by chunk; the file appears under its name only when closed.
 
     Use as a context manager; ``write(stream)`` appends a time-ordered chunk (absolute sync
@@ -154,18 +155,6 @@ class PTUWriter:
         self.n_pulses = 0
         self._fh = None
         self._tmp = None
-
-    # -- context manager
-    def __enter__(self):
-        self.open()
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-        return False
 
     def _tags(self):
         sync_rate = 1e12 / self.sync_period_ps
