@@ -168,9 +168,12 @@ class PhotonStream:
     @property
     def time_ps(self) -> np.ndarray:
         """Absolute detection time in ps (int64), from sync and microtime bin."""
-        return self.sync * np.int64(round(self.sync_period_ps)) + np.round(
-            self.dtime * self.resolution_ps
-        ).astype(np.int64)
+        t = self.sync * np.int64(round(self.sync_period_ps))
+        if float(self.resolution_ps).is_integer():  # integer arithmetic, same result
+            t += self.dtime.astype(np.int64) * np.int64(self.resolution_ps)
+        else:
+            t += np.round(self.dtime * self.resolution_ps).astype(np.int64)
+        return t
 
     def take(self, idx) -> "PhotonStream":
         return dataclasses.replace(

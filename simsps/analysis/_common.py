@@ -35,18 +35,16 @@ def check_bin(bin_s: float, duration_s: float, what: str = "bin_s") -> float:
     return b
 
 
-def cross_pairs(t: np.ndarray, is_a: np.ndarray, window: int) -> np.ndarray:
-    """Signed delays ``t_b - t_a`` (same unit as ``t``) of every pair of photons from the
-    two channels closer than ``window``; ``t`` is the time-ordered merged stream and
-    ``is_a`` marks channel-a photons.
+def _cross_pair_passes(t: np.ndarray, is_a: np.ndarray, window: int):
+    """Yield, offset k = 1, 2, ... at a time, the delays ``t[i + k] - t[i]`` (< ``window``)
+    of the cross-channel pairs and whether the earlier photon is channel a.
 
-    Walks index offsets k = 1, 2, ...: pair (i, i + k) for every photon i that still has a
-    k-th neighbour inside the window. While most photons do, whole shifted slices are
-    compared (contiguous, fast); once few do, only those are followed (their set shrinks
-    with k, since times are ordered). Cost: a few passes over the stream plus the pairs.
+    Pair (i, i + k) exists for every photon i that still has a k-th neighbour inside the
+    window. While most photons do, whole shifted slices are compared (contiguous, fast);
+    once few do, only those are followed (their set shrinks with k, since times are
+    ordered). Cost: a few passes over the stream plus the pairs.
     """
     n = len(t)
-    out = []
     active = None  # None: every photon is still active
     k = 1
     while k < n:
@@ -54,10 +52,9 @@ def cross_pairs(t: np.ndarray, is_a: np.ndarray, window: int) -> np.ndarray:
             d = t[k:] - t[:-k]
             near = d < window
             cross = near & (is_a[k:] != is_a[:-k])
-            dc = d[cross]
-            out.append(np.where(is_a[:-k][cross], dc, -dc))
+            yield d[cross], is_a[:-k][cross]
             if not near.any():
-                break
+                return
             if near.mean() < 0.25:
                 active = np.flatnonzero(near)
         else:
@@ -67,21 +64,64 @@ def cross_pairs(t: np.ndarray, is_a: np.ndarray, window: int) -> np.ndarray:
             keep = d < window
             active, j, d = active[keep], j[keep], d[keep]
             if not len(active):
-                break
+                return
             ia = is_a[active]
             cross = ia != is_a[j]
-            out.append(np.where(ia[cross], d[cross], -d[cross]))
+            yield d[cross], ia[cross]
         k += 1
+
+
+def cross_pairs(t: np.ndarray, is_a: np.ndarray, window: int) -> np.ndarray:
+    """Signed delays ``t_b - t_a`` (same unit as ``t``) of every pair of photons from the
+    two channels closer than ``window``; ``t`` is the time-ordered merged stream and
+    ``is_a`` marks channel-a photons."""
+    out = [np.where(a_first, d, -d) for d, a_first in _cross_pair_passes(t, is_a, window)]
     return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 
 def merged_times(stream, a: int = 0, b: int = 1):
     """Absolute times (int64 ps) of the photons of channels ``a`` and ``b`` in time order,
     and a mask of the channel-``a`` ones."""
-    sel = (stream.channel == a) | (stream.channel == b)
-    t = stream.time_ps[sel]
-    is_a = stream.channel[sel] == a
+    ch = stream.channel
+    is_a = ch == a
+    sel = is_a | (ch == b)
+    t = stream.time_ps
+    if not sel.all():  # other detectors present: drop them
+        t, is_a = t[sel], is_a[sel]
     if len(t) > 1 and np.any(t[1:] < t[:-1]):  # real files: channels interleave within a sync
         order = np.argsort(t, kind="stable")
         t, is_a = t[order], is_a[order]
     return t, is_a
+
+
+def cross_pair_histogram(t: np.ndarray, is_a: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Counts of cross-channel pairs by ``|t_j - t_i|`` in the bins ``edges`` (integer, same
+    unit as ``t``), both orders together, without holding the pairs: the offset walk of
+    :func:`_cross_pair_passes`, binned pass by pass through a lookup table on the delay
+    (one table cell narrower than any bin, then one comparison with the next edge), or by
+    binary search where such a table would be too large."""
+    edges = np.asarray(edges, np.int64)
+    n_bins = len(edges) - 1
+    window = int(edges[-1])
+    cell = max(1, int(np.diff(edges).min()) // 2)
+    lut = None
+    if window // cell < 1 << 24:
+        lut = (np.searchsorted(edges, np.arange(0, window + cell, cell), side="right") - 1)
+        lut = np.clip(lut, -1, n_bins - 1).astype(np.int32)
+    ext = np.concatenate([edges, [np.iinfo(np.int64).max]])
+    counts = np.zeros(n_bins + 1, np.int64)  # last slot collects "below the first edge"
+
+    def add(d):
+        if not len(d):
+            return
+        if lut is None:
+            k = np.searchsorted(edges, d, side="right") - 1
+            counts[:] += np.bincount(np.where(k < 0, n_bins, k), minlength=n_bins + 1)
+            return
+        k = lut[d // cell]
+        k = k + (d >= ext[k + 1])  # at most one edge inside a table cell
+        counts[:] += np.bincount(np.where(k < 0, n_bins, k), minlength=n_bins + 1)
+
+    for d, _ in _cross_pair_passes(t, is_a, window):
+        add(d)
+    return counts[:n_bins]

@@ -5,7 +5,7 @@ Two regimes, chosen by cost, meet at a bin edge:
 
 * short delays: every pair of photons (one per channel) closer than the split delay is
   found on the time-ordered stream and binned by its exact delay in ps;
-* long delays: both channels are counted on a time grid of quantum ``r`` (a quarter of the
+* long delays: both channels are counted on a time grid of quantum ``r`` (half the
   narrowest bin of each decade, coarser only if memory demands) and the pair count between
   two edges is a difference of ``sum_k a_k B_{k+E}``, with ``B`` the cumulative count of
   the other channel: one dot product per bin edge. Quantising both times to ``r`` smears
@@ -26,7 +26,7 @@ import math
 
 import numpy as np
 
-from ._common import AnalysisError, check_stream, cross_pairs, merged_times
+from ._common import AnalysisError, check_stream, cross_pair_histogram, merged_times
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +42,11 @@ class BunchingFit:
 
     def model(self, tau_s):
         return self.baseline + self.amplitude * np.exp(-np.asarray(tau_s) / self.tau_c_s)
+
+    @property
+    def relative_amplitude(self) -> float:
+        """A / baseline: the bunching of g2 normalised to its long-delay plateau."""
+        return self.amplitude / self.baseline
 
     def decayed_by(self, fraction: float = 1 / math.e) -> float:
         """Delay (s) where the bunching excess has fallen to ``fraction`` of its value at 0."""
@@ -80,14 +85,16 @@ def log_edges_ps(tau_min_s: float, tau_max_s: float, bins_per_decade: int,
 def g2_log(stream, *, tau_min_s: float = 1e-8, tau_max_s: float = 1.0,
            bins_per_decade: int = 10, channels: tuple[int, int] = (0, 1),
            fit: bool = True, fit_min_s: float | None = None, fit_max_s: float | None = None,
-           baseline: str = "fixed", snap_to_period: bool = True, pair_budget: float = 1e8,
+           baseline: str = "free", snap_to_period: bool = True, pair_budget: float = 1e8,
            grid_budget: float = 4e7) -> G2Log:
     """Cross-correlation of ``channels`` on log-spaced delays; see the module doc.
 
     ``pair_budget`` caps the photon pairs enumerated exactly and ``grid_budget`` the cells
     of a counting grid (``grid_budget=0``: exact pairs at every delay, slow at long ones).
     The fit of the bunching runs from ``fit_min_s`` (default 20 laser periods, clear of
-    the pulse comb) to ``fit_max_s`` (default ``tau_max_s``).
+    the pulse comb) to ``fit_max_s`` (default ``tau_max_s``); its ``baseline`` is free by
+    default, so a slow drift (bleaching, focus) raises the baseline instead of
+    masquerading as a slow bunching component; ``baseline="fixed"`` pins it to 1.
     """
     a, b = channels
     check_stream(stream, need_channels=(a, b), min_photons=2)
@@ -108,9 +115,9 @@ def g2_log(stream, *, tau_min_s: float = 1e-8, tau_max_s: float = 1.0,
     # split: exact pairs below it, gridded counts above; chosen to minimise the estimated
     # cost (pairs at ~100 ns each, against 2 (bins per decade + 1) dot products over the
     # grid of the first gridded decade at ~3 ns per cell), never below what the grid can
-    # resolve within ``grid_budget`` cells (bins >= 4 grid quanta)
+    # resolve within ``grid_budget`` cells (bins >= 2 grid quanta)
     pairs_below = 2.0 * na * nb * edges / duration_ps
-    quantum = np.maximum(np.concatenate([np.diff(edges), [edges[-1]]]) / 4, 1)
+    quantum = np.maximum(np.concatenate([np.diff(edges), [edges[-1]]]) / 2, 1)
     cells = duration_ps / quantum
     cost = 100.0 * pairs_below + 6.0 * (bins_per_decade + 1) * cells
     cost[cells > grid_budget] = np.inf
@@ -121,15 +128,12 @@ def g2_log(stream, *, tau_min_s: float = 1e-8, tau_max_s: float = 1.0,
     pairs = np.zeros(len(edges) - 1, np.float64)
     width = np.diff(edges).astype(np.float64)
     if split > 0:
-        d = np.abs(cross_pairs(t, is_a, int(edges[split])))
-        k = np.searchsorted(edges[: split + 1], d, side="right") - 1
-        ok = (k >= 0) & (k < split)
-        pairs[:split] = np.bincount(k[ok], minlength=split)
+        pairs[:split] = cross_pair_histogram(t, is_a, edges[: split + 1])
     # gridded counts, one grid per decade of the remaining edges
     j = split
     while j < len(edges) - 1:
         stop = min(len(edges) - 1, j + bins_per_decade)
-        r = max(1, int(np.diff(edges[j:stop + 1]).min() // 4))
+        r = max(1, int(np.diff(edges[j:stop + 1]).min() // 2))
         r = max(r, int(math.ceil(duration_ps / grid_budget)))
         grid_edges = np.round(edges[j:stop + 1] / r).astype(np.int64)
         c = _grid_counts(ta // r, tb // r, grid_edges, int(duration_ps // r) + 1)
