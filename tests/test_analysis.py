@@ -269,3 +269,15 @@ def test_g2_log_agrees_with_tttrlib(zn):
     sig_tt = np.sqrt((1 + (na + nb) * w / dur) / (na * nb * w / dur))
     z = (y - ours) / np.hypot(sig_tt, sig_ours)
     assert len(z) > 100 and np.max(np.abs(z)) < Z_CRIT
+
+
+def test_pair_histogram_threads_and_brute_force():
+    from simsps.analysis._common import cross_pair_histogram
+
+    rng = np.random.default_rng(5)
+    t = np.sort(rng.integers(0, 10**12, 3000))
+    is_a = rng.random(len(t)) < 0.4
+    edges = np.array([10**5, 10**7, 10**9, 10**10, 10**11])
+    brute = np.histogram(np.abs(t[is_a][:, None] - t[~is_a][None, :]).ravel(), edges)[0]
+    for threads in (1, 2, 3):
+        np.testing.assert_array_equal(cross_pair_histogram(t, is_a, edges, threads), brute)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from ..stream import PhotonStream
@@ -35,9 +38,11 @@ def check_bin(bin_s: float, duration_s: float, what: str = "bin_s") -> float:
     return b
 
 
-def _cross_pair_passes(t: np.ndarray, is_a: np.ndarray, window: int):
+def _cross_pair_passes(t: np.ndarray, is_a: np.ndarray, window: int, lo: int = 0,
+                       hi: int | None = None):
     """Yield, offset k = 1, 2, ... at a time, the delays ``t[i + k] - t[i]`` (< ``window``)
-    of the cross-channel pairs and whether the earlier photon is channel a.
+    of the cross-channel pairs whose earlier photon ``i`` is in ``[lo, hi)``, and whether
+    that photon is channel a.
 
     Pair (i, i + k) exists for every photon i that still has a k-th neighbour inside the
     window. While most photons do, whole shifted slices are compared (contiguous, fast);
@@ -45,18 +50,23 @@ def _cross_pair_passes(t: np.ndarray, is_a: np.ndarray, window: int):
     ordered). Cost: a few passes over the stream plus the pairs.
     """
     n = len(t)
-    active = None  # None: every photon is still active
+    hi = n if hi is None else min(hi, n)
+    active = None  # None: every photon in [lo, hi) is still active
     k = 1
     while k < n:
         if active is None:
-            d = t[k:] - t[:-k]
+            m = min(hi, n - k) - lo
+            if m <= 0:
+                return
+            d = t[lo + k:lo + k + m] - t[lo:lo + m]
+            first, second = is_a[lo:lo + m], is_a[lo + k:lo + k + m]
             near = d < window
-            cross = near & (is_a[k:] != is_a[:-k])
-            yield d[cross], is_a[:-k][cross]
+            cross = near & (first != second)
+            yield d[cross], first[cross]
             if not near.any():
                 return
             if near.mean() < 0.25:
-                active = np.flatnonzero(near)
+                active = np.flatnonzero(near) + lo
         else:
             active = active[active + k < n]
             j = active + k
@@ -94,7 +104,8 @@ def merged_times(stream, a: int = 0, b: int = 1):
     return t, is_a
 
 
-def cross_pair_histogram(t: np.ndarray, is_a: np.ndarray, edges: np.ndarray) -> np.ndarray:
+def cross_pair_histogram(t: np.ndarray, is_a: np.ndarray, edges: np.ndarray,
+                         threads: int | None = None) -> np.ndarray:
     """Counts of cross-channel pairs by ``|t_j - t_i|`` in the bins ``edges`` (integer, same
     unit as ``t``), both orders together, without holding the pairs: the offset walk of
     :func:`_cross_pair_passes`, binned pass by pass through a lookup table on the delay
@@ -109,9 +120,8 @@ def cross_pair_histogram(t: np.ndarray, is_a: np.ndarray, edges: np.ndarray) -> 
         lut = (np.searchsorted(edges, np.arange(0, window + cell, cell), side="right") - 1)
         lut = np.clip(lut, -1, n_bins - 1).astype(np.int32)
     ext = np.concatenate([edges, [np.iinfo(np.int64).max]])
-    counts = np.zeros(n_bins + 1, np.int64)  # last slot collects "below the first edge"
 
-    def add(d):
+    def add(d, counts):  # counts[n_bins] collects "below the first edge"
         if not len(d):
             return
         if lut is None:
@@ -122,6 +132,18 @@ def cross_pair_histogram(t: np.ndarray, is_a: np.ndarray, edges: np.ndarray) -> 
         k = k + (d >= ext[k + 1])  # at most one edge inside a table cell
         counts[:] += np.bincount(np.where(k < 0, n_bins, k), minlength=n_bins + 1)
 
-    for d, _ in _cross_pair_passes(t, is_a, window):
-        add(d)
+    def part(lo, hi):
+        local = np.zeros(n_bins + 1, np.int64)
+        for d, _ in _cross_pair_passes(t, is_a, window, lo, hi):
+            add(d, local)
+        return local
+
+    # numpy releases the GIL in most of these loops: parts of the stream run on threads
+    n_threads = threads or (min(os.cpu_count() or 1, 4) if len(t) > 1 << 20 else 1)
+    cuts = np.linspace(0, len(t), n_threads + 1).astype(np.int64)
+    if n_threads == 1:
+        counts = part(0, len(t))
+    else:
+        with ThreadPoolExecutor(n_threads) as pool:
+            counts = sum(pool.map(part, cuts[:-1], cuts[1:]))
     return counts[:n_bins]
