@@ -114,6 +114,11 @@ def test_mono_exponential_lifetime(zn):
         assert f.reduced_deviance < 1.5
     g = fit_decay(d, irf="gaussian")
     assert g.irf_fwhm_ns == pytest.approx(0.35, rel=0.25)
+    # a measured IRF: here the known one (pulse at irf_offset_ns, 350 ps FWHM jitter)
+    centre = d.time_ns + d.resolution_ns / 2
+    irf = np.exp(-0.5 * ((centre - 2.0) / (0.35 / 2.3548)) ** 2)
+    h = fit_decay(d, irf=irf)
+    assert abs(h.lifetimes_ns[0] - 10.2) / h.lifetimes_stderr_ns[0] < Z_CRIT
     # the background per bin: 3000 cps spread over 3125 bins
     assert abs(g.background_per_bin - 3000 / 3125) / g.background_stderr < Z_CRIT
 

@@ -140,6 +140,8 @@ def pulsed_g2(stream, *, n_side_peaks: int = 10, channels: tuple[int, int] = (0,
 
     g = _corrected(correction, m0, m1, f, sides)
     grad = _gradient(correction, m0, m1, f, sides)
+    if not isinstance(background, str):  # given rates: F = (1 - rho_a rho_b) M1 moves with M1
+        grad[1] += grad[2] * (1.0 - rho_ab)
     var = grad[0] ** 2 * var_m0 + grad[1] ** 2 * var_m1 + grad[2] ** 2 * var_f
     # histogram for display: about 1 ns bins, a whole number of microtime bins
     hist_bin = float(bin_ps or stream.resolution_ps * max(1, round(1000 / stream.resolution_ps)))
