@@ -7,8 +7,9 @@ Two regimes, chosen by cost, meet at a bin edge:
   found on the time-ordered stream and binned by its exact delay in ps;
 * long delays: both channels are counted on a time grid of quantum ``r`` (half the
   narrowest bin of each decade, coarser only if memory demands) and the pair count between
-  two edges is a difference of ``sum_k a_k B_{k+E}``, with ``B`` the cumulative count of
-  the other channel: one gather and dot product over the occupied cells per bin edge. Quantising both times to ``r`` smears
+  two edges is a difference of ``sum_k a_k (B_{k+E} - B_{k-E+1})``, with ``B`` the
+  cumulative count of the other channel: gathers and dot products over the occupied cells
+  per bin edge. Quantising both times to ``r`` smears
   each bin edge by +-r but leaves the expected count of an uncorrelated pair in a bin at
   exactly (width x rate), so g2 stays unbiased where it is smooth on the scale of ``r``.
 
@@ -183,40 +184,42 @@ class _Buffers:
 
 
 def _grid_counts(ta, tb, r, grid_edges, length, buf: _Buffers):
-    """Pairs with ``q_b - q_a`` (and, added, ``q_a - q_b``) in each [E_i, E_i+1), q = t // r.
+    """Pairs with ``|q_b - q_a|`` in each [E_i, E_i+1), q = t // r (both delay signs).
 
-    For an edge E, the pairs with ``q_y - q_x < E`` are ``sum_x w_x Y[q_x + E]``, with
-    ``Y`` the cumulative count of the other channel on the grid: one gather and one dot
-    product over the occupied cells per edge, edges spread over threads.
+    The pairs closer than E are ``sum_a w_a (B[q_a + E] - B[q_a - E + 1])``, with ``B``
+    the cumulative count of channel b on the grid: two gathers and dot products over the
+    occupied cells of channel a per edge, edges spread over threads.
     """
     qa = np.floor_divide(ta, r, out=buf.q[0][: len(ta)])
     qb = np.floor_divide(tb, r, out=buf.q[1][: len(tb)])
-    a, b = _cells(qa), _cells(qb)
-    out = np.zeros(len(grid_edges) - 1)
+    u, w = _cells(qa)
+    ub, wb = _cells(qb)
+    cum = buf.cum[: length + 1]
+    cum[:] = 0.0
+    cum[ub + 1] = wb
+    np.cumsum(cum, out=cum)  # cum[k] = photons of channel b before cell k
     n_threads = len(buf.scratch)
     chunks = np.array_split(np.arange(len(grid_edges)), n_threads)
-    for (u, w), (uo, wo) in ((a, b), (b, a)):
-        cum = buf.cum[: length + 1]
-        cum[:] = 0.0
-        cum[uo + 1] = wo
-        np.cumsum(cum, out=cum)  # cum[k] = photons of the other channel before cell k
 
-        def run(job, u=u, w=w, cum=cum):
-            edges, (idx, g) = job
-            idx, g = idx[: len(u)], g[: len(u)]
-            res = []
-            for e in edges:
-                np.add(u, int(grid_edges[e]), out=idx)
-                np.minimum(idx, length, out=idx)
-                np.take(cum, idx, out=g)
-                res.append(float(np.dot(w, g)))
-            return res
+    def run(job):
+        edges, (idx, g) = job
+        idx, g = idx[: len(u)], g[: len(u)]
+        res = []
+        for i in edges:
+            e = int(grid_edges[i])
+            np.add(u, e, out=idx)
+            np.minimum(idx, length, out=idx)
+            np.take(cum, idx, out=g)
+            above = float(np.dot(w, g))
+            np.subtract(u, e - 1, out=idx)
+            np.maximum(idx, 0, out=idx)
+            np.take(cum, idx, out=g)
+            res.append(above - float(np.dot(w, g)))
+        return res
 
-        with ThreadPoolExecutor(n_threads) as pool:
-            parts = pool.map(run, zip(chunks, buf.scratch))
-            c = np.concatenate([np.array(p, float) for p in parts])
-        out += np.diff(c)
-    return out
+    with ThreadPoolExecutor(n_threads) as pool:
+        c = np.concatenate([np.array(p, float) for p in pool.map(run, zip(chunks, buf.scratch))])
+    return np.diff(c)
 
 
 def fit_bunching(res: G2Log, fit_min_s: float, fit_max_s: float, *,
