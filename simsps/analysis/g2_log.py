@@ -134,17 +134,25 @@ def g2_log(stream, *, tau_min_s: float = 1e-8, tau_max_s: float = 1.0,
         pairs[:split] = cross_pair_histogram(t, is_a, edges[: split + 1])
     # gridded counts, one grid per decade of the remaining edges
     j = split
-    buf = None
+    buf = cells = None
+    r = 0
     while j < len(edges) - 1:
         stop = min(len(edges) - 1, j + bins_per_decade)
-        r = max(1, int(np.diff(edges[j:stop + 1]).min() // 2))
-        r = max(r, int(math.ceil(duration_ps / grid_budget)))
+        want = max(1, int(np.diff(edges[j:stop + 1]).min() // 2),
+                   int(math.ceil(duration_ps / grid_budget)))
+        if cells is None:  # the first (finest) grid: from the photons
+            r = want
+            length = int(duration_ps // r) + 1
+            buf = _Buffers(length, max(na, nb), min(os.cpu_count() or 1, 4))
+            cells = [_cells(np.floor_divide(x, r, out=q[: len(x)])) for x, q in
+                     ((ta, buf.q[0]), (tb, buf.q[1]))]
+        else:  # coarser grids: merge cells of the previous one (a whole multiple of it)
+            m = max(1, want // r)
+            r *= m
+            cells = [_coarsen(u, w, m) for u, w in cells]
         grid_edges = np.round(edges[j:stop + 1] / r).astype(np.int64)
         length = int(duration_ps // r) + 1
-        if buf is None:  # the first (finest) grid is the largest: its buffers serve all
-            buf = _Buffers(length, max(na, nb), min(os.cpu_count() or 1, 4))
-        c = _grid_counts(ta, tb, r, grid_edges, length, buf)
-        pairs[j:stop] = c
+        pairs[j:stop] = _grid_counts(cells[0], cells[1], grid_edges, length, buf)
         width[j:stop] = np.diff(grid_edges) * r
         j = stop
     centre = np.sqrt(edges[:-1] * edges[1:].astype(np.float64))
@@ -183,17 +191,24 @@ class _Buffers:
                         for _ in range(n_threads)]
 
 
-def _grid_counts(ta, tb, r, grid_edges, length, buf: _Buffers):
-    """Pairs with ``|q_b - q_a|`` in each [E_i, E_i+1), q = t // r (both delay signs).
+def _coarsen(u: np.ndarray, w: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Occupied cells on a grid ``m`` times coarser, with their photon counts."""
+    if m == 1:
+        return u, w
+    q = u // m
+    starts = np.concatenate([[0], np.flatnonzero(q[1:] != q[:-1]) + 1])
+    return q[starts], np.add.reduceat(w, starts)
+
+
+def _grid_counts(a_cells, b_cells, grid_edges, length, buf: _Buffers):
+    """Pairs with ``|q_b - q_a|`` in each [E_i, E_i+1) of the grid (both delay signs).
 
     The pairs closer than E are ``sum_a w_a (B[q_a + E] - B[q_a - E + 1])``, with ``B``
     the cumulative count of channel b on the grid: two gathers and dot products over the
     occupied cells of channel a per edge, edges spread over threads.
     """
-    qa = np.floor_divide(ta, r, out=buf.q[0][: len(ta)])
-    qb = np.floor_divide(tb, r, out=buf.q[1][: len(tb)])
-    u, w = _cells(qa)
-    ub, wb = _cells(qb)
+    u, w = a_cells
+    ub, wb = b_cells
     cum = buf.cum[: length + 1]
     cum[:] = 0.0
     cum[ub + 1] = wb
