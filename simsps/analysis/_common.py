@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -39,10 +40,10 @@ def check_bin(bin_s: float, duration_s: float, what: str = "bin_s") -> float:
 
 
 def _cross_pair_passes(t: np.ndarray, is_a: np.ndarray, window: int, lo: int = 0,
-                       hi: int | None = None):
+                       hi: int | None = None, signed: bool = True):
     """Yield, offset k = 1, 2, ... at a time, the delays ``t[i + k] - t[i]`` (< ``window``)
     of the cross-channel pairs whose earlier photon ``i`` is in ``[lo, hi)``, and whether
-    that photon is channel a.
+    that photon is channel a (``None`` when not ``signed``).
 
     Pair (i, i + k) exists for every photon i that still has a k-th neighbour inside the
     window. While most photons do, whole shifted slices are compared (contiguous, fast);
@@ -62,10 +63,10 @@ def _cross_pair_passes(t: np.ndarray, is_a: np.ndarray, window: int, lo: int = 0
             first, second = is_a[lo:lo + m], is_a[lo + k:lo + k + m]
             near = d < window
             cross = near & (first != second)
-            yield d[cross], first[cross]
+            yield d[cross], first[cross] if signed else None
             if not near.any():
                 return
-            if near.mean() < 0.25:
+            if near.mean() < 0.5:
                 active = np.flatnonzero(near) + lo
         else:
             active = active[active + k < n]
@@ -77,7 +78,7 @@ def _cross_pair_passes(t: np.ndarray, is_a: np.ndarray, window: int, lo: int = 0
                 return
             ia = is_a[active]
             cross = ia != is_a[j]
-            yield d[cross], ia[cross]
+            yield d[cross], ia[cross] if signed else None
         k += 1
 
 
@@ -114,36 +115,43 @@ def cross_pair_histogram(t: np.ndarray, is_a: np.ndarray, edges: np.ndarray,
     edges = np.asarray(edges, np.int64)
     n_bins = len(edges) - 1
     window = int(edges[-1])
-    cell = max(1, int(np.diff(edges).min()) // 2)
+    # table cell: a power of two (a shift, not a division) at most half the narrowest bin;
+    # entry = 1 + the bin of the cell's start (0: below the first edge)
+    shift = max(0, int(math.floor(math.log2(max(1, int(np.diff(edges).min()) // 2)))))
     lut = None
-    if window // cell < 1 << 24:
-        lut = (np.searchsorted(edges, np.arange(0, window + cell, cell), side="right") - 1)
-        lut = np.clip(lut, -1, n_bins - 1).astype(np.int32)
-    ext = np.concatenate([edges, [np.iinfo(np.int64).max]])
+    if window >> shift < 1 << 24:
+        lut = np.searchsorted(edges, np.arange(0, window + (1 << shift), 1 << shift),
+                              side="right").astype(np.int32)
+    nxt = np.concatenate([edges, [np.iinfo(np.int64).max]])  # nxt[k]: lower edge of bin k
 
-    def add(d, counts):  # counts[n_bins] collects "below the first edge"
+    def add(d, counts):  # counts[0] collects "below the first edge"
         if not len(d):
             return
         if lut is None:
-            k = np.searchsorted(edges, d, side="right") - 1
-            counts[:] += np.bincount(np.where(k < 0, n_bins, k), minlength=n_bins + 1)
-            return
-        k = lut[d // cell]
-        k = k + (d >= ext[k + 1])  # at most one edge inside a table cell
-        counts[:] += np.bincount(np.where(k < 0, n_bins, k), minlength=n_bins + 1)
+            k = np.searchsorted(edges, d, side="right")
+        else:
+            k = lut[d >> shift]
+            k += d >= nxt[k]  # at most one edge inside a table cell
+        counts += np.bincount(k, minlength=n_bins + 1)[: n_bins + 1]
 
-    def part(lo, hi):
+    # blocks of photons keep every temporary small (reused memory, in cache); numpy
+    # releases the GIL in most of these loops, so blocks run on threads
+    block = 1 << 17
+    starts = np.arange(0, len(t), block)
+
+    def part(first_blocks):
         local = np.zeros(n_bins + 1, np.int64)
-        for d, _ in _cross_pair_passes(t, is_a, window, lo, hi):
-            add(d, local)
+        for lo in first_blocks:
+            for d, _ in _cross_pair_passes(t, is_a, window, int(lo), int(lo) + block,
+                                           signed=False):
+                add(d, local)
         return local
 
-    # numpy releases the GIL in most of these loops: parts of the stream run on threads
     n_threads = threads or (min(os.cpu_count() or 1, 4) if len(t) > 1 << 20 else 1)
-    cuts = np.linspace(0, len(t), n_threads + 1).astype(np.int64)
+    jobs = [starts[i::n_threads] for i in range(n_threads)]
     if n_threads == 1:
-        counts = part(0, len(t))
+        counts = part(starts)
     else:
         with ThreadPoolExecutor(n_threads) as pool:
-            counts = sum(pool.map(part, cuts[:-1], cuts[1:]))
-    return counts[:n_bins]
+            counts = sum(pool.map(part, jobs))
+    return counts[1:]
