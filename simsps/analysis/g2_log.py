@@ -134,22 +134,14 @@ def g2_log(stream, *, tau_min_s: float = 1e-8, tau_max_s: float = 1.0,
         pairs[:split] = cross_pair_histogram(t, is_a, edges[: split + 1])
     # gridded counts, one grid per decade of the remaining edges
     j = split
-    cells = None
     r = 0
     while j < len(edges) - 1:
         stop = min(len(edges) - 1, j + bins_per_decade)
-        want = max(1, int(np.diff(edges[j:stop + 1]).min() // 2),
-                   int(math.ceil(duration_ps / grid_budget)))
-        if cells is None:  # the first (finest) grid: from the photons
-            r = want
-            cells = [_cells(x // r) for x in (ta, tb)]
-        else:  # coarser grids: merge cells of the previous one (a whole multiple of it)
-            m = max(1, want // r)
-            r *= m
-            cells = [_coarsen(u, w, m) for u, w in cells]
+        r = max(1, int(np.diff(edges[j:stop + 1]).min() // 2),
+                int(math.ceil(duration_ps / grid_budget)))
         grid_edges = np.round(edges[j:stop + 1] / r).astype(np.int64)
         length = int(duration_ps // r) + 1
-        pairs[j:stop] = _grid_counts(cells[0], cells[1], grid_edges, length)
+        pairs[j:stop] = _grid_counts(ta, tb, r, grid_edges, length)
         width[j:stop] = np.diff(grid_edges) * r
         j = stop
     centre = np.sqrt(edges[:-1] * edges[1:].astype(np.float64))
@@ -170,45 +162,40 @@ def g2_log(stream, *, tau_min_s: float = 1e-8, tau_max_s: float = 1.0,
     return res
 
 
-def _cells(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Occupied cells of sorted cell indices ``q`` and how many photons each holds."""
-    starts = np.concatenate([[0], np.flatnonzero(q[1:] != q[:-1]) + 1])
-    w = np.diff(np.concatenate([starts, [len(q)]])).astype(np.float64)
-    return q[starts], w
-
-
-def _coarsen(u: np.ndarray, w: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
-    """Occupied cells on a grid ``m`` times coarser, with their photon counts."""
-    if m == 1:
-        return u, w
-    q = u // m
-    starts = np.concatenate([[0], np.flatnonzero(q[1:] != q[:-1]) + 1])
-    return q[starts], np.add.reduceat(w, starts)
-
-
 _BLOCK_CELLS = 1 << 19  # grid cells per block: its cumulative count stays in cache
 
 
-def _grid_counts(a_cells, b_cells, grid_edges, length):
-    """Pairs with ``|q_b - q_a|`` in each [E_i, E_i+1) of the grid (both delay signs).
+def _cumulative(t: np.ndarray, first_cell: int, n: int, r: int) -> np.ndarray:
+    """Photons of sorted ``t`` before cells first_cell + 0..n of the grid of quantum r
+    (n + 1 values, float64): by binary search of the cell edges when the cells are fewer
+    than the photons, else by counting the photons per cell."""
+    if n < len(t):
+        return np.searchsorted(t, (first_cell + np.arange(n + 1, dtype=np.int64)) * r) \
+            .astype(np.float64)
+    out = np.zeros(n + 1)
+    np.cumsum(np.bincount(t // r - first_cell, minlength=n)[:n], out=out[1:])
+    return out
 
-    The pairs closer than E are ``sum_a w_a (B[q_a + E] - B[q_a - E + 1])``, with ``B``
-    the cumulative count of channel b on the grid. The grid is processed in blocks of
-    cells: each block needs ``B`` only over itself plus the longest delay on either side
-    (a small, cache-resident array; the constant before the block cancels in the
-    difference), so memory stays small whatever the duration. Blocks run on threads.
+
+def _grid_counts(ta, tb, r: int, grid_edges, length: int):
+    """Pairs with ``|q_b - q_a|`` in each [E_i, E_i+1) of the grid q = t // r (both signs).
+
+    The pairs closer than E are ``sum_a (B[q_a + E] - B[q_a - E + 1])``, with ``B`` the
+    cumulative count of channel b on the grid. The grid is processed in blocks of cells:
+    each block needs ``B`` only over itself plus the longest delay on either side (a small,
+    cache-resident array; the count before it cancels in the difference), so memory stays
+    small for any duration. Within a block the a side is its photons when they are fewer
+    than the cells (a gather per photon and edge), else its cell counts (a dot product over
+    the cells). Blocks run on threads.
     """
-    u, w = a_cells
-    ub, wb = b_cells
     e_max = int(grid_edges[-1])
     grid_edges = np.asarray(grid_edges, np.int64)
-    starts = np.arange(0, length, _BLOCK_CELLS)
-    a_lo = np.searchsorted(u, starts)
-    a_hi = np.searchsorted(u, starts + _BLOCK_CELLS)
+    starts = np.arange(0, length, _BLOCK_CELLS, dtype=np.int64)
+    stops = np.minimum(starts + _BLOCK_CELLS, length)
+    a_lo, a_hi = np.searchsorted(ta, starts * r), np.searchsorted(ta, stops * r)
     span_lo = np.maximum(starts - e_max, 0)
-    span_hi = np.minimum(starts + _BLOCK_CELLS + e_max, length)
-    b_lo = np.searchsorted(ub, span_lo)
-    b_hi = np.searchsorted(ub, span_hi)
+    span_hi = np.minimum(stops + e_max, length)
+    b_lo, b_hi = np.searchsorted(tb, span_lo * r), np.searchsorted(tb, span_hi * r)
 
     def run(blocks):
         total = np.zeros(len(grid_edges))
@@ -216,22 +203,29 @@ def _grid_counts(a_cells, b_cells, grid_edges, length):
             if a_hi[i] == a_lo[i]:
                 continue
             lo, hi = int(span_lo[i]), int(span_hi[i])
-            cum = np.zeros(hi - lo + 1)  # cum[k] = b photons in [lo, lo + k)
-            cum[ub[b_lo[i]:b_hi[i]] - lo + 1] = wb[b_lo[i]:b_hi[i]]
-            np.cumsum(cum, out=cum)
-            ua = u[a_lo[i]:a_hi[i]] - lo
-            wa = w[a_lo[i]:a_hi[i]]
-            up = ua[None, :] + grid_edges[:, None]  # every edge at once
-            down = ua[None, :] - (grid_edges[:, None] - 1)
-            if hi == length:  # cells beyond the grid hold nothing more
-                np.minimum(up, hi - lo, out=up)
-            if lo == 0:  # nor do cells before it
-                np.maximum(down, 0, out=down)
-            total += (cum[up] - cum[down]) @ wa
+            # cum[e_max + k] = b photons in cells [lo, lo + k); padded with what lies
+            # before the grid (nothing) and after it (everything), so no clamping
+            cum = np.empty(hi - lo + 1 + 2 * e_max)
+            cum[:e_max] = 0.0
+            cum[e_max: e_max + hi - lo + 1] = _cumulative(tb[b_lo[i]:b_hi[i]], lo, hi - lo, r)
+            cum[e_max + 1 + hi - lo:] = cum[e_max + hi - lo]
+            n_cells = int(stops[i] - starts[i])
+            if a_hi[i] - a_lo[i] < n_cells:  # sparse: gather at every photon, all edges at once
+                qa = ta[a_lo[i]:a_hi[i]] // r - lo + e_max
+                up = cum[qa[None, :] + grid_edges[:, None]]
+                down = cum[qa[None, :] - (grid_edges[:, None] - 1)]
+                total += (up - down).sum(axis=1)
+            else:  # dense: cell counts against contiguous slices of cum
+                first = int(starts[i]) - lo + e_max
+                weight = np.diff(_cumulative(ta[a_lo[i]:a_hi[i]], int(starts[i]), n_cells, r))
+                for k, e in enumerate(grid_edges):
+                    e = int(e)
+                    total[k] += (np.dot(weight, cum[first + e: first + e + n_cells])
+                                 - np.dot(weight, cum[first - e + 1: first - e + 1 + n_cells]))
         return total
 
     n_threads = min(os.cpu_count() or 1, 4, len(starts))
-    jobs = np.array_split(np.arange(len(starts)), n_threads)
+    jobs = [np.arange(k, len(starts), n_threads) for k in range(n_threads)]
     if n_threads == 1:
         c = run(jobs[0])
     else:
