@@ -6,12 +6,17 @@ Two regimes, chosen by cost, meet at a bin edge:
 * short delays: every pair of photons (one per channel) closer than the split delay is
   found on the time-ordered stream and binned by its exact delay in ps;
 * long delays: both channels are counted on a time grid of quantum ``r`` (half the
-  narrowest bin of each decade, coarser only if memory demands) and the pair count between
-  two edges is a difference of ``sum_k a_k (B_{k+E} - B_{k-E+1})``, with ``B`` the
-  cumulative count of the other channel: gathers and dot products over the occupied cells
-  per bin edge. Quantising both times to ``r`` smears
-  each bin edge by +-r but leaves the expected count of an uncorrelated pair in a bin at
-  exactly (width x rate), so g2 stays unbiased where it is smooth on the scale of ``r``.
+  narrowest bin of each decade, coarser only if ``grid_budget`` demands), and the pairs
+  closer than an edge E are ``sum_a (B[q_a + E] - B[q_a - E + 1])`` with ``B`` the
+  cumulative count of the other channel on the grid; the grid is walked in blocks of
+  cells small enough to stay in cache (see ``_grid_counts``). Quantising both times to
+  ``r`` smears each bin edge by +-r but leaves the expected count of an uncorrelated pair
+  in a bin at exactly (width x rate), so g2 stays unbiased where it is smooth on the scale
+  of ``r``.
+
+Where bins are at least a laser period wide their edges sit midway between two peaks, so
+each holds whole peaks (``snap_to_period``). The work runs on threads (numpy releases the
+GIL in its loops).
 
 Both delay signs are counted (HBT correlations of a stationary emitter are symmetric), and
 ``g2 = pairs / (2 N_a N_b w (D - tau) / D^2)`` for bin width ``w`` at delay ``tau`` in an
