@@ -6,6 +6,7 @@ Written independently of the library's kernels on purpose.
 import math
 
 import numpy as np
+from hypothesis import strategies as st
 from scipy import stats
 
 import simsps
@@ -65,3 +66,20 @@ def two_rate_z(n1, t1, n2, t2):
     """z statistic of equal Poisson rates ``n1/t1`` and ``n2/t2``."""
     r1, r2 = n1 / t1, n2 / t2
     return (r1 - r2) / math.sqrt(n1 / t1**2 + n2 / t2**2)
+
+
+def assert_damaged_file_fails_cleanly(data, raw: bytes, path, min_changes: int = 0):
+    """Hypothesis helper: change a few bytes of ``raw``, cut it, write it to ``path`` and
+    read it: the read either succeeds or raises TTTRFileError naming the file."""
+    from simsps.io import TTTRFileError, read
+
+    raw = bytearray(raw)
+    for _ in range(data.draw(st.integers(min_changes, 8))):
+        raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+    path.write_bytes(bytes(raw[:data.draw(st.integers(0, len(raw)))]))
+    try:
+        r = read(path)
+    except TTTRFileError as e:
+        assert path.name in str(e)
+    else:
+        assert isinstance(r, simsps.PhotonStream)

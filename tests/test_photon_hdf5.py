@@ -7,6 +7,8 @@ import simsps
 from hypothesis import HealthCheck, given, settings, strategies as st
 from simsps.io import TTTRFileError, read, write
 
+from .helpers import assert_damaged_file_fails_cleanly
+
 phconvert = pytest.importorskip("phconvert")
 
 
@@ -120,14 +122,4 @@ def test_damaged_files_fail_only_with_tttr_file_error(tmp_path, sim, data):
     p = tmp_path / "d.h5"
     if not p.exists():
         write(p, sim.take(slice(0, 500)))
-    raw = bytearray(p.read_bytes())
-    for _ in range(data.draw(st.integers(0, 8))):
-        raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
-    q = tmp_path / "damaged.h5"
-    q.write_bytes(bytes(raw[:data.draw(st.integers(0, len(raw)))]))
-    try:
-        r = read(q)
-    except TTTRFileError as e:
-        assert "damaged.h5" in str(e)
-    else:
-        assert isinstance(r, simsps.PhotonStream)
+    assert_damaged_file_fails_cleanly(data, p.read_bytes(), tmp_path / "damaged.h5")
