@@ -172,18 +172,21 @@ def _cmd_analyze(a) -> int:
     stream = read(a.file)
     s = analyze(stream, a.out, bin_s=a.bin_s, tau_max_s=a.tau_max, progress=sys.stderr.isatty())
     lines = [f"analysed {a.file}: {s['photons']} photons in {s['duration_s']:g} s -> {a.out}/"]
+    def num(x, fmt=".4f", scale=1.0):  # the summary holds null for non-finite values
+        return "n/a" if x is None else format(x * scale, fmt)
+
     if "g2_pulsed" in s:
         g = s["g2_pulsed"]
-        lines.append(f"  g2(0) = {g['g2_zero']:.4f} raw, {g['g2_zero_corrected']:.4f} +- "
-                     f"{g['g2_zero_stderr']:.4f} background-corrected")
+        lines.append(f"  g2(0) = {num(g['g2_zero'])} raw, {num(g['g2_zero_corrected'])} +- "
+                     f"{num(g['g2_zero_stderr'])} background-corrected")
     if "g2_log" in s:
         g = s["g2_log"]
-        lines.append(f"  bunching 1 + {g['bunching_amplitude']:.3f}, tau_c "
-                     f"{g['tau_c_s'] * 1e6:.1f} us")
+        lines.append(f"  bunching 1 + {num(g['bunching_amplitude'], '.3f')}, tau_c "
+                     f"{num(g['tau_c_s'], '.1f', 1e6)} us")
     if "decay" in s:
         lines.append("  lifetimes " + ", ".join(
-            f"{t:.2f} +- {e:.2f} ns" for t, e in zip(s["decay"]["lifetimes_ns"],
-                                                     s["decay"]["lifetimes_stderr_ns"])))
+            f"{num(t, '.2f')} +- {num(e, '.2f')} ns" for t, e in
+            zip(s["decay"]["lifetimes_ns"], s["decay"]["lifetimes_stderr_ns"])))
     for name, why in s["skipped"].items():
         lines.append(f"  {name}: skipped ({why})")
     print("\n".join(lines))

@@ -223,7 +223,7 @@ def test_plots_have_labels_and_save(tmp_path, with_background, zn):
     d = decay(s)
     axes.append(d.plot(fit=fit_decay(d)))
     tr = intensity_trace(s, 0.01)
-    axes.append(tr.plot(levels=two_level(tr)))
+    axes.append(tr.plot())
     axes.append(flid(s, 0.01).plot())
     f = fit_saturation([0.5, 1, 2, 3], [30e3, 45e3, 55e3, 58e3])
     axes.append(f.plot([0.5, 1, 2, 3], [30e3, 45e3, 55e3, 58e3]))
@@ -286,3 +286,25 @@ def test_pair_histogram_threads_and_brute_force():
     brute = np.histogram(np.abs(t[is_a][:, None] - t[~is_a][None, :]).ravel(), edges)[0]
     for threads in (1, 2, 3):
         np.testing.assert_array_equal(cross_pair_histogram(t, is_a, edges, threads), brute)
+
+
+def test_review_edge_cases(zn, with_background):
+    s, _ = with_background
+    # one intensity level: no two-level analysis, said clearly
+    with pytest.raises(AnalysisError, match="no two intensity levels"):
+        two_level(intensity_trace(s, 0.01))
+    # photons out of time order
+    shuffled = s.take(np.r_[1, 0, 2:len(s)])
+    with pytest.raises(AnalysisError, match="not in time order"):
+        pulsed_g2(shuffled)
+    # background only: nothing to correct
+    m = zn.replace(ideal_overrides(**{"detection.efficiency": 0.0, "background.rate_cps": 5e4}))
+    with pytest.raises(AnalysisError, match="floor"):
+        pulsed_g2(simsps.simulate(m, 2.0, seed=3))
+    # one bin per decade: the grid's first edge stays above zero delay, and the counts agree
+    # with exact pairs
+    a = g2_log(s, tau_max_s=0.01, bins_per_decade=1, fit=False)
+    b = g2_log(s, tau_max_s=0.01, bins_per_decade=1, fit=False, grid_budget=0)
+    np.testing.assert_allclose(a.g2, b.g2, rtol=0, atol=4 * b.stderr.max())
+    with pytest.raises(AnalysisError, match="2 positive lifetimes"):
+        fit_decay(decay(s), n_exp=2, tau_guess_ns=[3.0])

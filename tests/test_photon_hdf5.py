@@ -123,3 +123,10 @@ def test_damaged_files_fail_only_with_tttr_file_error(tmp_path, sim, data):
     if not p.exists():
         write(p, sim.take(slice(0, 500)))
     assert_damaged_file_fails_cleanly(data, p.read_bytes(), tmp_path / "damaged.h5")
+
+
+def test_microtime_beyond_the_period_round_trips(tmp_path):
+    """A card's range may exceed the laser period: bins past it keep their sync."""
+    s = simsps.PhotonStream(sync=[5, 6, 9], dtime=[3000, 2499, 2600], channel=[0, 1, 0],
+                            sync_period_ps=12500.0, resolution_ps=5.0)
+    assert read(write(tmp_path / "late.h5", s)).equal_records(s)

@@ -23,6 +23,9 @@ def check_stream(stream, *, need_channels: tuple[int, ...] = (), min_photons: in
                             f"at least {min_photons}")
     if not (np.isfinite(stream.sync_period_ps) and stream.sync_period_ps > 0):
         raise AnalysisError("the stream has no sync period (sync rate missing from the file?)")
+    if len(stream) > 1 and np.any(stream.sync[1:] < stream.sync[:-1]):
+        raise AnalysisError("the photons are not in time order (sync decreases); sort the "
+                            "stream by sync first")
     present = set(np.flatnonzero(np.bincount(stream.channel)).tolist()) if len(stream) else set()
     missing = [c for c in need_channels if c not in present]
     if missing:

@@ -127,4 +127,6 @@ def _two_levels(n: np.ndarray, dur: np.ndarray, iters: int = 300) -> np.ndarray:
         w = np.maximum(r.mean(0), 1e-12)
         lam = np.maximum((r * n[:, None]).sum(0) / (r * dur[:, None]).sum(0), 1e-9)
     bright = int(np.argmax(lam))
+    if lam.max() - lam.min() < 1e-3 * lam.max() or w.min() < 1e-6:  # one level only
+        return np.ones(len(rate), np.int64)
     return (np.argmax(r, axis=1) == bright).astype(np.int64)

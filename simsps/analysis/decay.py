@@ -49,7 +49,7 @@ class Decay:
 class DecayFit:
     lifetimes_ns: np.ndarray  # ascending
     lifetimes_stderr_ns: np.ndarray
-    amplitudes: np.ndarray  # photons in each component (within the fitted range)
+    amplitudes: np.ndarray  # photons in each component (tail fit: its integral from the fit start on)
     amplitudes_stderr: np.ndarray
     background_per_bin: float
     background_stderr: float
@@ -93,11 +93,12 @@ def decay(stream, *, channels=None, window_s: tuple[float, float] | None = None,
         if mask.shape != sel.shape:
             raise AnalysisError(f"mask has {mask.size} entries for {len(stream)} photons")
         sel &= mask
-    n_bins = int(math.ceil(stream.sync_period_ps / stream.resolution_ps))
-    dt = stream.dtime[sel].astype(np.int64)
-    counts = np.bincount(dt, minlength=n_bins)[:max(n_bins, 1)]
     if int(sel.sum()) == 0:
         raise AnalysisError("no photons selected for the decay")
+    dt = stream.dtime[sel].astype(np.int64)
+    # one period of bins, more if the card's range holds later photons (none dropped)
+    n_bins = max(int(math.ceil(stream.sync_period_ps / stream.resolution_ps)), int(dt.max()) + 1)
+    counts = np.bincount(dt, minlength=n_bins)
     res_ns = stream.resolution_ps / 1e3
     return Decay(time_ns=np.arange(len(counts)) * res_ns, counts=counts, resolution_ns=res_ns,
                  period_ns=stream.sync_period_ps / 1e3, n_photons=int(sel.sum()))
@@ -175,6 +176,8 @@ def fit_decay(d: Decay, *, n_exp: int = 1, background: bool = True, irf=None,
                            max(np.sum(np.maximum(y - tail_bg, 0)), 1)), 2 * w)
     if tau_guess_ns is not None:
         taus0 = list(np.atleast_1d(tau_guess_ns).astype(float))
+        if len(taus0) != n_exp or min(taus0) <= 0:
+            raise AnalysisError(f"tau_guess_ns = {tau_guess_ns!r}: give {n_exp} positive lifetimes")
     else:
         taus0 = [mean_delay] if n_exp == 1 else [mean_delay / 4, mean_delay * 1.5]
     total = max(y.sum() - tail_bg * len(y), 10.0)

@@ -111,9 +111,11 @@ def g2_log(stream, *, tau_min_s: float = 1e-8, tau_max_s: float = 1.0,
     if bins_per_decade < 1:
         raise AnalysisError(f"bins_per_decade = {bins_per_decade!r} must be at least 1")
     duration_ps = stream.duration_s * 1e12
-    if tau_max_s * 1e12 >= duration_ps / 2:
-        raise AnalysisError(f"tau_max_s = {tau_max_s:g} s needs an acquisition longer than "
-                            f"{2 * tau_max_s:g} s (this one is {stream.duration_s:g} s)")
+    edges_max_s = float(log_edges_ps(tau_min_s, tau_max_s, bins_per_decade)[-1]) / 1e12
+    if edges_max_s * 1e12 >= duration_ps / 2:
+        raise AnalysisError(f"tau_max_s = {tau_max_s:g} s (last bin edge {edges_max_s:g} s) "
+                            f"needs an acquisition longer than {2 * edges_max_s:g} s (this one "
+                            f"is {stream.duration_s:g} s)")
     edges = log_edges_ps(tau_min_s, tau_max_s, bins_per_decade,
                          stream.sync_period_ps if snap_to_period else None)
     t, is_a = merged_times(stream, a, b)
@@ -142,9 +144,13 @@ def g2_log(stream, *, tau_min_s: float = 1e-8, tau_max_s: float = 1.0,
     r = 0
     while j < len(edges) - 1:
         stop = min(len(edges) - 1, j + bins_per_decade)
-        r = max(1, int(np.diff(edges[j:stop + 1]).min() // 2),
+        r = max(1, min(int(np.diff(edges[j:stop + 1]).min() // 2), int(edges[j]) // 2),
                 int(math.ceil(duration_ps / grid_budget)))
         grid_edges = np.round(edges[j:stop + 1] / r).astype(np.int64)
+        if grid_edges[0] < 1 or np.any(np.diff(grid_edges) < 1):
+            raise AnalysisError(f"delay bins from {edges[j] / 1e12:g} s are narrower than the "
+                                f"counting grid ({r / 1e12:g} s): raise grid_budget or use "
+                                "fewer bins per decade")
         length = int(duration_ps // r) + 1
         pairs[j:stop] = _grid_counts(ta, tb, r, grid_edges, length)
         width[j:stop] = np.diff(grid_edges) * r
@@ -215,11 +221,13 @@ def _grid_counts(ta, tb, r: int, grid_edges, length: int):
             cum[e_max: e_max + hi - lo + 1] = _cumulative(tb[b_lo[i]:b_hi[i]], lo, hi - lo, r)
             cum[e_max + 1 + hi - lo:] = cum[e_max + hi - lo]
             n_cells = int(stops[i] - starts[i])
-            if a_hi[i] - a_lo[i] < n_cells:  # sparse: gather at every photon, all edges at once
+            if a_hi[i] - a_lo[i] < n_cells:  # sparse: gather at every photon, edges in groups
                 qa = ta[a_lo[i]:a_hi[i]] // r - lo + e_max
-                up = cum[qa[None, :] + grid_edges[:, None]]
-                down = cum[qa[None, :] - (grid_edges[:, None] - 1)]
-                total += (up - down).sum(axis=1)
+                group = max(1, (1 << 18) // max(len(qa), 1))  # temporaries of ~2 MB
+                for g0 in range(0, len(grid_edges), group):
+                    e = grid_edges[g0:g0 + group, None]
+                    total[g0:g0 + group] += (cum[qa[None, :] + e]
+                                             - cum[qa[None, :] - (e - 1)]).sum(axis=1)
             else:  # dense: cell counts against contiguous slices of cum
                 first = int(starts[i]) - lo + e_max
                 weight = np.diff(_cumulative(ta[a_lo[i]:a_hi[i]], int(starts[i]), n_cells, r))
@@ -240,9 +248,9 @@ def _grid_counts(ta, tb, r: int, grid_edges, length: int):
 
 
 def fit_bunching(res: G2Log, fit_min_s: float, fit_max_s: float, *,
-                 baseline: str = "fixed") -> BunchingFit:
+                 baseline: str = "free") -> BunchingFit:
     """Weighted least squares of ``baseline + A exp(-tau/tau_c)`` over [fit_min_s, fit_max_s];
-    ``baseline`` "fixed" (1) or "free"."""
+    ``baseline`` "free" or "fixed" (1)."""
     from scipy.optimize import curve_fit
 
     if baseline not in ("fixed", "free"):

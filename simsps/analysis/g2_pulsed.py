@@ -20,8 +20,8 @@ flat floor F to every peak window; with signal fractions rho_a, rho_b of the two
     approximate) when they do not.
 ``"seed-si"``
     the seed SI's peak-by-peak ``Mc = M + Mb - 2 sqrt(M Mb)``: exact for side peaks but it
-    over-corrects the centre peak less than needed (b/s = 0.1: true 0 reads 0.128). Offered
-    to reproduce the paper's own numbers, not for new work.
+    under-corrects the centre peak, overstating g2(0) (b/s = 0.1: true 0 reads 0.128).
+    Offered to reproduce the paper's own numbers, not for new work.
 
 The background is measured from the inter-peak floor (``background="floor"``, pairs whose
 delay lies in the middle ``floor_fraction`` of the gaps between peaks) or given as count
@@ -30,8 +30,9 @@ rates). Prompt (pulsed) background is correlated with the laser and is not remov
 of these: it looks like a Poissonian emitter.
 
 Uncertainties: peak areas are Poisson counts (each coincidence is one event); the floor
-count too; ``g2_zero_stderr`` propagates them to first order. Side peaks near zero are
-treated as independent.
+count too; ``g2_zero_stderr`` propagates them to first order, treating the side peaks and
+the floor sample as independent (the floor delays lie outside the peaks' cores, so their
+covariance is second order).
 """
 
 from __future__ import annotations
@@ -134,6 +135,9 @@ def pulsed_g2(stream, *, n_side_peaks: int = 10, channels: tuple[int, int] = (0,
         rho_ab = rho[0] * rho[1]
         f = (1.0 - rho_ab) * m1
         n_floor, var_f = 0, 0.0
+    if f >= 0.95 * m1:
+        raise AnalysisError(f"the uncorrelated floor ({f:.4g} per peak window) is as large as "
+                            f"the side peaks ({m1:.4g}): no signal to correct")
     g_raw = m0 / m1
     var_m0, var_m1 = max(m0, 1.0), m1 / len(sides)
     se_raw = math.sqrt(var_m0 / m1**2 + g_raw**2 * var_m1 / m1**2)

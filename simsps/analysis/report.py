@@ -135,7 +135,11 @@ def analyze(stream, out_dir, *, bin_s: float = 0.01, tau_max_s: float | None = N
             summary["skipped"][name] = str(e)
     summary = _jsonable(summary)
     fd, tmp = tempfile.mkstemp(prefix=".summary.", suffix=".json", dir=out)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(summary, fh, indent=2)
-    os.replace(tmp, out / "summary.json")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(summary, fh, indent=2)
+        os.replace(tmp, out / "summary.json")
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
     return summary

@@ -125,8 +125,14 @@ def two_level(trace: Trace, max_iter: int = 500) -> TwoLevel:
             break
     order = np.argsort(lam)
     lam, w = lam[order], w[order]
+    # two levels only if they are apart by more than their Poisson noise and both occupied
+    if lam[1] - lam[0] < 3 * math.sqrt(lam[1]) or min(w) < 1e-3:
+        raise AnalysisError(f"the trace shows no two intensity levels (fitted {lam[0]:.3g} and "
+                            f"{lam[1]:.3g} photons per bin, weights {w[0]:.3g} / {w[1]:.3g})")
     # equal posterior: k log(l1/l0) = l1 - l0 + log(w0/w1)
     thr = (lam[1] - lam[0] + math.log(w[0] / w[1])) / math.log(lam[1] / lam[0])
+    if not lam[0] < thr < lam[1]:
+        raise AnalysisError(f"no threshold between the levels {lam[0]:.3g} and {lam[1]:.3g}")
     return TwoLevel(grey_mean=float(lam[0]), bright_mean=float(lam[1]),
                     bright_fraction=float(w[1]), threshold=float(thr))
 
@@ -140,15 +146,17 @@ def _runs(state: np.ndarray):
     return lengths[1:-1], values[1:-1]
 
 
-def fit_dwells(t: np.ndarray, t_min: float | None = None) -> DwellFit | None:
-    """Exponential (mean, MLE) and power law (Clauset et al. 2009 continuous MLE)."""
+def fit_dwells(t: np.ndarray, t_min: float | None = None,
+               bin_s: float | None = None) -> DwellFit | None:
+    """Exponential (mean, MLE) and power law (Clauset et al. 2009 MLE; for dwells that are
+    whole numbers of ``bin_s``, their discrete approximation with ``t_min - bin_s / 2``)."""
     t = np.asarray(t, float)
     if len(t) < 5:
         return None
     mean = float(t.mean())
     t_min = float(t.min()) if t_min is None else float(t_min)
     tail = t[t >= t_min]
-    logs = np.log(tail / t_min).sum()
+    logs = np.log(tail / (t_min - (bin_s or 0.0) / 2)).sum()
     m = 1 + len(tail) / logs if logs > 0 else float("nan")
     return DwellFit(n=len(t), exp_mean_s=mean, exp_mean_stderr_s=mean / math.sqrt(len(t)),
                     power_law_exponent=float(m), power_law_stderr=float((m - 1) / math.sqrt(len(tail))),
@@ -162,7 +170,8 @@ def dwell_times(trace: Trace, levels: TwoLevel | None = None) -> Dwells:
     lengths, values = _runs(bright)
     b = lengths[values] * trace.bin_s
     g = lengths[~values] * trace.bin_s
-    return Dwells(bright_s=b, grey_s=g, bright_fit=fit_dwells(b), grey_fit=fit_dwells(g))
+    return Dwells(bright_s=b, grey_s=g, bright_fit=fit_dwells(b, bin_s=trace.bin_s),
+                  grey_fit=fit_dwells(g, bin_s=trace.bin_s))
 
 
 def photon_mask(stream, trace: Trace, bins: np.ndarray) -> np.ndarray:
@@ -176,9 +185,9 @@ def photon_mask(stream, trace: Trace, bins: np.ndarray) -> np.ndarray:
 
 
 def lifetime_trace(stream, bin_s: float = 0.01, *, channels=None, t0_ns: float | None = None,
-                   window_ns: float = 100.0, background_cps: float | str = "tail") -> LifetimeTrace:
+                   window_ns: float | None = None, background_cps: float | str = "tail") -> LifetimeTrace:
     """Mean delay after the IRF centre ``t0_ns`` (default: the decay's peak bin) of the
-    photons in ``[t0, t0 + window_ns)`` per bin, minus the share of a uniform background
+    photons in ``[t0, t0 + window_ns)`` (default 100 ns, shorter for short periods) per bin, minus the share of a uniform background
     (``"tail"``: rate measured in the last quarter of the period; or cps; or 0)."""
     check_stream(stream)
     idx, n = _bin_index(stream, bin_s)
@@ -186,9 +195,13 @@ def lifetime_trace(stream, bin_s: float = 0.01, *, channels=None, t0_ns: float |
     res_ns = stream.resolution_ps / 1e3
     period_ns = stream.sync_period_ps / 1e3
     delay = (stream.dtime.astype(np.float64) + 0.5) * res_ns
+    if not sel.any():
+        raise AnalysisError("no photons in the selected channels")
     if t0_ns is None:
         hist = np.bincount(stream.dtime[sel])
         t0_ns = (float(np.argmax(hist)) + 0.5) * res_ns
+    if window_ns is None:
+        window_ns = min(100.0, 0.75 * (period_ns - t0_ns))
     if not 0 < window_ns <= period_ns - t0_ns:
         raise AnalysisError(f"window_ns = {window_ns!r} must fit in the period after t0 "
                             f"({period_ns - t0_ns:g} ns)")

@@ -288,7 +288,11 @@ def _read_open(f, path: Path) -> PhotonStream:
     if not all(np.isfinite(x) and x > 0 for x in (unit, tcspc, rate)):
         raise TTTRFileError(path, f"invalid time base: timestamps unit {unit}, tcspc unit "
                                   f"{tcspc}, repetition rate {rate}")
-    sync = timestamps_to_sync(ts, unit, rate)
+    if abs(unit - tcspc) <= 1e-9 * tcspc:  # simsps' layout: timestamp = sync x ticks + bin
+        ticks = round(1.0 / (unit * rate))
+        sync = (ts - nano.astype(np.int64)) // ticks
+    else:
+        sync = timestamps_to_sync(ts, unit, rate)
     meta, truth, n_pulses = {}, None, None
     if "user/simsps" in f:
         meta = {k: v[()].decode() if isinstance(v[()], bytes) else v[()]
