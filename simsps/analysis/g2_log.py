@@ -141,7 +141,6 @@ def g2_log(stream, *, tau_min_s: float = 1e-8, tau_max_s: float = 1.0,
         pairs[:split] = cross_pair_histogram(t, is_a, edges[: split + 1])
     # gridded counts, one grid per decade of the remaining edges
     j = split
-    r = 0
     while j < len(edges) - 1:
         stop = min(len(edges) - 1, j + bins_per_decade)
         r = max(1, min(int(np.diff(edges[j:stop + 1]).min() // 2), int(edges[j]) // 2),

@@ -272,31 +272,51 @@ def read_photon_hdf5(path) -> PhotonStream:
         raise TTTRFileError(path, f"corrupt Photon-HDF5 file ({type(e).__name__}: {e})") from None
 
 
-def _read_open(f, path: Path) -> PhotonStream:
-    pd = f["photon_data"]
-    ts = pd["timestamps"][:].astype(np.int64)
+def time_base(pd, path) -> tuple[float, float, float]:
+    """(timestamps unit s, TCSPC bin s, laser repetition rate Hz) of a ``photon_data``
+    group, checked; the group must hold nanotimes (a TCSPC measurement)."""
     unit = float(pd["timestamps_specs/timestamps_unit"][()])
-    det = pd["detectors"][:]
     if "nanotimes" not in pd:
         raise TTTRFileError(path, "Photon-HDF5 file has no nanotimes (not TCSPC)")
-    nano = pd["nanotimes"][:]
     tcspc = float(pd["nanotimes_specs/tcspc_unit"][()])
     rate = float(np.ravel(pd["measurement_specs/laser_repetition_rate"][()])[0])
-    if not (len(ts) == len(det) == len(nano)):
-        raise TTTRFileError(path, f"timestamps, detectors and nanotimes differ in length: "
-                                  f"{len(ts)}, {len(det)}, {len(nano)}")
     if not all(np.isfinite(x) and x > 0 for x in (unit, tcspc, rate)):
         raise TTTRFileError(path, f"invalid time base: timestamps unit {unit}, tcspc unit "
                                   f"{tcspc}, repetition rate {rate}")
-    if abs(unit - tcspc) <= 1e-9 * tcspc:  # simsps' layout: timestamp = sync x ticks + bin
-        ticks = round(1.0 / (unit * rate))
-        sync = (ts - nano.astype(np.int64)) // ticks
-    else:
-        sync = timestamps_to_sync(ts, unit, rate)
-    meta, truth, n_pulses = {}, None, None
-    if "user/simsps" in f:
-        meta = {k: v[()].decode() if isinstance(v[()], bytes) else v[()]
-                for k, v in f["user/simsps"].items()}
+    return unit, tcspc, rate
+
+
+def sync_of(ts, nano, unit: float, tcspc: float, rate: float) -> np.ndarray:
+    """Sync index of each photon. In simsps' layout (timestamps counted in TCSPC bins,
+    timestamp = sync x ticks + bin) exactly, even for bins beyond the period; otherwise
+    the pulse at or before the timestamp."""
+    ts = np.asarray(ts, np.int64)
+    if abs(unit - tcspc) <= 1e-9 * tcspc:
+        return (ts - np.asarray(nano, np.int64)) // round(1.0 / (unit * rate))
+    return timestamps_to_sync(ts, unit, rate)
+
+
+def user_meta(f, skip=()) -> dict:
+    """The ``user/simsps`` provenance strings of a file simsps wrote ({} otherwise)."""
+    if "user/simsps" not in f:
+        return {}
+    return {k: v[()].decode() if isinstance(v[()], bytes) else v[()]
+            for k, v in f["user/simsps"].items() if k not in skip}
+
+
+def _read_open(f, path: Path) -> PhotonStream:
+    pd = f["photon_data"]
+    ts = pd["timestamps"][:].astype(np.int64)
+    det = pd["detectors"][:]
+    unit, tcspc, rate = time_base(pd, path)
+    nano = pd["nanotimes"][:]
+    if not (len(ts) == len(det) == len(nano)):
+        raise TTTRFileError(path, f"timestamps, detectors and nanotimes differ in length: "
+                                  f"{len(ts)}, {len(det)}, {len(nano)}")
+    sync = sync_of(ts, nano, unit, tcspc, rate)
+    truth, n_pulses = None, None
+    meta = user_meta(f)
+    if meta:
         n = str(meta.get("n_pulses", ""))
         n_pulses = int(n) if n.isdigit() else None
     if "user/simsps_truth" in f:

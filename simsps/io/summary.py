@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import TTTRFileError
-from .photon_hdf5 import timestamps_to_sync
+from .photon_hdf5 import sync_of, time_base, user_meta
 from .ptu import RECORD_NAMES, _iter_records, ptu_info
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -100,9 +100,8 @@ def _hdf5(path, progress: bool) -> dict:
         try:
             pd = f["photon_data"]
             ts, det = pd["timestamps"], pd["detectors"]
-            unit = float(pd["timestamps_specs/timestamps_unit"][()])
-            rate = float(np.ravel(pd["measurement_specs/laser_repetition_rate"][()])[0])
-            res = float(pd["nanotimes_specs/tcspc_unit"][()]) * 1e12
+            unit, tcspc, rate = time_base(pd, path)
+            nano = pd["nanotimes"]
         except KeyError as e:
             raise TTTRFileError(path, f"not a Photon-HDF5 TCSPC file: missing {e.args[0]}") from None
         n = ts.shape[0]
@@ -119,17 +118,13 @@ def _hdf5(path, progress: bool) -> dict:
             software = ident["software"][()].decode()
             if "software_version" in ident:
                 software += " " + ident["software_version"][()].decode()
-        user = {}
-        if "user/simsps" in f:
-            user = {k: v[()].decode() if isinstance(v[()], bytes) else v[()]
-                    for k, v in f["user/simsps"].items() if k != "model_toml"}
         return {
             "file": str(path), "kind": "Photon-HDF5",
             "format_version": f.attrs.get("format_version", b"").decode() or None,
             "creator": software, "records": int(n), "sync_rate_hz": rate,
-            "resolution_ps": round(res, 6), "timestamps_unit_s": unit,
+            "resolution_ps": round(tcspc * 1e12, 6), "timestamps_unit_s": unit,
             "photons_per_channel": {int(c): int(k) for c, k in enumerate(counts) if k},
-            "first_sync": int(timestamps_to_sync(ts[:1], unit, rate)[0]) if n else None,
-            "last_sync": int(timestamps_to_sync(ts[-1:], unit, rate)[0]) if n else None,
-            "duration_s": duration, "simsps": user,
+            "first_sync": int(sync_of(ts[:1], nano[:1], unit, tcspc, rate)[0]) if n else None,
+            "last_sync": int(sync_of(ts[-1:], nano[-1:], unit, tcspc, rate)[0]) if n else None,
+            "duration_s": duration, "simsps": user_meta(f, skip=("model_toml",)),
         }
