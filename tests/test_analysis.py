@@ -8,6 +8,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import simsps
 from simsps.analysis import (AnalysisError, decay, dwell_times, fit_decay, fit_saturation, flid,
@@ -276,16 +278,32 @@ def test_g2_log_agrees_with_tttrlib(zn):
     assert len(z) > 100 and np.max(np.abs(z)) < Z_CRIT
 
 
-def test_pair_histogram_threads_and_brute_force():
-    from simsps.analysis._common import cross_pair_histogram
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 400), frac_a=st.floats(0.05, 0.95),
+       threads=st.integers(1, 3), block=st.sampled_from([2, 7, 1 << 16]))
+def test_pair_kernels_against_brute_force(seed, n, frac_a, threads, block):
+    from simsps.analysis import _kernels as K
 
-    rng = np.random.default_rng(5)
-    t = np.sort(rng.integers(0, 10**12, 3000))
-    is_a = rng.random(len(t)) < 0.4
-    edges = np.array([10**5, 10**7, 10**9, 10**10, 10**11])
-    brute = np.histogram(np.abs(t[is_a][:, None] - t[~is_a][None, :]).ravel(), edges)[0]
-    for threads in (1, 2, 3):
-        np.testing.assert_array_equal(cross_pair_histogram(t, is_a, edges, threads), brute)
+    rng = np.random.default_rng(seed)
+    t = np.sort(rng.integers(0, 10**9, n))
+    t[rng.random(n) < 0.2] = t[0] if n else 0  # ties, at the start too
+    t.sort()
+    is_a = rng.random(n) < frac_a
+    ta, tb = t[is_a], t[~is_a]
+    d = (tb[None, :] - ta[:, None]).ravel()
+    edges = np.unique(rng.integers(1, 10**8, 6))
+    if len(edges) < 2:
+        edges = np.array([1, 10**8])
+    np.testing.assert_array_equal(K.pair_histogram(ta, tb, edges, threads),
+                                  np.histogram(np.abs(d), edges)[0])
+    window = int(edges[-1])
+    np.testing.assert_array_equal(np.sort(K.signed_pairs(ta, tb, window, threads)),
+                                  np.sort(d[np.abs(d) < window]))
+    r = int(rng.integers(1, 10**6))
+    grid = np.unique(rng.integers(1, 300, 5))
+    q = (tb[None, :] // r - ta[:, None] // r).ravel()
+    np.testing.assert_array_equal(K.grid_histogram(ta, tb, r, grid, block, threads),
+                                  [(np.abs(q) < e).sum() for e in grid])
 
 
 def test_review_edge_cases(zn, with_background):

@@ -6,17 +6,17 @@ Two regimes, chosen by cost, meet at a bin edge:
 * short delays: every pair of photons (one per channel) closer than the split delay is
   found on the time-ordered stream and binned by its exact delay in ps;
 * long delays: both channels are counted on a time grid of quantum ``r`` (half the
-  narrowest bin of each decade, coarser only if ``grid_budget`` demands), and the pairs
-  closer than an edge E are ``sum_a (B[q_a + E] - B[q_a - E + 1])`` with ``B`` the
-  cumulative count of the other channel on the grid; the grid is walked in blocks of
-  cells small enough to stay in cache (see ``_grid_counts``). Quantising both times to
+  narrowest bin of each decade), and the pairs closer than an edge E are
+  ``sum_a (B[q_a + E] - B[q_a - E + 1])`` with ``B`` the cumulative count of the other
+  channel on the grid, built block by block so it stays in cache
+  (``_kernels._grid_histogram``). Quantising both times to
   ``r`` smears each bin edge by +-r but leaves the expected count of an uncorrelated pair
   in a bin at exactly (width x rate), so g2 stays unbiased where it is smooth on the scale
   of ``r``.
 
 Where bins are at least a laser period wide their edges sit midway between two peaks, so
-each holds whole peaks (``snap_to_period``). The work runs on threads (numpy releases the
-GIL in its loops).
+each holds whole peaks (``snap_to_period``). Both regimes are compiled loops (numba) over
+slices of the photons, run on threads.
 
 Both delay signs are counted (HBT correlations of a stationary emitter are symmetric), and
 ``g2 = pairs / (2 N_a N_b w (D - tau) / D^2)`` for bin width ``w`` at delay ``tau`` in an
@@ -29,12 +29,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ._common import AnalysisError, check_stream, cross_pair_histogram, merged_times
+from ._common import AnalysisError, channel_times, check_stream
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,8 +95,9 @@ def g2_log(stream, *, tau_min_s: float = 1e-8, tau_max_s: float = 1.0,
            grid_budget: float = 4e7) -> G2Log:
     """Cross-correlation of ``channels`` on log-spaced delays; see the module doc.
 
-    ``pair_budget`` caps the photon pairs enumerated exactly and ``grid_budget`` the cells
-    of a counting grid (``grid_budget=0``: exact pairs at every delay, slow at long ones).
+    ``pair_budget`` caps the photon pairs enumerated exactly where a grid can take over,
+    and ``grid_budget`` the cells of a counting grid (``grid_budget=0``: exact pairs at
+    every delay, slow at long ones); between them the split is chosen by a cost model.
     The fit of the bunching runs from ``fit_min_s`` (default 20 laser periods, clear of
     the pulse comb) to ``fit_max_s`` (default ``tau_max_s``); its ``baseline`` is free by
     default, so a slow drift (bleaching, focus) raises the baseline instead of
@@ -118,42 +117,20 @@ def g2_log(stream, *, tau_min_s: float = 1e-8, tau_max_s: float = 1.0,
                             f"is {stream.duration_s:g} s)")
     edges = log_edges_ps(tau_min_s, tau_max_s, bins_per_decade,
                          stream.sync_period_ps if snap_to_period else None)
-    t, is_a = merged_times(stream, a, b)
-    ta, tb = t[is_a], t[~is_a]
+    ta, tb = channel_times(stream, a, b)
     na, nb = len(ta), len(tb)
+    from ._kernels import grid_histogram, pair_histogram
 
-    # split: exact pairs below it, gridded counts above; chosen to minimise the estimated
-    # cost (measured on a 2-core CPU: ~17 ns per pair, ~2 ns per cell and bin edge of the
-    # first gridded decade), never below what the grid can resolve within ``grid_budget``
-    # cells (bins >= 2 grid quanta)
-    pairs_below = 2.0 * na * nb * edges / duration_ps
-    quantum = np.maximum(np.concatenate([np.diff(edges), [edges[-1]]]) / 2, 1)
-    cells = duration_ps / quantum
-    cost = 17.0 * pairs_below + 2.0 * (bins_per_decade + 1) * cells
-    cost[cells > grid_budget] = np.inf
-    cost[pairs_below > pair_budget] = np.inf
-    split = int(np.argmin(cost)) if np.isfinite(cost).any() else \
-        int(np.flatnonzero(cells <= grid_budget)[0]) if (cells <= grid_budget).any() else len(edges) - 1
-    split = min(split, len(edges) - 1)
+    split = _choose_split(edges, na, nb, duration_ps, bins_per_decade, pair_budget, grid_budget)
     pairs = np.zeros(len(edges) - 1, np.float64)
     width = np.diff(edges).astype(np.float64)
     if split > 0:
-        pairs[:split] = cross_pair_histogram(t, is_a, edges[: split + 1])
-    # gridded counts, one grid per decade of the remaining edges
-    j = split
-    while j < len(edges) - 1:
-        stop = min(len(edges) - 1, j + bins_per_decade)
-        r = max(1, min(int(np.diff(edges[j:stop + 1]).min() // 2), int(edges[j]) // 2),
-                int(math.ceil(duration_ps / grid_budget)))
-        grid_edges = np.round(edges[j:stop + 1] / r).astype(np.int64)
-        if grid_edges[0] < 1 or np.any(np.diff(grid_edges) < 1):
-            raise AnalysisError(f"delay bins from {edges[j] / 1e12:g} s are narrower than the "
-                                f"counting grid ({r / 1e12:g} s): raise grid_budget or use "
-                                "fewer bins per decade")
-        length = int(duration_ps // r) + 1
-        pairs[j:stop] = _grid_counts(ta, tb, r, grid_edges, length)
+        pairs[:split] = pair_histogram(ta, tb, edges[: split + 1])
+    for j, stop in _decades(split, len(edges), bins_per_decade):
+        r = _grid_quantum(edges, j, stop)
+        grid_edges = np.round(edges[j:stop + 1] / r).astype(np.int64)  # >= 2 apart
+        pairs[j:stop] = np.diff(grid_histogram(ta, tb, r, grid_edges))
         width[j:stop] = np.diff(grid_edges) * r
-        j = stop
     centre = np.sqrt(edges[:-1] * edges[1:].astype(np.float64))
     expected = 2.0 * na * nb * width * (duration_ps - centre) / duration_ps**2
     g2 = pairs / expected
@@ -172,78 +149,48 @@ def g2_log(stream, *, tau_min_s: float = 1e-8, tau_max_s: float = 1.0,
     return res
 
 
-_BLOCK_CELLS = 1 << 19  # grid cells per block: its cumulative count stays in cache
+# cost model of the two regimes (ns of wall time on a 2-core CPU, numba kernels on both
+# cores; benchmarks/analysis.py): per photon pair walked, and per gridded decade per photon
+# pass, per grid cell, and per (occupied cell x edge) gathered
+_NS_PAIR, _NS_PASS, _NS_CELL, _NS_GATHER = 5.0, 2.0, 0.3, 0.5
 
 
-def _cumulative(t: np.ndarray, first_cell: int, n: int, r: int) -> np.ndarray:
-    """Photons of sorted ``t`` before cells first_cell + 0..n of the grid of quantum r
-    (n + 1 values, float64): by binary search of the cell edges when the cells are fewer
-    than the photons, else by counting the photons per cell."""
-    if n < len(t):
-        return np.searchsorted(t, (first_cell + np.arange(n + 1, dtype=np.int64)) * r) \
-            .astype(np.float64)
-    out = np.zeros(n + 1)
-    np.cumsum(np.bincount(t // r - first_cell, minlength=n)[:n], out=out[1:])
-    return out
+def _decades(first: int, n_edges: int, bins_per_decade: int):
+    """Groups [j, stop) of bins from ``first`` on, one grid each."""
+    j = first
+    while j < n_edges - 1:
+        stop = min(n_edges - 1, j + bins_per_decade)
+        yield j, stop
+        j = stop
 
 
-def _grid_counts(ta, tb, r: int, grid_edges, length: int):
-    """Pairs with ``|q_b - q_a|`` in each [E_i, E_i+1) of the grid q = t // r (both signs).
+def _grid_quantum(edges, j: int, stop: int) -> int:
+    """Grid quantum (ps) for bins [j, stop): half the narrowest of them (and of the first
+    edge), so every bin spans at least two cells."""
+    return max(1, min(int(np.diff(edges[j:stop + 1]).min() // 2), int(edges[j]) // 2))
 
-    The pairs closer than E are ``sum_a (B[q_a + E] - B[q_a - E + 1])``, with ``B`` the
-    cumulative count of channel b on the grid. The grid is processed in blocks of cells:
-    each block needs ``B`` only over itself plus the longest delay on either side (a small,
-    cache-resident array; the count before it cancels in the difference), so memory stays
-    small for any duration. Within a block the a side is its photons when they are fewer
-    than the cells (a gather per photon and edge), else its cell counts (a dot product over
-    the cells). Blocks run on threads.
-    """
-    e_max = int(grid_edges[-1])
-    grid_edges = np.asarray(grid_edges, np.int64)
-    starts = np.arange(0, length, _BLOCK_CELLS, dtype=np.int64)
-    stops = np.minimum(starts + _BLOCK_CELLS, length)
-    a_lo, a_hi = np.searchsorted(ta, starts * r), np.searchsorted(ta, stops * r)
-    span_lo = np.maximum(starts - e_max, 0)
-    span_hi = np.minimum(stops + e_max, length)
-    b_lo, b_hi = np.searchsorted(tb, span_lo * r), np.searchsorted(tb, span_hi * r)
 
-    def run(blocks):
-        total = np.zeros(len(grid_edges))
-        for i in blocks:
-            if a_hi[i] == a_lo[i]:
-                continue
-            lo, hi = int(span_lo[i]), int(span_hi[i])
-            # cum[e_max + k] = b photons in cells [lo, lo + k); padded with what lies
-            # before the grid (nothing) and after it (everything), so no clamping
-            cum = np.empty(hi - lo + 1 + 2 * e_max)
-            cum[:e_max] = 0.0
-            cum[e_max: e_max + hi - lo + 1] = _cumulative(tb[b_lo[i]:b_hi[i]], lo, hi - lo, r)
-            cum[e_max + 1 + hi - lo:] = cum[e_max + hi - lo]
-            n_cells = int(stops[i] - starts[i])
-            if a_hi[i] - a_lo[i] < n_cells:  # sparse: gather at every photon, edges in groups
-                qa = ta[a_lo[i]:a_hi[i]] // r - lo + e_max
-                group = max(1, (1 << 18) // max(len(qa), 1))  # temporaries of ~2 MB
-                for g0 in range(0, len(grid_edges), group):
-                    e = grid_edges[g0:g0 + group, None]
-                    total[g0:g0 + group] += (cum[qa[None, :] + e]
-                                             - cum[qa[None, :] - (e - 1)]).sum(axis=1)
-            else:  # dense: cell counts against contiguous slices of cum
-                first = int(starts[i]) - lo + e_max
-                weight = np.diff(_cumulative(ta[a_lo[i]:a_hi[i]], int(starts[i]), n_cells, r))
-                for k, e in enumerate(grid_edges):
-                    e = int(e)
-                    total[k] += (np.dot(weight, cum[first + e: first + e + n_cells])
-                                 - np.dot(weight, cum[first - e + 1: first - e + 1 + n_cells]))
-        return total
-
-    n_threads = min(os.cpu_count() or 1, 4, len(starts))
-    jobs = [np.arange(k, len(starts), n_threads) for k in range(n_threads)]
-    if n_threads == 1:
-        c = run(jobs[0])
-    else:
-        with ThreadPoolExecutor(n_threads) as pool:
-            c = sum(pool.map(run, jobs))
-    return np.diff(c)
+def _choose_split(edges, na: int, nb: int, duration_ps: float, bins_per_decade: int,
+                  pair_budget: float, grid_budget: float) -> int:
+    """Number of bins counted by the exact pair walk (the rest on grids), at least cost:
+    pairs grow with the split delay, grid cells shrink with it. Grids finer than
+    ``grid_budget`` cells are never used (``grid_budget=0``: exact pairs everywhere); within
+    that, splits with at most ``pair_budget`` pairs are preferred, else the fewest pairs."""
+    n = len(edges)
+    options = []  # (over the pair budget, cost or pairs, split)
+    for s in range(n):
+        pairs = 2.0 * na * nb * edges[s] / duration_ps if s > 0 else 0.0
+        cost = _NS_PAIR * pairs
+        for j, stop in _decades(s, n, bins_per_decade):
+            cells = duration_ps / _grid_quantum(edges, j, stop)
+            if cells > grid_budget:
+                break
+            cost += (_NS_PASS * (na + nb) + _NS_CELL * cells
+                     + _NS_GATHER * min(na, cells) * (stop - j + 1))
+        else:  # every grid within budget
+            over = pairs > pair_budget
+            options.append((over, pairs if over else cost, s))
+    return min(options)[2]
 
 
 def fit_bunching(res: G2Log, fit_min_s: float, fit_max_s: float, *,

@@ -42,7 +42,7 @@ import math
 
 import numpy as np
 
-from ._common import AnalysisError, check_stream, cross_pairs, merged_times
+from ._common import AnalysisError, channel_times, check_stream
 
 CORRECTIONS = ("brouri", "peak-area", "seed-si")
 
@@ -94,9 +94,11 @@ def pulsed_g2(stream, *, n_side_peaks: int = 10, channels: tuple[int, int] = (0,
         raise AnalysisError(f"floor_fraction = {floor_fraction!r} must be in (0, 0.9]")
     period = int(round(stream.sync_period_ps))
     duration = stream.duration_s
-    t, is_a = merged_times(stream, a, b)
+    ta, tb = channel_times(stream, a, b)
     half = (2 * k + 1) * period // 2 + period  # one period beyond the outer peaks' windows
-    d = cross_pairs(t, is_a, half)
+    from ._kernels import signed_pairs
+
+    d = signed_pairs(ta, tb, half)
 
     # peak areas over whole-period windows centred on m * period
     idx = np.floor(d / period + 0.5).astype(np.int64)
@@ -113,7 +115,7 @@ def pulsed_g2(stream, *, n_side_peaks: int = 10, channels: tuple[int, int] = (0,
     in_gap = (np.abs(phase - 0.5) < floor_fraction / 2) & (np.abs(d) < k * period)
     n_floor = int(in_gap.sum())
     floor_width = floor_fraction * period * 2 * k  # total delay range sampled
-    rates = np.array([np.sum(is_a), np.sum(~is_a)], float) / duration
+    rates = np.array([len(ta), len(tb)], float) / duration
     if isinstance(background, str):
         if background != "floor":
             raise AnalysisError(f"background {background!r}: use 'floor' or rates in cps")
