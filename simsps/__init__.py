@@ -5,7 +5,8 @@ from ._jax_setup import configure as _configure_jax
 
 _configure_jax()
 
-from .engine import simulate, simulate_chunks  # noqa: E402
+from .engine import (simulate, simulate_chunks, simulate_population,  # noqa: E402
+                     simulate_population_chunks)
 from .model import Model, ModelError, load_model, preset_names  # noqa: E402
 from .stream import PhotonStream, Source, State, Truth  # noqa: E402
 
@@ -22,5 +23,7 @@ __all__ = [
     "preset_names",
     "simulate",
     "simulate_chunks",
+    "simulate_population",
+    "simulate_population_chunks",
     "__version__",
 ]

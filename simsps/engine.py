@@ -2,15 +2,16 @@
 
 Keys: ``root = key(seed)``; emitter ``e`` draws its pulses from
 ``fold_in(fold_in(fold_in(root, 0), e), block)``, its blinking from ``fold_in(root, 1)``,
-its bleach time from ``fold_in(root, 2)``; the detectors from ``fold_in(root, 3)``. Blocks
-have a fixed size (``BLOCK_PULSES``), so a stream does not depend on ``chunk_pulses`` nor on
-how many emitters are simulated together.
+its bleach time from ``fold_in(root, 2)``; the detectors of spot 0 from ``fold_in(root, 3)``
+and of spot ``k > 0`` from ``fold_in(fold_in(root, 3), k)``. Blocks have a fixed size
+(``BLOCK_PULSES``), so a stream does not depend on ``chunk_pulses`` nor on how many
+emitters are simulated together.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -25,7 +26,8 @@ from .physics.cascade import outcome_probabilities, state_yields
 from .physics.excitation import check_power
 from .stream import NO_EMITTER, PhotonStream, State, Truth
 
-__all__ = ["simulate", "simulate_chunks", "DEFAULT_CHUNK_PULSES", "kernel_params"]
+__all__ = ["simulate", "simulate_chunks", "simulate_population", "simulate_population_chunks",
+           "DEFAULT_CHUNK_PULSES", "kernel_params"]
 
 DEFAULT_CHUNK_PULSES = 1 << 24
 _INT32_MAX = np.iinfo(np.int32).max
@@ -62,6 +64,11 @@ def kernel_params(m: Model, n_mean: float, *, with_noise: bool = True) -> Kernel
     )
 
 
+def _check_emitters(emitters):
+    if isinstance(emitters, bool) or not isinstance(emitters, (int, np.integer)) or not 1 <= emitters < 65535:
+        raise ValueError(f"emitters = {emitters!r} must be an integer in [1, 65534]")
+
+
 def _check_args(duration_s, seed, chunk_pulses, emitters):
     d = float(duration_s)
     if not math.isfinite(d) or d <= 0:
@@ -79,8 +86,7 @@ def _check_args(duration_s, seed, chunk_pulses, emitters):
             f"chunk_pulses = {chunk_pulses!r} must be a multiple of {BLOCK_PULSES} "
             f"(the kernel's block) between {BLOCK_PULSES} and {1 << 30}"
         )
-    if isinstance(emitters, bool) or not isinstance(emitters, (int, np.integer)) or not 1 <= emitters < 65535:
-        raise ValueError(f"emitters = {emitters!r} must be an integer in [1, 65534]")
+    _check_emitters(emitters)
     return d
 
 
@@ -112,25 +118,98 @@ def simulate_chunks(
 
     Memory stays bounded by one chunk whatever ``duration_s``. See :func:`simulate`.
     """
+    _check_emitters(emitters)
+    for spots in _population_chunks([model] * int(emitters), duration_s, power, seed,
+                                    spot=np.zeros(int(emitters), np.int64),
+                                    chunk_pulses=chunk_pulses, progress=progress):
+        yield spots[0]
+
+
+def simulate_population_chunks(
+    models: Sequence[Model],
+    duration_s: float,
+    power=1.0,
+    seed: int = 0,
+    *,
+    spot=None,
+    chunk_pulses: int = DEFAULT_CHUNK_PULSES,
+    progress=None,
+) -> Iterator[list[PhotonStream]]:
+    """Simulate many, possibly different, NCs at once; yields per chunk one stream per spot.
+
+    ``models[e]`` describes NC ``e`` (all share the laser, detectors and background);
+    ``spot[e]`` says in which confocal spot it sits (default: each NC its own spot; spots
+    numbered 0..S-1), so a spot holding several NCs (an aggregate) shows their photons
+    together on one pair of detectors. ``power`` is one number or one per NC, in units of
+    each NC's Psat. Every NC of every spot runs in the same vmapped kernel call per chunk.
+    NC ``e`` depends only on (seed, e, its model and power): adding NCs does not change it.
+    """
+    return _population_chunks(models, duration_s, power, seed, spot=spot,
+                              chunk_pulses=chunk_pulses, progress=progress)
+
+
+def simulate_population(models: Sequence[Model], duration_s: float, power=1.0, seed: int = 0,
+                        *, spot=None, chunk_pulses: int = DEFAULT_CHUNK_PULSES,
+                        progress=None) -> list[PhotonStream]:
+    """Whole streams of :func:`simulate_population_chunks`, one per spot."""
+    parts = list(simulate_population_chunks(models, duration_s, power, seed, spot=spot,
+                                            chunk_pulses=chunk_pulses, progress=progress))
+    return [PhotonStream.concat([p[k] for p in parts]) for k in range(len(parts[0]))]
+
+
+_SHARED = ("excitation", "detection", "background")
+
+
+def _check_population(models, power, spot):
+    models = list(models)
+    if not models or not all(isinstance(m, Model) for m in models):
+        raise ValueError("models must be a non-empty sequence of Model (one per NC)")
+    _check_emitters(len(models))
+    for m in models[1:]:
+        for sec in _SHARED:
+            if getattr(m, sec) != getattr(models[0], sec):
+                raise ValueError(f"all NCs share one setup: [{sec}] of model {m.name!r} "
+                                 f"differs from that of {models[0].name!r}")
+    powers = np.broadcast_to(np.asarray(power, dtype=float), (len(models),)) \
+        if np.ndim(power) == 0 or np.size(power) == len(models) else None
+    if powers is None:
+        raise ValueError(f"power: give one number or one per NC ({len(models)}), "
+                         f"got {np.size(power)}")
+    powers = np.array([check_power(p) for p in powers])
+    spot = np.arange(len(models)) if spot is None else np.asarray(spot)
+    if spot.shape != (len(models),) or not np.issubdtype(spot.dtype, np.integer):
+        raise ValueError(f"spot: one integer per NC ({len(models)}), got shape {spot.shape}")
+    if spot.min() != 0 or set(np.unique(spot)) != set(range(int(spot.max()) + 1)):
+        raise ValueError("spot numbers must run from 0 without gaps (each spot holds an NC)")
+    return models, powers, spot.astype(np.int64)
+
+
+def _population_chunks(models, duration_s, power, seed, *, spot, chunk_pulses, progress):
+    models, powers, spot = _check_population(models, power, spot)
+    emitters = len(models)
     duration = _check_args(duration_s, seed, chunk_pulses, emitters)
-    n_mean = check_power(power)
-    m = model
+    m = models[0]
     period_ps = m.sync_period_ps
     n_pulses = int(round(duration * m.excitation.rep_rate_hz))
     if n_pulses < 1:
         raise ValueError(f"duration_s = {duration_s!r} is shorter than one laser period")
     res_ps = float(m.detection.resolution_ps)
+    n_spots = int(spot.max()) + 1
+    first_of_spot = np.zeros(emitters, bool)
+    first_of_spot[np.unique(spot, return_index=True)[1]] = True
 
     root = jax.random.key(int(seed), impl="threefry2x32")
     ids = jnp.arange(emitters, dtype=jnp.uint32)
     emitter_keys = jax.vmap(jax.random.fold_in, (None, 0))(jax.random.fold_in(root, 0), ids)
-    kps = [kernel_params(m, n_mean, with_noise=(e == 0)) for e in range(emitters)]
+    # the background and dark counts of a spot ride with its first NC
+    kps = [kernel_params(me, p, with_noise=bool(first_of_spot[e]))
+           for e, (me, p) in enumerate(zip(models, powers))]
     kp = _stack(kps)
 
     blink_key = jax.random.fold_in(root, 1)
     trajectories = [
-        BlinkTrajectory(jax.random.fold_in(blink_key, e), m.blinking, n_mean, m.excitation.rep_rate_hz)
-        for e in range(emitters)
+        BlinkTrajectory(jax.random.fold_in(blink_key, e), me.blinking, p, me.excitation.rep_rate_hz)
+        for e, (me, p) in enumerate(zip(models, powers))
     ]
     bleach_key = jax.random.fold_in(root, 2)
     u_bleach = np.asarray(
@@ -138,20 +217,38 @@ def simulate_chunks(
             jax.vmap(jax.random.fold_in, (None, 0))(bleach_key, ids)
         )
     )
-    bleach_pulse = bleach_pulse_from_uniform(u_bleach, bleach_probability_per_pulse(m, n_mean))
+    bleach_pulse = np.array([
+        bleach_pulse_from_uniform(u_bleach[e], bleach_probability_per_pulse(me, p))
+        for e, (me, p) in enumerate(zip(models, powers))
+    ]).reshape(emitters)
     bleach_time_s = np.where(
         bleach_pulse < n_pulses, bleach_pulse / m.excitation.rep_rate_hz, np.inf
     )
-    chain = DetectorChain(
-        jax.random.fold_in(root, 3),
-        dead_time_ns=m.detection.dead_time_ns,
-        afterpulse_probability=m.detection.afterpulse_probability,
-        afterpulse_time_constant_ns=m.detection.afterpulse_time_constant_ns,
-    )
-    meta = dict(model=m.name, model_toml=m.to_toml(), seed=int(seed), power=n_mean,
-                duration_s=duration, emitters=int(emitters))
+    # one detector pair per spot; spot 0 keeps the key of a single-spot run
+    chain_key = jax.random.fold_in(root, 3)
+    chains = [
+        DetectorChain(
+            chain_key if k == 0 else jax.random.fold_in(chain_key, k),
+            dead_time_ns=m.detection.dead_time_ns,
+            afterpulse_probability=m.detection.afterpulse_probability,
+            afterpulse_time_constant_ns=m.detection.afterpulse_time_constant_ns,
+        )
+        for k in range(n_spots)
+    ]
+    metas = []
+    for k in range(n_spots):
+        members = np.flatnonzero(spot == k)
+        mk = models[members[0]]
+        metas.append(dict(model=mk.name, model_toml=mk.to_toml(), seed=int(seed),
+                          power=float(powers[members[0]]), duration_s=duration,
+                          emitters=len(members), spot=k, first_emitter=int(members[0])))
 
+    # the kernel's arrays grow with emitters x chunk: beyond 4 emitters the chunk shrinks
+    # (a power of two, at least one block), so memory stays bounded; the stream does not
+    # depend on it
     chunk_blocks = chunk_pulses // BLOCK_PULSES
+    chunk_blocks = max(1, min(chunk_blocks, 1 << max(0, (4 * chunk_blocks // emitters)
+                                                     .bit_length() - 1)))
     total_blocks = -(-n_pulses // BLOCK_PULSES)
     plan = []  # (first block, number of blocks): powers of two, so few compiled shapes
     block = 0
@@ -159,7 +256,8 @@ def simulate_chunks(
         nb = min(chunk_blocks, 1 << ((total_blocks - block).bit_length() - 1))
         plan.append((block, nb))
         block += nb
-    capacity = [signal_capacity(float(kps[0].q_max)), noise_capacity(float(kps[0].bg_lam))]
+    capacity = [max(signal_capacity(float(k.q_max)) for k in kps),
+                max(noise_capacity(float(k.bg_lam)) for k in kps)]
 
     def inputs(block, nb):
         start = block * BLOCK_PULSES
@@ -192,9 +290,15 @@ def simulate_chunks(
                                                  n_slots_bg=capacity[1])
             start = block * BLOCK_PULSES
             stop = min(start + nb * BLOCK_PULSES, n_pulses)
-            incident = _assemble(sig, bg, start, n_pulses, period_ps)
-            det = chain.process(incident, stop * period_ps)
-            yield _to_stream(det, period_ps, res_ps, bleach_time_s, meta, stop)
+            incident, owner = _assemble(sig, bg, start, n_pulses, period_ps)
+            if n_spots == 1:
+                parts = [incident]
+            else:
+                of_spot = spot[owner]
+                parts = [incident.take(of_spot == j) for j in range(n_spots)]
+            yield [_to_stream(chains[j].process(parts[j], stop * period_ps), period_ps, res_ps,
+                              bleach_time_s, metas[j], stop)
+                   for j in range(n_spots)]
             if bar is not None:
                 bar.update(round((stop - start) / m.excitation.rep_rate_hz, 3))
     finally:
@@ -202,8 +306,9 @@ def simulate_chunks(
             bar.close()
 
 
-def _assemble(sig, bg, start: int, n_pulses: int, period_ps: int) -> Events:
-    """Valid kernel slots -> incident events with int64 absolute times (host side)."""
+def _assemble(sig, bg, start: int, n_pulses: int, period_ps: int) -> tuple[Events, np.ndarray]:
+    """Valid kernel slots -> incident events with int64 absolute times (host side), and the
+    emitter each came from (whose spot it belongs to; noise rides with a spot's first NC)."""
     # signal: valid/t/delay/channel/source (E, NB, 2, C), pos/state (E, NB, C); noise (E, NB, C)
     valid = np.asarray(sig["valid"])
     _, n_b, _, c = valid.shape
@@ -211,8 +316,9 @@ def _assemble(sig, bg, start: int, n_pulses: int, period_ps: int) -> Events:
     take = lambda a: np.asarray(a).reshape(-1)[f]  # noqa: E731
     slot = (f // (2 * c)) * c + f % c  # index into the (E, NB, C) arrays
     block = slot // c
-    sig_ev = _events(start, n_pulses, block % n_b, np.asarray(sig["pos"]).reshape(-1)[slot],
-                     take(sig["t_ps"]), period_ps,
+    sig_ev, sig_owner = _events(start, n_pulses, block % n_b,
+                     np.asarray(sig["pos"]).reshape(-1)[slot], take(sig["t_ps"]), period_ps,
+                     block // n_b,
                      channel=take(sig["channel"]), source=take(sig["source"]),
                      state=np.asarray(sig["state"]).reshape(-1)[slot],
                      emitter=(block // n_b).astype(np.uint16), delay_ps=take(sig["delay_ps"]),
@@ -220,20 +326,22 @@ def _assemble(sig, bg, start: int, n_pulses: int, period_ps: int) -> Events:
     valid = np.asarray(bg["valid"])
     f = np.flatnonzero(valid)
     n = len(f)
-    bg_ev = _events(start, n_pulses, (f // valid.shape[2]) % n_b, take(bg["pos"]), take(bg["t_ps"]),
-                    period_ps, channel=take(bg["channel"]), source=take(bg["source"]),
+    bg_ev, bg_owner = _events(start, n_pulses, (f // valid.shape[2]) % n_b, take(bg["pos"]),
+                    take(bg["t_ps"]), period_ps, (f // valid.shape[2]) // n_b,
+                    channel=take(bg["channel"]), source=take(bg["source"]),
                     state=np.full(n, State.NONE, np.uint8),
                     emitter=np.full(n, NO_EMITTER, np.uint16),
                     delay_ps=np.full(n, np.nan, np.float32), uap=take(bg["uap"]))
-    return Events.concat([sig_ev, bg_ev])
+    return Events.concat([sig_ev, bg_ev]), np.concatenate([sig_owner, bg_owner])
 
 
-def _events(start, n_pulses, b_idx, pos, t_ps, period_ps, **cols) -> Events:
-    """Events of the pulses before ``n_pulses`` (the last block runs past the end)."""
+def _events(start, n_pulses, b_idx, pos, t_ps, period_ps, owner, **cols):
+    """Events of the pulses before ``n_pulses`` (the last block runs past the end), and
+    their emitter."""
     pulse = start + b_idx.astype(np.int64) * BLOCK_PULSES + pos
     ev = Events(abs_ps=pulse * period_ps + np.rint(t_ps).astype(np.int64), **cols)
     inside = pulse < n_pulses
-    return ev if inside.all() else ev.take(inside)
+    return (ev, owner) if inside.all() else (ev.take(inside), owner[inside])
 
 
 def _to_stream(det: Events, period_ps: int, res_ps: float, bleach_time_s, meta, n_pulses) -> PhotonStream:

@@ -168,6 +168,9 @@ SECTIONS = {
     "background": Background,
 }
 
+# sections of the same files read by simsps.sample (populations, spectra, widefield)
+SAMPLE_SECTION_NAMES = ("ensemble", "spectrum", "widefield")
+
 ALL_KEYS = tuple(
     f"{sec}.{f.name}" for sec, cls in SECTIONS.items() for f in dataclasses.fields(cls)
 )
@@ -218,7 +221,7 @@ def _check_value(dotted: str, field: dataclasses.Field, value: Any, origin: str)
 
 def _from_dict(data: Mapping[str, Any], origin: str) -> Model:
     meta = dict(data.get("model", {}))
-    unknown_sections = set(data) - set(SECTIONS) - {"model"}
+    unknown_sections = set(data) - set(SECTIONS) - {"model"} - set(SAMPLE_SECTION_NAMES)
     for sec in sorted(unknown_sections):
         hint = difflib.get_close_matches(sec, list(SECTIONS), n=1)
         raise ModelError(

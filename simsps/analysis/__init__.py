@@ -12,12 +12,15 @@ from .flid import Flid, flid
 from .g2_log import BunchingFit, G2Log, fit_bunching, g2_log
 from .g2_pulsed import PulsedG2, pulsed_g2
 from .saturation import PowerSeries, SaturationFit, fit_saturation, power_series
+from .spectrum import CewDrift, SpectrumFit, cew_drift, fit_spectrum
 from .traces import (Dwells, DwellFit, LifetimeTrace, Trace, TwoLevel, dwell_times, fit_dwells,
                      intensity_trace, lifetime_trace, photon_mask, two_level)
+from .widefield import Survival, survival
 
 __all__ = [
     "AnalysisError", "BunchingFit", "Segmentation", "change_points", "Decay", "DecayFit", "DwellFit", "Dwells", "Flid", "G2Log",
     "LifetimeTrace", "PulsedG2", "SaturationFit", "Trace", "TwoLevel", "decay", "dwell_times",
     "fit_bunching", "fit_decay", "fit_dwells", "fit_saturation", "PowerSeries", "power_series", "flid", "g2_log",
     "intensity_trace", "lifetime_trace", "photon_mask", "pulsed_g2", "two_level",
+    "CewDrift", "SpectrumFit", "cew_drift", "fit_spectrum", "Survival", "survival",
 ]

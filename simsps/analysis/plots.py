@@ -111,3 +111,31 @@ def plot_saturation(fit, power, counts, ax=None, *, color="C0", power_unit="P$_{
     ax.set_xlabel(f"power ({power_unit})")
     ax.set_ylabel("count rate (kcps)")
     return ax
+
+
+def plot_survival(s, ax=None, *, color="C0", label=None):
+    """Percentage of NCs still emitting vs time (seed Fig. 2a)."""
+    ax = _axes(ax)
+    ax.plot(s.time_s / 60, 100 * s.fraction, color=color, lw=1.5, label=label)
+    ax.fill_between(s.time_s / 60, 100 * (s.fraction - s.fraction_stderr),
+                    100 * (s.fraction + s.fraction_stderr), color=color, alpha=0.2, lw=0)
+    ax.set_xlabel("time (min)")
+    ax.set_ylabel("NCs still emitting (%)")
+    ax.set_ylim(0, 105)
+    return ax
+
+
+def plot_spectrum(wavelength_nm, counts, fit=None, ax=None, *, color="C0", label=None,
+                  normalise: bool = False):
+    """Emission spectrum with its line fit (seed Fig. 3b, 2b)."""
+    ax = _axes(ax)
+    y = np.asarray(counts, float)
+    scale = y.max() if normalise and y.max() > 0 else 1.0
+    ax.plot(wavelength_nm, y / scale, color=color, lw=1, label=label)
+    if fit is not None:
+        ax.plot(wavelength_nm, fit.model(wavelength_nm) / scale, color="k", lw=0.8, ls="--")
+        ax.text(0.98, 0.97, f"CEW {fit.cew_nm:.1f} nm\nFWHM {fit.fwhm_nm:.1f} nm",
+                transform=ax.transAxes, ha="right", va="top", fontsize=8)
+    ax.set_xlabel("wavelength (nm)")
+    ax.set_ylabel("PL (norm.)" if normalise else "counts per pixel")
+    return ax

@@ -1,0 +1,69 @@
+"""Populations of different NCs in one vmapped kernel call, one stream per spot
+(``simulate_population``): independence of the NCs, per-NC closed forms, and spots that hold
+several NCs. Statistical checks: two-sided alpha 1e-3 (Z_CRIT), fixed seeds."""
+
+import numpy as np
+import pytest
+
+import simsps
+from simsps.analysis import pulsed_g2
+
+from .conftest import ideal_overrides
+from .helpers import Z_CRIT, g2_zero_closed_form, photons_per_pulse
+
+
+def test_an_nc_does_not_depend_on_the_others(zn):
+    other = zn.replace({"biexciton.quantum_yield": 0.5, "exciton.lifetime_ns": 5.0})
+    two = simsps.simulate_population([zn, other], 0.5, seed=21)
+    three = simsps.simulate_population([zn, other, zn], 0.5, seed=21, spot=[0, 1, 1])
+    alone = simsps.simulate(zn, 0.5, seed=21)
+    for a, b in ((two[0], alone), (two[0], three[0])):
+        np.testing.assert_array_equal(a.sync, b.sync)
+        np.testing.assert_array_equal(a.dtime, b.dtime)
+    # NC 1 emits the same photons whether or not NC 2 shares its spot; NC 2's photons only
+    # take some of them away through the shared detectors' dead time
+    mine = lambda s: s.take(s.truth.emitter == 1).truth.arrival_ps  # noqa: E731
+    alone_1, shared_1 = mine(two[1]), mine(three[1])
+    assert np.isin(shared_1, alone_1).all()
+    assert 0 < len(alone_1) - len(shared_1) < 0.01 * len(alone_1)
+    assert sorted(set(three[1].truth.emitter.tolist()) - {simsps.stream.NO_EMITTER}) == [1, 2]
+    assert three[1].meta["emitters"] == 2 and three[1].meta["spot"] == 1
+
+
+def test_population_closed_forms_per_spot(zn):
+    """Different biexciton yields in one call: each spot's g2(0) is its own closed form; a
+    spot with k identical NCs shows 1 - (1 - g2_1) / k (independent emitters)."""
+    base = zn.replace(ideal_overrides())
+    models = [base, base.replace({"biexciton.quantum_yield": 0.4}), base, base, base]
+    spots = simsps.simulate_population(models, 5.0, seed=22, spot=[0, 1, 2, 2, 2])
+    g1 = g2_zero_closed_form(0.9, 0.06, 1.0)
+    expected = [g1, g2_zero_closed_form(0.9, 0.4, 1.0), 1 - (1 - g1) / 3]
+    for s, want in zip(spots, expected):
+        r = pulsed_g2(s, background=0.0)
+        assert abs(r.g2_zero - want) / r.g2_zero_stderr_raw < Z_CRIT, (r.g2_zero, want)
+    rates = [len(s) / 5.0 for s in spots]
+    assert rates[2] == pytest.approx(3 * rates[0], rel=0.03)
+
+
+def test_population_power_per_nc(zn):
+    base = zn.replace(ideal_overrides())
+    lo, hi = simsps.simulate_population([base, base], 2.0, power=[0.25, 3.0], seed=23)
+    assert lo.meta["power"] == 0.25 and hi.meta["power"] == 3.0
+    want = photons_per_pulse(0.9, 0.06, 3.0) / photons_per_pulse(0.9, 0.06, 0.25)
+    assert len(hi) / len(lo) == pytest.approx(want, rel=0.03)  # ~0.7 % counting error
+
+
+def test_population_bad_input(zn, pristine):
+    with pytest.raises(ValueError, match=r"\[detection\]"):
+        simsps.simulate_population([zn, zn.replace({"detection.efficiency": 0.05})], 0.1)
+    with pytest.raises(ValueError, match="without gaps"):
+        simsps.simulate_population([zn, zn], 0.1, spot=[0, 2])
+    with pytest.raises(ValueError, match="one per NC"):
+        simsps.simulate_population([zn, zn], 0.1, power=[1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="out of range"):
+        simsps.simulate_population([zn, zn], 0.1, power=[1.0, -2.0])
+    with pytest.raises(ValueError, match="non-empty"):
+        simsps.simulate_population([], 0.1)
+    # pristine and zn-treated share the setup: one call holds both
+    a, b = simsps.simulate_population([zn, pristine], 0.2, seed=1)
+    assert a.meta["model"] == "zn-treated" and b.meta["model"] == "pristine"
