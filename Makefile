@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m simsps.demo
+	$(BIN)/simsps reproduce --quick --out out/reproduce
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --durations=15

@@ -95,6 +95,18 @@ def _parser() -> argparse.ArgumentParser:
                        description="List the presets shipped in models/ with key parameters.")
     m.add_argument("--toml", metavar="NAME", help="print the full TOML of one preset")
     m.set_defaults(parser=m)
+    r = sub.add_parser("reproduce", help="regenerate the seed paper's figures and its "
+                                         "paper-vs-simulation table",
+                       description="Simulate and analyse every figure of the seed paper "
+                                   "(D'Amato et al.): fig*.png, report.md and report.json in "
+                                   "DIR. Exit code 1 if a reported number misses its band.")
+    r.add_argument("--out", required=True, metavar="DIR", help="output directory (created)")
+    r.add_argument("--quick", action="store_true",
+                   help="shorter acquisitions (minutes on a laptop CPU) instead of the seed's")
+    r.add_argument("--seed", type=_seed, default=0, help="seed of the run (default 0)")
+    r.add_argument("--figures", metavar="LIST", help="only these, e.g. 2a,4d,S6")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.set_defaults(parser=r)
     return p
 
 
@@ -223,12 +235,36 @@ def _cmd_models(a) -> int:
               f"dead time {d.dead_time_ns:g} ns, dark {d.dark_cps:g} cps/channel, "
               f"bin {d.resolution_ps:g} ps")
         print(f"  background  : {m.background.rate_cps:g} cps uniform, "
-              f"{m.background.prompt_cps:g} cps prompt\n")
+              f"{m.background.prompt_cps:g} cps prompt at Psat\n")
     return EXIT_OK
 
 
+def _cmd_reproduce(a) -> int:
+    from .reproduce import FIGURES, reproduce
+
+    names = [n for n, _, _ in FIGURES]
+    only = None
+    if a.figures:
+        only = [f.strip() for f in a.figures.split(",") if f.strip()]
+        bad = [f for f in only if f not in names]
+        if bad:
+            raise UsageError(f"unknown figure(s) {', '.join(bad)}: choose from "
+                             f"{', '.join(names)}")
+    doc = reproduce(a.out, quick=a.quick, seed=a.seed, progress=not a.no_progress, only=only)
+    width = max((len(r["quantity"]) for r in doc["rows"]), default=10)
+    for r in doc["rows"]:
+        sim = r["simulated"]
+        sim = "n/a" if sim is None else (" .. ".join(f"{x:.4g}" for x in sim)
+                                         if isinstance(sim, list) else f"{sim:.4g}")
+        print(f"  {r['figure']:6s} {r['quantity']:{width}s} {sim:>16s}  [{r['tolerance']}]  "
+              f"{'ok' if r['ok'] else 'NO'}")
+    print(f"{doc['n_ok']} of {doc['n_rows']} rows within the paper's bands; figures and "
+          f"report.md in {Path(a.out).resolve()} ({doc['wall_s']:.0f} s)")
+    return EXIT_OK if doc["all_ok"] else EXIT_FAILED
+
+
 _COMMANDS = {"simulate": _cmd_simulate, "info": _cmd_info, "analyze": _cmd_analyze,
-             "models": _cmd_models}
+             "models": _cmd_models, "reproduce": _cmd_reproduce}
 
 
 def main(argv=None) -> int:

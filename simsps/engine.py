@@ -44,7 +44,9 @@ def kernel_params(m: Model, n_mean: float, *, with_noise: bool = True) -> Kernel
     y = state_yields(m)
     period_s = 1.0 / m.excitation.rep_rate_hz
     det, bg = m.detection, m.background
-    rates = np.array([det.dark_cps, det.dark_cps, bg.rate_cps, bg.prompt_cps]) if with_noise else np.zeros(4)
+    # the prompt background (scatter, substrate PL) follows the laser: proportional to power
+    rates = np.array([det.dark_cps, det.dark_cps, bg.rate_cps, bg.prompt_cps * n_mean]) \
+        if with_noise else np.zeros(4)
     total = rates.sum()
     bg_cum = np.cumsum(rates) / total if total > 0 else np.array([0.25, 0.5, 0.75, 1.0])
     f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731

@@ -4,7 +4,9 @@ What is modelled (the [ensemble] section of a preset, PHYSICS.md section 5):
 
 * a single NC of cube edge ``L`` emits at ``E(L) = E_bulk + C / L^2`` (weak-to-intermediate
   confinement), with ``C`` fixed by the reference NC (``reference_edge_nm`` emits at
-  ``reference_cew_nm``); the edges are normal around ``edge_mean_nm``;
+  ``reference_cew_nm``); the edges are normal around ``edge_mean_nm``, cut to the
+  size-selection window ``[edge_min_nm, edge_max_nm]`` (the seed discards the largest
+  particles, so no single NC emits beyond ~515 nm);
 * its biexciton Auger time scales with the volume, ``tau_A ~ (L / L_ref)^(3 x)``
   (``auger_volume_exponent`` x = 1), radiative rates unchanged: bigger NCs are redder and
   have brighter biexcitons, so g2(0) rises with the wavelength - but only a few-fold over
@@ -84,8 +86,10 @@ def draw_population(model: Model, ens: Ensemble, n_spots: int, seed: int = 0) ->
         if u[0] < ens.cluster_fraction:
             n = int(ens.cluster_min_ncs) + int(jax.random.poisson(
                 jax.random.fold_in(k, 1), ens.cluster_extra_ncs_mean))
-        z = np.asarray(jax.random.truncated_normal(jax.random.fold_in(k, 2), -4.0, 4.0, (n,)))
-        edge = np.maximum(ens.edge_mean_nm + ens.edge_std_nm * z, 0.2 * ens.edge_mean_nm)
+        lo = (ens.edge_min_nm - ens.edge_mean_nm) / ens.edge_std_nm
+        hi = (ens.edge_max_nm - ens.edge_mean_nm) / ens.edge_std_nm
+        z = np.asarray(jax.random.truncated_normal(jax.random.fold_in(k, 2), lo, hi, (n,)))
+        edge = ens.edge_mean_nm + ens.edge_std_nm * z
         gap = ens.gap_ev(edge) - (ens.cluster_redshift_mev * 1e-3 if n > 1 else 0.0)
         edges.append(edge)
         cews.append(HC_EV_NM / gap)

@@ -74,7 +74,10 @@ class Blinking:
     power_law_exponent: float = num(1.0, 4.0, open_lo=True, doc="m in p(t) ~ t^-m")
     power_law_max_s: float = num(0.0, 1e6, open_lo=True, doc="upper cut-off of power-law dwells")
     auger_charging_fraction: float = num(
-        0.0, 1.0, doc="part of the charging rate at Psat that scales with P(n>=2)"
+        0.0, 1.0, doc="of the power-driven charging at Psat, the part that scales with P(n>=2)"
+    )
+    spontaneous_charging_fraction: float = num(
+        0.0, 1.0, doc="part of the charging rate at Psat that does not depend on power"
     )
 
 
@@ -102,7 +105,8 @@ class Detection:
 @pytree_dataclass
 class Background:
     rate_cps: float = num(0.0, 1e8, doc="uniform background, both channels together")
-    prompt_cps: float = num(0.0, 1e8, doc="prompt background (scatter, substrate PL)")
+    prompt_cps: float = num(0.0, 1e8, doc="prompt background (scatter, substrate PL) at Psat, "
+                                          "proportional to power")
     prompt_lifetime_ns: float = num(0.0, 1e4, doc="decay of the prompt background (0: scatter)")
 
 

@@ -39,8 +39,9 @@ class _Telegraph:
         # charging (bright -> grey) speeds up with power: one- and two-photon channels
         p_ge1 = lambda n: stats.poisson.sf(0, n)  # noqa: E731
         p_ge2 = lambda n: stats.poisson.sf(1, n)  # noqa: E731
-        f = b.auger_charging_fraction
-        speedup = (1 - f) * p_ge1(n_mean) / p_ge1(1.0) + f * p_ge2(n_mean) / p_ge2(1.0)
+        f, sp = b.auger_charging_fraction, b.spontaneous_charging_fraction
+        speedup = sp + (1 - sp) * ((1 - f) * p_ge1(n_mean) / p_ge1(1.0)
+                                   + f * p_ge2(n_mean) / p_ge2(1.0))
         pulses_per_us = m.excitation.rep_rate_hz * 1e-6
         self.scale = [b.bright_dwell_us * pulses_per_us / speedup, b.grey_dwell_us * pulses_per_us]
         self.kind = b.dwell
@@ -77,13 +78,15 @@ class _Telegraph:
         return out
 
 
-def _noise(m: Model, rng, pulses: np.ndarray, period_ps: int, sigma_ps: float):
-    """Dark counts per channel, uniform and prompt background: Poisson per pulse."""
+def _noise(m: Model, rng, pulses: np.ndarray, period_ps: int, sigma_ps: float, n_mean: float):
+    """Dark counts per channel, uniform and prompt background (proportional to power):
+    Poisson per pulse."""
     period_s = period_ps * 1e-12
     det, bg = m.detection, m.background
     out = []
     kinds = [(det.dark_cps, Source.DARK, 0), (det.dark_cps, Source.DARK, 1),
-             (bg.rate_cps, Source.BACKGROUND, -1), (bg.prompt_cps, Source.PROMPT_BACKGROUND, -1)]
+             (bg.rate_cps, Source.BACKGROUND, -1),
+             (bg.prompt_cps * n_mean, Source.PROMPT_BACKGROUND, -1)]
     for rate, source, channel in kinds:
         k = rng.poisson(rate * period_s, len(pulses))
         p = np.repeat(pulses, k)
@@ -159,7 +162,7 @@ def simulate_reference(
     for start in range(0, n_pulses, block_pulses):
         count = min(block_pulses, n_pulses - start)
         pulse = np.arange(start, start + count, dtype=np.int64)
-        parts += _noise(m, rng, pulse, period_ps, sigma)
+        parts += _noise(m, rng, pulse, period_ps, sigma, n_mean)
         if bleach_pulse is not None:
             continue  # bleached: dark for ever, only noise
         state = blink.states(start, count).astype(np.int64)

@@ -27,10 +27,13 @@ HC_EV_NM = 1239.841984  # h c in eV nm: E = HC_EV_NM / wavelength
 
 @pytree_dataclass
 class Ensemble:
-    """Spots on the substrate: single NCs with a size distribution, and clusters."""
+    """Spots on the substrate: single NCs with a size distribution (normal, cut to the
+    size-selection window), and clusters."""
 
     edge_mean_nm: float = num(2.0, 100.0, doc="mean cube edge of the single NCs")
-    edge_std_nm: float = num(0.0, 20.0, doc="standard deviation of the edge")
+    edge_std_nm: float = num(0.0, 20.0, open_lo=True, doc="standard deviation of the edge")
+    edge_min_nm: float = num(1.0, 100.0, doc="size selection: smallest edge kept")
+    edge_max_nm: float = num(1.0, 100.0, doc="size selection: largest edge kept")
     reference_edge_nm: float = num(2.0, 100.0, doc="edge at which the model's rates hold")
     reference_cew_nm: float = num(300.0, 900.0, doc="emission wavelength of that NC")
     bulk_gap_ev: float = num(0.5, 5.0, doc="E_bulk in E(L) = E_bulk + C / L^2")
@@ -146,6 +149,11 @@ def sample_from_dict(data: Mapping[str, Any], origin: str) -> Sample:
                 raise ModelError(f"missing key {sec}.{f.name} in {origin}")
             kwargs[f.name] = _check(sec, f, table[f.name], origin)
         out[sec] = cls(**kwargs)
+    ens = out["ensemble"]
+    if ens is not None and not ens.edge_min_nm < ens.edge_mean_nm < ens.edge_max_nm:
+        raise ModelError(f"ensemble (in {origin}): need edge_min_nm < edge_mean_nm < "
+                         f"edge_max_nm, got {ens.edge_min_nm:g}, {ens.edge_mean_nm:g}, "
+                         f"{ens.edge_max_nm:g}")
     wf = out["widefield"]
     if wf is not None and len(wf.dilutions) != len(wf.bleach_time_s):
         raise ModelError(f"widefield.dilutions and widefield.bleach_time_s (in {origin}) "

@@ -39,6 +39,9 @@ def test_charging_factor_limits():
     assert charging_factor(1.0, 0.7) == pytest.approx(1.0)
     assert charging_factor(3.0, 0.0) == pytest.approx(-math.expm1(-3) / -math.expm1(-1))
     assert charging_factor(3.0, 1.0) > charging_factor(3.0, 0.0) > 1
+    # a spontaneous part does not move with power: the factor is pulled towards 1
+    assert charging_factor(3.0, 1.0, 1.0) == pytest.approx(1.0)
+    assert charging_factor(0.25, 1.0, 0.8) == pytest.approx(0.8 + 0.2 * charging_factor(0.25, 1.0))
 
 
 def _states_from_switches(state0, rel, n_pulses):

@@ -144,3 +144,7 @@ def test_background_rates(zn):
     assert stats.kstest(rel, stats.uniform(scale=400_000).cdf).pvalue > ALPHA
     prompt_rel = (s.truth.arrival_ps - s.sync * 400_000)[src == Source.PROMPT_BACKGROUND]
     assert np.median(prompt_rel) < 2_500 and prompt_rel.min() > 1_000
+    # the prompt background follows the laser: three times the power, three times the rate
+    s3 = simsps.simulate(m.replace({"background.rate_cps": 0.0}), 1.0, power=3.0, seed=18)
+    n3 = int(np.sum(s3.truth.source == Source.PROMPT_BACKGROUND))
+    assert abs(poisson_z(n3, 6e4 / (1 + 3e4 * dead_s))) < Z_CRIT

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from simsps.ensemble import draw_population, nc_model
 from simsps.model import ModelError
@@ -29,6 +30,7 @@ def test_presets_hold_the_sample_sections(sample):
 
 @pytest.mark.parametrize("key, value, message", [
     ("ensemble.edge_std_nm", -1.0, "out of range"),
+    ("ensemble.edge_max_nm", 11.0, "edge_min_nm < edge_mean_nm < edge_max_nm"),
     ("widefield.dilutions", [20.0, 10.0], "must increase"),
     ("widefield.bleach_time_s", [1.0, 2.0], "same length"),
     ("spectrum.range_nm", [570.0, 460.0], "first < last"),
@@ -76,7 +78,12 @@ def test_population_draws(zn, sample):
         ens.cluster_extra_ncs_mean / len(extra)) < Z_CRIT
     single = np.isin(large.spot, np.flatnonzero(sizes == 1))
     e = large.edge_nm[single]
-    assert abs(e.mean() - ens.edge_mean_nm) / (ens.edge_std_nm / math.sqrt(len(e))) < Z_CRIT
+    # normal cut to the size-selection window
+    a, b = ((ens.edge_min_nm - ens.edge_mean_nm) / ens.edge_std_nm,
+            (ens.edge_max_nm - ens.edge_mean_nm) / ens.edge_std_nm)
+    law = stats.truncnorm(a, b, loc=ens.edge_mean_nm, scale=ens.edge_std_nm)
+    assert stats.kstest(e, law.cdf).pvalue > 1e-3
+    assert ens.edge_min_nm <= large.edge_nm.min() and large.edge_nm.max() <= ens.edge_max_nm
     # clusters emit red-shifted lines
     gap = 1239.841984 / large.cew_nm
     np.testing.assert_allclose(gap[single], ens.gap_ev(e))

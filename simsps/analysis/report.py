@@ -27,7 +27,8 @@ def _jsonable(x):
     return x
 
 
-def _save(fig, path: Path) -> None:
+def save_figure(fig, path: Path) -> None:
+    """Write ``fig`` as a PNG to ``path`` through a temporary file (nothing half-written)."""
     import matplotlib.pyplot as plt
 
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
@@ -67,7 +68,7 @@ def analyze(stream, out_dir, *, bin_s: float = 0.01, tau_max_s: float | None = N
 
     def pulsed():
         r = pulsed_g2(stream)
-        _save(r.plot().figure, out / "g2_pulsed.png")
+        save_figure(r.plot().figure, out / "g2_pulsed.png")
         lo, hi = r.interval()
         return {"g2_zero": r.g2_zero, "g2_zero_stderr_raw": r.g2_zero_stderr_raw,
                 "g2_zero_corrected": r.g2_zero_corrected, "g2_zero_stderr": r.g2_zero_stderr,
@@ -78,7 +79,7 @@ def analyze(stream, out_dir, *, bin_s: float = 0.01, tau_max_s: float | None = N
     def longdelay():
         tmax = tau_max_s or min(1.0, duration / 4)
         r = g2_log(stream, tau_max_s=tmax)
-        _save(r.plot().figure, out / "g2_log.png")
+        save_figure(r.plot().figure, out / "g2_log.png")
         f = r.fit
         return {"tau_max_s": tmax, "bunching_amplitude": f.amplitude,
                 "bunching_amplitude_stderr": f.amplitude_stderr, "tau_c_s": f.tau_c_s,
@@ -91,7 +92,7 @@ def analyze(stream, out_dir, *, bin_s: float = 0.01, tau_max_s: float | None = N
             fit = fit_decay(d, n_exp=2)
         except AnalysisError:
             fit = fit_decay(d, n_exp=1)
-        _save(d.plot(fit=fit).figure, out / "decay.png")
+        save_figure(d.plot(fit=fit).figure, out / "decay.png")
         return {"lifetimes_ns": fit.lifetimes_ns, "lifetimes_stderr_ns": fit.lifetimes_stderr_ns,
                 "fractions": fit.fractions, "background_per_bin": fit.background_per_bin,
                 "fit_range_ns": fit.fit_range_ns, "reduced_deviance": fit.reduced_deviance}, \
@@ -113,13 +114,13 @@ def analyze(stream, out_dir, *, bin_s: float = 0.01, tau_max_s: float | None = N
         except AnalysisError as e:
             lv = None
             res["two_level"] = f"skipped: {e}"
-        _save(tr.plot(levels=lv).figure, out / "trace.png")
+        save_figure(tr.plot(levels=lv).figure, out / "trace.png")
         return res, "trace.png"
 
     def flid_map():
         lt = lifetime_trace(stream, bin_s)
         f = flid(lt)
-        _save(f.plot().figure, out / "flid.png")
+        save_figure(f.plot().figure, out / "flid.png")
         sd_i, sd_t = f.spread()
         return {"bin_s": bin_s, "mean_lifetime_ns": float(np.nanmean(lt.lifetime_ns)),
                 "intensity_sd": sd_i, "lifetime_sd_ns": sd_t}, "flid.png"

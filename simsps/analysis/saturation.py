@@ -88,9 +88,13 @@ class PowerSeries:
     g2_zero_stderr: np.ndarray
 
 
-def power_series(streams, power, **pulsed_kw) -> PowerSeries:
+def power_series(streams, power, *, background_cps=None, **pulsed_kw) -> PowerSeries:
     """Saturation fit and background-corrected g2(0) of acquisitions at several powers
-    (seed Fig. 5a, 5b); ``pulsed_kw`` go to :func:`simsps.analysis.pulsed_g2`."""
+    (seed Fig. 5a, 5b); ``pulsed_kw`` go to :func:`simsps.analysis.pulsed_g2`.
+
+    ``background_cps`` (one number or one per power, e.g. measured on an empty spot at each
+    power) is taken off the count rates before the fit and given to ``pulsed_g2`` as the
+    background; without it the rates are raw and g2 uses the inter-peak floor."""
     from .g2_pulsed import pulsed_g2
 
     streams = list(streams)
@@ -100,7 +104,14 @@ def power_series(streams, power, **pulsed_kw) -> PowerSeries:
     dur = np.array([s.duration_s for s in streams])
     n = np.array([len(s) for s in streams], float)
     rate, err = n / dur, np.sqrt(np.maximum(n, 1.0)) / dur
-    g2 = [pulsed_g2(s, **pulsed_kw) for s in streams]
+    if background_cps is not None:
+        bg = np.broadcast_to(np.asarray(background_cps, float), p.shape)
+        if np.any(bg < 0) or not np.all(np.isfinite(bg)):
+            raise AnalysisError(f"background_cps = {background_cps!r}: give cps >= 0")
+        rate = rate - bg
+        g2 = [pulsed_g2(s, background=float(b), **pulsed_kw) for s, b in zip(streams, bg)]
+    else:
+        g2 = [pulsed_g2(s, **pulsed_kw) for s in streams]
     return PowerSeries(power=p, rate_cps=rate, rate_stderr_cps=err,
                        saturation=fit_saturation(p, rate, stderr=err),
                        g2_zero=np.array([g.g2_zero_corrected for g in g2]),

@@ -4,9 +4,10 @@ Dwell times alternate bright, grey, bright, ... and are either exponential (mean
 the preset at Psat) or truncated power laws ``p(t) ~ t^-m`` on ``[t_min, t_max]``.
 Charging can speed up with power: the bright -> grey rate at ``N`` is the rate at Psat times
 
-    (1 - f) * P(n>=1 | N) / P(n>=1 | 1) + f * P(n>=2 | N) / P(n>=2 | 1)
+    s + (1 - s) * [(1 - f) * P(n>=1 | N) / P(n>=1 | 1) + f * P(n>=2 | N) / P(n>=2 | 1)]
 
-with ``f = blinking.auger_charging_fraction`` (Auger ionisation needs two excitations).
+with ``s = blinking.spontaneous_charging_fraction`` (trapping that does not need the laser)
+and ``f = blinking.auger_charging_fraction`` (Auger ionisation needs two excitations).
 Neutralisation (grey -> bright) does not depend on power.
 
 The trajectory is generated on the host in batches keyed by batch index, so it is the same
@@ -35,15 +36,18 @@ __all__ = [
 BATCH = 1 << 14  # bright/grey dwell pairs drawn per key
 
 
-def charging_factor(n_mean: float, auger_fraction: float) -> float:
+def charging_factor(n_mean: float, auger_fraction: float,
+                    spontaneous_fraction: float = 0.0) -> float:
+    """Charging rate at mean excitation ``n_mean`` relative to that at Psat (module doc)."""
     p0, p1, p2 = excitation_classes(n_mean)
     r0, r1, r2 = excitation_classes(1.0)
-    return (1 - auger_fraction) * (1 - p0) / (1 - r0) + auger_fraction * p2 / r2
+    driven = (1 - auger_fraction) * (1 - p0) / (1 - r0) + auger_fraction * p2 / r2
+    return spontaneous_fraction + (1 - spontaneous_fraction) * driven
 
 
 def dwell_parameters(b: Blinking, n_mean: float, rep_rate_hz: float) -> np.ndarray:
     """Scale parameters (pulses) of the bright and grey dwell laws at mean excitation ``n``."""
-    f = charging_factor(n_mean, b.auger_charging_fraction)
+    f = charging_factor(n_mean, b.auger_charging_fraction, b.spontaneous_charging_fraction)
     to_pulses = 1e-6 * rep_rate_hz
     return np.array([b.bright_dwell_us * to_pulses / f, b.grey_dwell_us * to_pulses])
 

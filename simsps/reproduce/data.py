@@ -1,0 +1,143 @@
+"""The simulated datasets behind the figures, made once and shared between figures.
+
+Sizes depend on the mode (``quick``: minutes on a laptop CPU; full: the seed's acquisition
+times). Each dataset has its own seed, derived from the run's seed and recorded in the
+report, so any one of them can be regenerated alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import numpy as np
+
+from ..engine import simulate
+from ..ensemble import draw_population, simulate_ensemble
+from ..model import load_model
+from ..sample import load_sample
+from ..spectra import spectrometer_frames
+from ..widefield import widefield_movie
+
+POWERS = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0)  # seed Fig. 5a, S7: x Psat
+DILUTIONS = (10.0, 20.0, 50.0, 100.0, 200.0)  # seed Fig. 2a
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    quick: bool
+    trace_s: float  # single-NC acquisitions at Psat (seed: 600 s)
+    power_s: dict  # acquisition time per power of the series
+    spots: int  # NCs of Fig. 3 (seed: 64)
+    spot_s: float  # acquisition per spot
+    widefield_ncs: int  # NCs per dilution in the widefield movies
+
+    @classmethod
+    def tiny(cls) -> "Config":
+        """Seconds-long datasets for tests and the notebook: figures and report, not bands."""
+        return cls(True, 10.0, {p: 4.0 for p in POWERS}, 12, 1.0, 60)
+
+    @classmethod
+    def make(cls, quick: bool) -> "Config":
+        if quick:  # low powers longer: g2(0) needs coincidences, which scale as power^2
+            return cls(True, 60.0, {0.25: 600.0, 0.5: 150.0, 1.0: 60.0, 1.5: 30.0, 2.0: 30.0,
+                                    3.0: 30.0}, 64, 5.0, 400)
+        return cls(False, 600.0, {0.25: 3000.0, 0.5: 1200.0, 1.0: 600.0, 1.5: 300.0,
+                                  2.0: 300.0, 3.0: 300.0}, 64, 30.0, 1500)
+
+
+class Data:
+    """Lazily simulated datasets; ``seeds`` and ``describe()`` go into the report."""
+
+    def __init__(self, config: Config, seed: int = 0):
+        self.config = config
+        self.seed = int(seed)
+        self.zn = load_model("zn-treated")
+        self.pristine = load_model("pristine")
+        self.sample = load_sample("zn-treated")
+        self.pristine_sample = load_sample("pristine")
+        self.used: dict[str, dict] = {}
+
+    def _seed(self, name: str, offset: int, what: str) -> int:
+        s = (self.seed * 101 + offset) % 2**32
+        self.used[name] = dict(what=what, seed=s)
+        return s
+
+    @functools.cached_property
+    def zn_psat(self):
+        c = self.config
+        seed = self._seed("zn_psat", 1, f"zn-treated NC at Psat, {c.trace_s:g} s")
+        return simulate(self.zn, c.trace_s, 1.0, seed)
+
+    @functools.cached_property
+    def _background(self) -> dict:
+        """Count rate (cps) of an empty spot at each power, as measured beside the NCs:
+        the setup with no emitter (laser on: dark counts, room light, prompt scatter/PL)."""
+        c = self.config
+        seed = self._seed("empty_spot", 8, "an empty spot (no NC) at each power, "
+                                           f"{c.trace_s:g} s")
+        empty = self.zn.replace({"detection.efficiency": 0.0})
+        out = {}
+        for p in sorted(set(POWERS) | {1.0}):
+            s = simulate(empty, c.trace_s, p, seed)
+            out[p] = len(s) / s.duration_s
+        return out
+
+    def background_cps(self, power: float = 1.0) -> float:
+        return self._background[power]
+
+    @functools.cached_property
+    def pristine_psat(self):
+        c = self.config
+        seed = self._seed("pristine_psat", 2, f"pristine NC at Psat, {c.trace_s:g} s")
+        return simulate(self.pristine, c.trace_s, 1.0, seed)
+
+    @functools.cached_property
+    def power_series(self):
+        c = self.config
+        seed = self._seed("power_series", 3, "zn-treated NC at " + ", ".join(
+            f"{p:g} Psat {c.power_s[p]:g} s" for p in POWERS) + " (one NC: seed per power "
+            "= this seed)")
+        return [simulate(self.zn, c.power_s[p], p, seed) for p in POWERS]
+
+    @functools.cached_property
+    def population(self):
+        c = self.config
+        seed = self._seed("population", 4, f"{c.spots} spots (ensemble draw), "
+                                           f"{c.spot_s:g} s each at Psat")
+        return draw_population(self.zn, self.sample.ensemble, c.spots, seed)
+
+    @functools.cached_property
+    def population_streams(self):
+        return simulate_ensemble(self.population, self.config.spot_s, 1.0,
+                                 self.used["population"]["seed"])
+
+    @functools.cached_property
+    def population_spectra(self):
+        """One spectrometer frame per spot, at the start of its acquisition."""
+        pop, ens = self.population, self.sample.ensemble
+        seed = self._seed("population_spectra", 5, "one spectrometer frame per spot")
+        return [spectrometer_frames(ens, self.sample.spectrum, pop.edge_nm[pop.members(s)],
+                                    [0.0], redshift_mev=ens.cluster_redshift_mev
+                                    if len(pop.members(s)) > 1 else 0.0,
+                                    seed=(seed * 1009 + s) % 2**32)
+                for s in range(pop.n_spots)]
+
+    @functools.cached_property
+    def drift_spectra(self):
+        seed = self._seed("drift_spectra", 6, "a 12 nm zn-treated NC at Psat, a spectrum "
+                                              "every 5 min for 1 h")
+        return spectrometer_frames(self.sample.ensemble, self.sample.spectrum,
+                                   self.sample.ensemble.reference_edge_nm,
+                                   np.arange(0.0, 3601.0, 300.0), seed=seed)
+
+    @functools.cached_property
+    def widefield(self):
+        n = self.config.widefield_ncs
+        seed = self._seed("widefield", 7, f"{n} zn-treated NCs per dilution, a frame every "
+                                          "20 s for 1 h; pristine 1:20 for 20 min")
+        wf = self.sample.widefield
+        movies = {d: widefield_movie(wf, d, n, seed=seed) for d in DILUTIONS}
+        movies["pristine"] = widefield_movie(self.pristine_sample.widefield, 20.0, n,
+                                             duration_s=1200.0, seed=seed)
+        return movies

@@ -1,0 +1,127 @@
+"""The paper-vs-simulation table: one row per number the seed paper reports, keyed to
+``seed_numbers.toml`` (value, band and kind of comparison), written as Markdown and JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import tempfile
+import tomllib
+from importlib import resources
+from pathlib import Path
+
+__all__ = ["Row", "seed_numbers", "row", "write_report"]
+
+
+def seed_numbers() -> dict:
+    """The paper's numbers and bands (a verbatim copy of shared/seed_numbers.toml)."""
+    text = resources.files("simsps.reproduce").joinpath("seed_numbers.toml").read_text()
+    return tomllib.loads(text)
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    key: str  # entry of seed_numbers.toml
+    figure: str
+    quantity: str
+    paper: object  # the paper's value
+    simulated: object  # float, or [min, max] for a range
+    stderr: float | None
+    tolerance: str  # human-readable band
+    ok: bool
+    dataset: str  # which simulated dataset (its seed is in the report header)
+    how: str  # the estimator that gave the simulated value
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _band(entry: dict) -> str:
+    kind = entry["kind"]
+    if kind == "band":
+        return f"{entry['low']:g} .. {entry['high']:g}"
+    if kind == "max":
+        return f"<= {entry['high']:g}"
+    return f">= {entry['low']:g}"
+
+
+def row(key: str, figure: str, quantity: str, simulated, stderr=None, *, dataset: str,
+        how: str) -> Row:
+    """Compare ``simulated`` (a number, or (min, max) for a range entry) with the paper's
+    band for ``key``. NaN or missing values are never ok."""
+    entry = seed_numbers()[key]
+    kind, lo, hi = entry["kind"], entry.get("low", -math.inf), entry.get("high", math.inf)
+    values = list(simulated) if isinstance(simulated, (list, tuple)) else [simulated]
+    finite = all(v is not None and math.isfinite(float(v)) for v in values)
+    if not finite:
+        ok = False
+    elif kind == "band":
+        ok = all(lo <= float(v) <= hi for v in values)
+    elif kind == "max":
+        ok = all(float(v) <= hi for v in values)
+    elif kind == "min":
+        ok = all(float(v) >= lo for v in values)
+    else:
+        raise ValueError(f"seed number {key}: unknown kind {kind!r}")
+    sim = [float(v) for v in values] if len(values) > 1 else (float(values[0]) if finite
+                                                              else None)
+    return Row(key=key, figure=figure, quantity=quantity, paper=entry["value"], simulated=sim,
+               stderr=None if stderr is None or not math.isfinite(stderr) else float(stderr),
+               tolerance=_band(entry), ok=bool(ok), dataset=dataset, how=how)
+
+
+def _fmt(v, err=None) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, list):
+        return " .. ".join(f"{x:.4g}" for x in v)
+    s = f"{v:.4g}"
+    return s + (f" ± {err:.2g}" if err is not None else "")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_report(out: Path, rows: list[Row], header: dict) -> None:
+    """``report.json`` (header + rows) and ``report.md`` (the same as a table)."""
+    out = Path(out)
+    doc = dict(header, rows=[r.as_dict() for r in rows],
+               all_ok=all(r.ok for r in rows), n_rows=len(rows),
+               n_ok=sum(r.ok for r in rows))
+    _write_atomic(out / "report.json", json.dumps(doc, indent=2, default=str) + "\n")
+    lines = [
+        "# Seed paper vs simsps",
+        "",
+        f"{doc['n_ok']} of {doc['n_rows']} rows within the paper's bands "
+        f"({'all ok' if doc['all_ok'] else 'NOT all ok'}). Mode: {header['mode']}; "
+        f"simsps {header['simsps']}; run {header['started']}, {header['wall_s']:.0f} s.",
+        "",
+        "Simulated values come from analysing simulated data with `simsps.analysis`; the "
+        "datasets and their seeds are listed below the table. Bands: `shared/seed_numbers."
+        "toml` (key column).",
+        "",
+        "| figure | quantity | paper | simulated | band | ok | key |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(f"| {r.figure} | {r.quantity} | {_fmt(r.paper)} | "
+                     f"{_fmt(r.simulated, r.stderr)} | {r.tolerance} | "
+                     f"{'ok' if r.ok else '**no**'} | `{r.key}` |")
+    lines += ["", "## How each value was measured", ""]
+    lines += [f"- `{r.key}`: {r.how} (dataset `{r.dataset}`)" for r in rows]
+    lines += ["", "## Datasets", "", "| dataset | what | seed |", "|---|---|---|"]
+    for name, d in header["datasets"].items():
+        lines.append(f"| `{name}` | {d['what']} | {d['seed']} |")
+    lines += ["", "## Figures", ""]
+    lines += [f"- `{f}`" for f in header["figures"]]
+    _write_atomic(out / "report.md", "\n".join(lines) + "\n")
