@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/simulate.py
 	$(BIN)/python benchmarks/io.py
 	$(BIN)/python benchmarks/analysis.py
+	$(BIN)/python benchmarks/reproduce.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

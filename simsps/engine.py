@@ -172,12 +172,14 @@ def _check_population(models, power, spot):
             if getattr(m, sec) != getattr(models[0], sec):
                 raise ValueError(f"all NCs share one setup: [{sec}] of model {m.name!r} "
                                  f"differs from that of {models[0].name!r}")
-    powers = np.broadcast_to(np.asarray(power, dtype=float), (len(models),)) \
-        if np.ndim(power) == 0 or np.size(power) == len(models) else None
-    if powers is None:
+    try:
+        flat = np.asarray(power, dtype=float).reshape(-1)
+    except (TypeError, ValueError):
+        raise ValueError(f"power = {power!r}: give numbers in units of Psat") from None
+    if np.ndim(power) > 1 or len(flat) not in (1, len(models)):
         raise ValueError(f"power: give one number or one per NC ({len(models)}), "
-                         f"got {np.size(power)}")
-    powers = np.array([check_power(p) for p in powers])
+                         f"got shape {np.shape(power)}")
+    powers = np.array([check_power(p) for p in np.broadcast_to(flat, (len(models),))])
     spot = np.arange(len(models)) if spot is None else np.asarray(spot)
     if spot.shape != (len(models),) or not np.issubdtype(spot.dtype, np.integer):
         raise ValueError(f"spot: one integer per NC ({len(models)}), got shape {spot.shape}")
@@ -252,10 +254,13 @@ def _population_chunks(models, duration_s, power, seed, *, spot, chunk_pulses, p
     chunk_blocks = max(1, min(chunk_blocks, 1 << max(0, (4 * chunk_blocks // emitters)
                                                      .bit_length() - 1)))
     total_blocks = -(-n_pulses // BLOCK_PULSES)
-    plan = []  # (first block, number of blocks): powers of two, so few compiled shapes
+    # (first block, number of blocks): full chunks, then one chunk of the next power of two
+    # that covers the rest (its pulses past the end are dropped), so a run compiles one or
+    # two kernel shapes, not one per power of two in its length
+    plan = []
     block = 0
     while block < total_blocks:
-        nb = min(chunk_blocks, 1 << ((total_blocks - block).bit_length() - 1))
+        nb = min(chunk_blocks, _pow2ceil(total_blocks - block))
         plan.append((block, nb))
         block += nb
     capacity = [max(signal_capacity(float(k.q_max)) for k in kps),

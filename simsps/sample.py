@@ -150,6 +150,11 @@ def sample_from_dict(data: Mapping[str, Any], origin: str) -> Sample:
             kwargs[f.name] = _check(sec, f, table[f.name], origin)
         out[sec] = cls(**kwargs)
     ens = out["ensemble"]
+    if ens is not None and ens.confinement_ev_nm2 <= 0:
+        raise ModelError(f"ensemble (in {origin}): reference_cew_nm = {ens.reference_cew_nm:g} "
+                         f"({HC_EV_NM / ens.reference_cew_nm:.4g} eV) must lie above the "
+                         f"bulk gap bulk_gap_ev = {ens.bulk_gap_ev:g} eV (confinement raises "
+                         "the gap)")
     if ens is not None and not ens.edge_min_nm < ens.edge_mean_nm < ens.edge_max_nm:
         raise ModelError(f"ensemble (in {origin}): need edge_min_nm < edge_mean_nm < "
                          f"edge_max_nm, got {ens.edge_min_nm:g}, {ens.edge_mean_nm:g}, "

@@ -57,7 +57,9 @@ def widefield_movie(wf: Widefield, dilution: float, n_ncs: int, *, duration_s: f
     tau = float(wf.bleach_time_at(dilution))
     t = np.arange(0.0, duration_s + 1e-9, frame_interval_s)
     key = jax.random.fold_in(jax.random.key(int(seed), impl="threefry2x32"), 30)
-    k_b, k_s, k_e, k_r1, k_r2 = jax.random.split(jax.random.fold_in(key, int(dilution * 1000)), 5)
+    # one stream of numbers per dilution (to 0.001), independent of the other dilutions
+    k_b, k_s, k_e, k_r1, k_r2 = jax.random.split(
+        jax.random.fold_in(key, int(round(dilution * 1000)) % 2**31), 5)
     bleach = tau * np.asarray(jax.random.exponential(k_b, (int(n_ncs),)), float)
     emitting = t[:, None] < bleach[None, :]
     mean = wf.background_counts_per_frame + wf.counts_per_frame * emitting

@@ -308,6 +308,10 @@ def test_pair_kernels_against_brute_force(seed, n, frac_a, threads, block):
 
 def test_review_edge_cases(zn, with_background):
     s, _ = with_background
+    # one detector twice is no cross-correlation
+    for f in (g2_log, pulsed_g2):
+        with pytest.raises(AnalysisError, match="two different"):
+            f(s, channels=(0, 0))
     # one intensity level: no two-level analysis, said clearly
     with pytest.raises(AnalysisError, match="no two intensity levels"):
         two_level(intensity_trace(s, 0.01))
@@ -326,3 +330,23 @@ def test_review_edge_cases(zn, with_background):
     np.testing.assert_allclose(a.g2, b.g2, rtol=0, atol=4 * b.stderr.max())
     with pytest.raises(AnalysisError, match="2 positive lifetimes"):
         fit_decay(decay(s), n_exp=2, tau_guess_ns=[3.0])
+
+
+def test_g2_log_errors_cover_long_bins():
+    """Uncorrelated photons: (g2 - 1) / stderr has zero mean and unit spread in every bin,
+    also in bins a tenth of the acquisition long (gridded, and near its ends)."""
+    rng = np.random.default_rng(31)
+    z = []
+    for _ in range(300):
+        n = rng.poisson(4000)
+        t = np.sort(rng.integers(0, 2 * 10**12, n))
+        s = simsps.PhotonStream.from_arrivals(t, rng.integers(0, 2, n).astype(np.uint8),
+                                              400_000, 128.0, n_pulses=5_000_000)
+        r = g2_log(s, tau_min_s=1e-3, tau_max_s=0.3, bins_per_decade=2, fit=False)
+        z.append((r.g2 - 1) / r.stderr)
+    z = np.array(z)
+    assert z.shape[1] >= 5
+    spread = z.std(axis=0)
+    assert np.all((spread > 0.85) & (spread < 1.15)), spread
+    # and no bias, however long the bin (exact middle of a gridded bin's delay weight)
+    assert np.all(np.abs(z.mean(axis=0)) * math.sqrt(len(z)) < Z_CRIT), z.mean(axis=0)

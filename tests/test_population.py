@@ -62,6 +62,8 @@ def test_population_bad_input(zn, pristine):
         simsps.simulate_population([zn, zn], 0.1, power=[1.0, 2.0, 3.0])
     with pytest.raises(ValueError, match="out of range"):
         simsps.simulate_population([zn, zn], 0.1, power=[1.0, -2.0])
+    with pytest.raises(ValueError, match="one per NC"):
+        simsps.simulate_population([zn, zn], 0.1, power=[[1.0, 2.0]])
     with pytest.raises(ValueError, match="non-empty"):
         simsps.simulate_population([], 0.1)
     # pristine and zn-treated share the setup: one call holds both

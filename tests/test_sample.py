@@ -31,6 +31,7 @@ def test_presets_hold_the_sample_sections(sample):
 @pytest.mark.parametrize("key, value, message", [
     ("ensemble.edge_std_nm", -1.0, "out of range"),
     ("ensemble.edge_max_nm", 11.0, "edge_min_nm < edge_mean_nm < edge_max_nm"),
+    ("ensemble.bulk_gap_ev", 2.5, "above the bulk gap"),
     ("widefield.dilutions", [20.0, 10.0], "must increase"),
     ("widefield.bleach_time_s", [1.0, 2.0], "same length"),
     ("spectrum.range_nm", [570.0, 460.0], "first < last"),

@@ -78,6 +78,15 @@ def test_survival_and_bleach_time(sample, dilution):
     assert abs(s.bleach_time_s - tau) / s.bleach_time_stderr_s < Z_CRIT
 
 
+def test_survival_counts_time_from_the_first_frame(sample):
+    """A real movie starts at any clock time: shifting the frame times changes nothing."""
+    m = widefield_movie(sample.widefield, 50.0, 300, seed=8)
+    a = survival(m)
+    b = survival(time_s=m.time_s + 1234.0, counts=m.counts, empty_counts=m.empty_counts)
+    assert b.bleach_time_s == pytest.approx(a.bleach_time_s)
+    np.testing.assert_array_equal(a.fraction, b.fraction)
+
+
 def test_survival_bad_input(sample):
     m = widefield_movie(sample.widefield, 10.0, 5, seed=1)
     with pytest.raises(AnalysisError, match="empty-spot"):

@@ -18,9 +18,10 @@ from .traces import (Dwells, DwellFit, LifetimeTrace, Trace, TwoLevel, dwell_tim
 from .widefield import Survival, survival
 
 __all__ = [
-    "AnalysisError", "BunchingFit", "Segmentation", "change_points", "Decay", "DecayFit", "DwellFit", "Dwells", "Flid", "G2Log",
-    "LifetimeTrace", "PulsedG2", "SaturationFit", "Trace", "TwoLevel", "decay", "dwell_times",
-    "fit_bunching", "fit_decay", "fit_dwells", "fit_saturation", "PowerSeries", "power_series", "flid", "g2_log",
-    "intensity_trace", "lifetime_trace", "photon_mask", "pulsed_g2", "two_level",
-    "CewDrift", "SpectrumFit", "cew_drift", "fit_spectrum", "Survival", "survival",
+    "AnalysisError", "BunchingFit", "CewDrift", "Decay", "DecayFit", "DwellFit", "Dwells",
+    "Flid", "G2Log", "LifetimeTrace", "PowerSeries", "PulsedG2", "SaturationFit", "Segmentation",
+    "SpectrumFit", "Survival", "Trace", "TwoLevel", "cew_drift", "change_points", "decay",
+    "dwell_times", "fit_bunching", "fit_decay", "fit_dwells", "fit_saturation", "fit_spectrum",
+    "flid", "g2_log", "intensity_trace", "lifetime_trace", "photon_mask", "power_series",
+    "pulsed_g2", "survival", "two_level",
 ]

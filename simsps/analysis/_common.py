@@ -41,6 +41,9 @@ def check_bin(bin_s: float, duration_s: float, what: str = "bin_s") -> float:
 def channel_times(stream, a: int = 0, b: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Absolute times (int64 ps) of the photons of channel ``a`` and of channel ``b``, each
     in time order (real files interleave channels within a sync)."""
+    if a == b:
+        raise AnalysisError(f"channels ({a}, {b}): a cross-correlation needs two different "
+                            "detectors")
     if float(stream.resolution_ps).is_integer():  # one compiled pass, same as time_ps
         from ._kernels import split_times
 

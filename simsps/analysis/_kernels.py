@@ -244,6 +244,8 @@ def _split_times(sync, dtime, channel, a, b, period, resolution, out_a, out_b):
 def split_times(sync, dtime, channel, a: int, b: int, period: int, resolution: int):
     """Absolute times (int64, ps) of the photons of channel ``a`` and of ``b``, each sorted."""
     counts = np.bincount(channel, minlength=max(a, b) + 1)
+    if a == b:
+        raise ValueError("split_times needs two different channels")
     out_a, out_b = np.empty(counts[a], np.int64), np.empty(counts[b], np.int64)
     ok_a, ok_b = _split_times(sync, dtime, channel, a, b, np.int64(period),
                               np.int64(resolution), out_a, out_b)

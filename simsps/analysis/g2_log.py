@@ -15,14 +15,19 @@ Two regimes, chosen by cost, meet at a bin edge:
   of ``r``.
 
 Where bins are at least a laser period wide their edges sit midway between two peaks, so
-each holds whole peaks (``snap_to_period``). Both regimes are compiled loops (numba) over
+each holds whole peaks (``snap_to_period``), and a grid quantum of a period or more is a whole
+number of periods (see ``_grid_quantum``). Both regimes are compiled loops (numba) over
 slices of the photons, run on threads.
 
 Both delay signs are counted (HBT correlations of a stationary emitter are symmetric), and
-``g2 = pairs / (2 N_a N_b w (D - tau) / D^2)`` for bin width ``w`` at delay ``tau`` in an
-acquisition of duration ``D``. ``stderr``: the count of pairs in a bin is Poisson at short
-delays; in long bins pairs share photons, and for independent channels its variance is
-``E (1 + (N_a + N_b) w / D)``, used throughout (the bunching fit treats bins as independent).
+``g2 = pairs / (2 N_a N_b w (D - tau) / D^2)`` for bin width ``w`` with middle ``tau`` in
+an acquisition of duration ``D``. ``stderr``: for uncorrelated photons given their numbers (g2
+is normalised by them) the pair count is Poisson plus the covariance of pairs that share a
+photon near the ends of the acquisition (``_edge_variance``; it matters for delays of a few
+per cent of ``D``). Blinking
+makes photons come in bunches: then pairs sharing a photon covary, within a bin (variance
+larger by about ``1 + 2 A (N_a + N_b) min(w, tau_c) / D`` for bunching ``A``, a few per cent
+to tens of per cent) and between neighbouring bins; the bunching fit's chi2 shows it.
 """
 
 from __future__ import annotations
@@ -121,22 +126,32 @@ def g2_log(stream, *, tau_min_s: float = 1e-8, tau_max_s: float = 1.0,
     na, nb = len(ta), len(tb)
     from ._kernels import grid_histogram, pair_histogram
 
-    split = _choose_split(edges, na, nb, duration_ps, bins_per_decade, pair_budget, grid_budget)
+    period = int(round(stream.sync_period_ps)) if snap_to_period else None
+    split = _choose_split(edges, na, nb, duration_ps, bins_per_decade, pair_budget, grid_budget,
+                          period)
     pairs = np.zeros(len(edges) - 1, np.float64)
     width = np.diff(edges).astype(np.float64)
+    # middle of each bin's delay weight: [lo, hi) for exact pairs; on a grid, cell
+    # differences E1 .. E2-1 weigh delays by overlapping triangles centred (E1 + E2 - 1) r / 2
+    middle = edges[:-1] + width / 2
     if split > 0:
         pairs[:split] = pair_histogram(ta, tb, edges[: split + 1])
     for j, stop in _decades(split, len(edges), bins_per_decade):
-        r = _grid_quantum(edges, j, stop)
+        r = _grid_quantum(edges, j, stop, period)
         grid_edges = np.round(edges[j:stop + 1] / r).astype(np.int64)  # >= 2 apart
         pairs[j:stop] = np.diff(grid_histogram(ta, tb, r, grid_edges))
         width[j:stop] = np.diff(grid_edges) * r
+        middle[j:stop] = (grid_edges[:-1] + grid_edges[1:] - 1) * r / 2
     centre = np.sqrt(edges[:-1] * edges[1:].astype(np.float64))
-    expected = 2.0 * na * nb * width * (duration_ps - centre) / duration_ps**2
+    # uncorrelated pairs in a bin: 2 N_a N_b / D^2 x integral of (D - tau) over its weight,
+    # exact with the bin's middle (the geometric centre is only where it is plotted)
+    expected = 2.0 * na * nb * width * (duration_ps - middle) / duration_ps**2
     g2 = pairs / expected
-    # pairs sharing a photon are correlated: for independent channels
-    # Var = E (1 + N_a w / D + N_b w / D), which matters once a bin is longer than 1 / rate
-    var = np.maximum(pairs, 1.0) * (1.0 + (na + nb) * width / duration_ps)
+    # given the photon numbers (g2 is normalised by them), the pair count of uncorrelated
+    # photons is Poisson plus a term from pairs sharing a photon, which covary only as far as
+    # a photon's expected partners depend on where it sits: near the ends of the acquisition
+    # it has fewer (matters once a delay is a few % of D; tested against Monte Carlo)
+    var = np.maximum(pairs, 1.0) + _edge_variance(middle, width, na, nb, duration_ps)
     stderr = np.sqrt(var) / expected
     tau = centre / 1e12
     res = G2Log(tau_s=tau, tau_edges_s=edges / 1e12, g2=g2, stderr=stderr, pairs=pairs,
@@ -155,6 +170,19 @@ def g2_log(stream, *, tau_min_s: float = 1e-8, tau_max_s: float = 1.0,
 _NS_PAIR, _NS_PASS, _NS_CELL, _NS_GATHER = 5.0, 2.0, 0.3, 0.5
 
 
+def _edge_variance(middle, width, na: int, nb: int, duration_ps: float, n_t: int = 2048):
+    """Variance of a bin's pair count from pairs sharing a photon, for uncorrelated photons
+    at uniform times given their numbers: ``(N_a l_b^2 + N_b l_a^2) Var_t[f(t)]`` with
+    ``f(t)`` the delay range of the bin (both signs) that stays inside [0, D) from time t."""
+    d = float(duration_ps)
+    t = (np.arange(n_t) + 0.5) / n_t * d
+    lo = middle - width / 2  # gridded bins: their effective span
+    hi = middle + width / 2
+    f = (np.clip(np.minimum(t[:, None] + hi, d) - (t[:, None] + lo), 0, None)
+         + np.clip((t[:, None] - lo) - np.maximum(t[:, None] - hi, 0.0), 0, None))
+    return (na * (nb / d) ** 2 + nb * (na / d) ** 2) * f.var(axis=0)
+
+
 def _decades(first: int, n_edges: int, bins_per_decade: int):
     """Groups [j, stop) of bins from ``first`` on, one grid each."""
     j = first
@@ -164,14 +192,20 @@ def _decades(first: int, n_edges: int, bins_per_decade: int):
         j = stop
 
 
-def _grid_quantum(edges, j: int, stop: int) -> int:
+def _grid_quantum(edges, j: int, stop: int, period_ps: int | None = None) -> int:
     """Grid quantum (ps) for bins [j, stop): half the narrowest of them (and of the first
-    edge), so every bin spans at least two cells."""
-    return max(1, min(int(np.diff(edges[j:stop + 1]).min() // 2), int(edges[j]) // 2))
+    edge), so every bin spans at least two cells; with pulsed excitation, once that is a
+    period or more, a whole number of periods: a cell is then a run of pulses
+    (``t // r == sync // m``), and each peak of the comb is spread over two neighbouring
+    cells with weights summing to one, so bins of whole cells stay unbiased."""
+    r = max(1, min(int(np.diff(edges[j:stop + 1]).min() // 2), int(edges[j]) // 2))
+    if period_ps and r >= period_ps:
+        r = (r // period_ps) * period_ps
+    return r
 
 
 def _choose_split(edges, na: int, nb: int, duration_ps: float, bins_per_decade: int,
-                  pair_budget: float, grid_budget: float) -> int:
+                  pair_budget: float, grid_budget: float, period_ps: int | None = None) -> int:
     """Number of bins counted by the exact pair walk (the rest on grids), at least cost:
     pairs grow with the split delay, grid cells shrink with it. Grids finer than
     ``grid_budget`` cells are never used (``grid_budget=0``: exact pairs everywhere); within
@@ -182,7 +216,7 @@ def _choose_split(edges, na: int, nb: int, duration_ps: float, bins_per_decade: 
         pairs = 2.0 * na * nb * edges[s] / duration_ps if s > 0 else 0.0
         cost = _NS_PAIR * pairs
         for j, stop in _decades(s, n, bins_per_decade):
-            cells = duration_ps / _grid_quantum(edges, j, stop)
+            cells = duration_ps / _grid_quantum(edges, j, stop, period_ps)
             if cells > grid_budget:
                 break
             cost += (_NS_PASS * (na + nb) + _NS_CELL * cells

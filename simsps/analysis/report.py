@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from ..io._atomic import atomic_path, write_text_atomic
 from ._common import AnalysisError
 
 
@@ -31,15 +30,11 @@ def save_figure(fig, path: Path) -> None:
     """Write ``fig`` as a PNG to ``path`` through a temporary file (nothing half-written)."""
     import matplotlib.pyplot as plt
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=150)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=150, format="png")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def analyze(stream, out_dir, *, bin_s: float = 0.01, tau_max_s: float | None = None,
@@ -135,12 +130,5 @@ def analyze(stream, out_dir, *, bin_s: float = 0.01, tau_max_s: float | None = N
         except AnalysisError as e:
             summary["skipped"][name] = str(e)
     summary = _jsonable(summary)
-    fd, tmp = tempfile.mkstemp(prefix=".summary.", suffix=".json", dir=out)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(summary, fh, indent=2)
-        os.replace(tmp, out / "summary.json")
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary

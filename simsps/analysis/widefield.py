@@ -73,8 +73,10 @@ def survival(movie=None, *, time_s=None, counts=None, empty_counts=None,
     se = np.sqrt(f * (1 - f) / n)
     bleached = last < n_frames - 1
     step = np.diff(t)
+    # time under the LED from the first frame: to midway after the last frame seen, or to
+    # the end for those still emitting (censored)
     exposure = np.where(bleached, t[np.minimum(last, n_frames - 2)]
-                        + 0.5 * step[np.minimum(last, n_frames - 2)], t[-1])
+                        + 0.5 * step[np.minimum(last, n_frames - 2)], t[-1]) - t[0]
     k = int(bleached.sum())
     tau = float(exposure.sum() / k) if k else math.inf
     return Survival(time_s=t, fraction=f, fraction_stderr=se, n_ncs=n, bleach_time_s=tau,

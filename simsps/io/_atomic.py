@@ -1,5 +1,10 @@
-"""Context-manager behaviour shared by the streamed writers: commit on success, discard the
-temporary file on any exception."""
+"""Writes that leave nothing half-written: the streamed writers' commit-on-success context
+manager, and whole files written through a temporary file renamed over the target."""
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
 
 
 class CommitOnExit:
@@ -16,3 +21,33 @@ class CommitOnExit:
         else:
             self.abort()
         return False
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside ``path``; on success it is flushed, given the usual
+    permissions (0666 less the umask, not mkstemp's 0600) and renamed over ``path``; on an
+    exception it is removed and ``path`` is untouched."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_text_atomic(path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)

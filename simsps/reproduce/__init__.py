@@ -77,6 +77,6 @@ def reproduce(out_dir, *, quick: bool = False, seed: int = 0, progress: bool = T
     header = dict(mode=mode, seed=int(seed), simsps=__version__, config=dataclasses.asdict(config),
                   started=started, wall_s=time.perf_counter() - t0,
                   machine=f"{platform.machine()}, {os.cpu_count()} CPUs",
-                  datasets=data.used, figures=written)
+                  datasets=data.used, figures=written, details=data.details)
     write_report(out, rows, header)
     return json.loads((out / "report.json").read_text())

@@ -47,6 +47,8 @@ def fig_3b(data, fig):
     fits, _ = _spots(data)
     pop = data.population
     single = np.flatnonzero(pop.spot_size == 1)
+    if not len(single):  # every spot a cluster (tiny draws): take the spot nearest 512 nm
+        single = np.arange(pop.n_spots)
     cew = np.array([fits[s].cew_nm for s in single])
     s = int(single[np.argmin(np.abs(cew - 512.0))])  # the representative NC near 512 nm
     fr = data.population_spectra[s]
@@ -89,6 +91,8 @@ def fig_3d(data, fig):
     ax.set_ylabel("$g^{(2)}(0)$ (background corrected)")
     ax.legend(fontsize=7, frameon=False)
     blue, red = cew <= BLUE_NM, cew > RED_NM
+    data.details["3d"] = dict(cew_nm=cew.tolist(), g2_zero=g.tolist(), g2_zero_stderr=err.tolist(),
+                              ncs_in_spot=data.population.spot_size.tolist())
     how = "median of pulsed_g2() (empty-spot background) over the spots with fitted CEW {}"
     return [
         row("fig3d_g2_zero_bluest_ncs", "3d", f"g2(0) of NCs with CEW <= {BLUE_NM:g} nm "

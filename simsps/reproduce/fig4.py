@@ -94,6 +94,9 @@ def fig_4d(data, fig):
     far = (r.tau_s >= 1e-4) & (r.tau_s <= 0.1)
     w = 1.0 / r.stderr[far] ** 2
     plateau = float(np.sum(w * r.g2[far]) / w.sum())
+    data.details["4d"] = dict(tau_c_us=f.tau_c_s * 1e6, tau_c_stderr_us=f.tau_c_stderr_s * 1e6,
+                              excess_at_5_percent_us=f.decayed_by(0.05) * 1e6,
+                              baseline=f.baseline, chi2_per_dof=f.chi2_per_dof)
     return [
         row("fig4d_bunching_below_10us", "4d", "bunching g2 at short delays (1 + A / "
             "baseline)", bunch, err, dataset="zn_psat",

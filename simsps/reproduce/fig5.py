@@ -49,6 +49,10 @@ def fig_5a(data, fig):
         return r, r * np.hypot(ps.g2_zero_stderr[i] / ps.g2_zero[i],
                                ps.g2_zero_stderr[i1] / ps.g2_zero[i1])
 
+    data.details["5a"] = dict(power_psat=list(POWERS), rate_cps=ps.rate_cps.tolist(),
+                              g2_zero=ps.g2_zero.tolist(),
+                              g2_zero_stderr=ps.g2_zero_stderr.tolist(), p_sat=fit.p_sat,
+                              p_sat_stderr=fit.p_sat_stderr, linear_cps_per_psat=fit.linear)
     how_g2 = ("power_series(): pulsed_g2() at each power, corrected with the empty spot's "
               "background rate")
     return [

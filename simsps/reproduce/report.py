@@ -6,11 +6,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
-import tempfile
 import tomllib
 from importlib import resources
 from pathlib import Path
+
+from ..io._atomic import write_text_atomic
 
 __all__ = ["Row", "seed_numbers", "row", "write_report"]
 
@@ -81,15 +81,15 @@ def _fmt(v, err=None) -> str:
     return s + (f" ± {err:.2g}" if err is not None else "")
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+def _finite(x):
+    """JSON-safe: non-finite floats become None (JSON has no NaN)."""
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
 
 
 def write_report(out: Path, rows: list[Row], header: dict) -> None:
@@ -98,7 +98,8 @@ def write_report(out: Path, rows: list[Row], header: dict) -> None:
     doc = dict(header, rows=[r.as_dict() for r in rows],
                all_ok=all(r.ok for r in rows), n_rows=len(rows),
                n_ok=sum(r.ok for r in rows))
-    _write_atomic(out / "report.json", json.dumps(doc, indent=2, default=str) + "\n")
+    write_text_atomic(out / "report.json", json.dumps(_finite(doc), indent=2, default=str,
+                                                  allow_nan=False) + "\n")
     lines = [
         "# Seed paper vs simsps",
         "",
@@ -122,6 +123,18 @@ def write_report(out: Path, rows: list[Row], header: dict) -> None:
     lines += ["", "## Datasets", "", "| dataset | what | seed |", "|---|---|---|"]
     for name, d in header["datasets"].items():
         lines.append(f"| `{name}` | {d['what']} | {d['seed']} |")
+    det = header.get("details", {})
+    if "5a" in det:
+        d = det["5a"]
+        lines += ["", "## g2(0) and count rate at each power (Fig. 5a)", "",
+                  "| power (Psat) | rate less background (cps) | g2(0) |", "|---|---|---|"]
+        lines += [f"| {p:g} | {r:.0f} | {g:.3f} ± {e:.3f} |" for p, r, g, e in
+                  zip(d["power_psat"], d["rate_cps"], d["g2_zero"], d["g2_zero_stderr"])]
+    if "4d" in det:
+        d = det["4d"]
+        lines += ["", f"Fig. 4d: correlation time {d['tau_c_us']:.1f} ± "
+                  f"{d['tau_c_stderr_us']:.1f} us; the bunching excess has fallen to 5 % at "
+                  f"{d['excess_at_5_percent_us']:.0f} us."]
     lines += ["", "## Figures", ""]
     lines += [f"- `{f}`" for f in header["figures"]]
-    _write_atomic(out / "report.md", "\n".join(lines) + "\n")
+    write_text_atomic(out / "report.md", "\n".join(lines) + "\n")
