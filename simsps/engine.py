@@ -247,9 +247,9 @@ def _population_chunks(models, duration_s, power, seed, *, spot, chunk_pulses, p
                           power=float(powers[members[0]]), duration_s=duration,
                           emitters=len(members), spot=k, first_emitter=int(members[0])))
 
-    # the kernel's arrays grow with emitters x chunk: beyond 4 emitters the chunk shrinks
-    # (a power of two, at least one block), so memory stays bounded; the stream does not
-    # depend on it
+    # the kernel's arrays grow with emitters x chunk: the chunk shrinks to at most 4 / emitters
+    # of the asked one (a power of two of blocks, at least one), so memory stays bounded;
+    # the stream does not depend on it
     chunk_blocks = chunk_pulses // BLOCK_PULSES
     chunk_blocks = max(1, min(chunk_blocks, 1 << max(0, (4 * chunk_blocks // emitters)
                                                      .bit_length() - 1)))

@@ -57,8 +57,9 @@ def spectrometer_frames(ens: Ensemble, spec: Spectrum, edge_nm, time_s, *, power
     t = np.asarray(time_s, float)
     if t.ndim != 1 or np.any(t < 0) or not np.all(np.isfinite(t)):
         raise ValueError("time_s must be a 1-D array of finite times >= 0 (s)")
-    if not (np.isfinite(power) and power > 0):
-        raise ValueError(f"power = {power!r} is out of range: allowed (0, inf) in units of Psat")
+    if np.ndim(power) or not (np.isfinite(power) and power > 0):
+        raise ValueError(f"power = {power!r} is out of range: one number in (0, inf), in "
+                         "units of Psat")
     bleach = np.full(len(edge0), np.inf) if bleach_time_s is None else \
         np.broadcast_to(np.asarray(bleach_time_s, float), edge0.shape)
     rel = _relative_excitation(power)
