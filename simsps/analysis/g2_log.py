@@ -21,13 +21,14 @@ slices of the photons, run on threads.
 
 Both delay signs are counted (HBT correlations of a stationary emitter are symmetric), and
 ``g2 = pairs / (2 N_a N_b w (D - tau) / D^2)`` for bin width ``w`` with middle ``tau`` in
-an acquisition of duration ``D``. ``stderr``: for uncorrelated photons given their numbers (g2
-is normalised by them) the pair count is Poisson plus the covariance of pairs that share a
-photon near the ends of the acquisition (``_edge_variance``; it matters for delays of a few
-per cent of ``D``). Blinking
-makes photons come in bunches: then pairs sharing a photon covary, within a bin (variance
-larger by about ``1 + 2 A (N_a + N_b) min(w, tau_c) / D`` for bunching ``A``, a few per cent
-to tens of per cent) and between neighbouring bins; the bunching fit's chi2 shows it.
+an acquisition of duration ``D`` (``tau_s`` reports the geometric centre, for plotting).
+``stderr``: for uncorrelated photons given their numbers (g2 is normalised by them) the pair
+count is Poisson plus the covariance of pairs that share a photon near the ends of the
+acquisition (``_edge_variance``; it matters for delays of a few per cent of ``D``).
+Blinking makes photons come in bunches: then pairs sharing a photon covary, within a bin
+(variance larger by about ``1 + 2 A (N_a + N_b) min(w, tau_c) / D`` for bunching ``A``, a
+few per cent to tens of per cent) and between neighbouring bins; the bunching fit's chi2
+shows it.
 """
 
 from __future__ import annotations
