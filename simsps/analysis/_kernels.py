@@ -157,8 +157,11 @@ def _grid_histogram(ta, tb, r, i0, i1, grid_edges, block, out):
                 out[k] += w * np.int64(cum[c + e] - cum[c - e + 1])
 
 
-def _threads(n_items: int, min_per_thread: int) -> int:
-    return max(1, min(os.cpu_count() or 1, 8, n_items // min_per_thread))
+def _slices(n: int, threads: int | None, min_per_thread: int = 1 << 16) -> np.ndarray:
+    """Cut points of [0, n) into one contiguous slice per thread (default: the CPUs, up to
+    8, with at least ``min_per_thread`` items each)."""
+    n_threads = threads or max(1, min(os.cpu_count() or 1, 8, n // min_per_thread))
+    return np.linspace(0, n, n_threads + 1).astype(np.int64)
 
 
 def run_threaded(kernel, n: int, n_out: int, threads: int | None = None,
@@ -166,8 +169,8 @@ def run_threaded(kernel, n: int, n_out: int, threads: int | None = None,
     """Run ``kernel(i0, i1, out)`` over [0, n) in contiguous slices on threads (default:
     the CPUs, up to 8, with at least ``min_per_thread`` items each) and return the sum of
     the per-slice ``out`` (int64, length ``n_out``)."""
-    n_threads = threads or _threads(n, min_per_thread)
-    cuts = np.linspace(0, n, n_threads + 1).astype(np.int64)
+    cuts = _slices(n, threads, min_per_thread)
+    n_threads = len(cuts) - 1
 
     def part(k):
         out = np.zeros(n_out, np.int64)
@@ -204,8 +207,8 @@ def grid_histogram(ta: np.ndarray, tb: np.ndarray, r: int, grid_edges: np.ndarra
 def signed_pairs(ta: np.ndarray, tb: np.ndarray, window: int,
                  threads: int | None = None) -> np.ndarray:
     """Every delay ``t_b - t_a`` with ``|t_b - t_a| < window`` (int64, unordered)."""
-    n_threads = threads or _threads(len(ta), 1 << 16)
-    cuts = np.linspace(0, len(ta), n_threads + 1).astype(np.int64)
+    cuts = _slices(len(ta), threads)
+    n_threads = len(cuts) - 1
     empty = np.zeros(0, np.int64)
     with ThreadPoolExecutor(n_threads) as pool:
         sizes = list(pool.map(lambda k: _signed_pairs(ta, tb, cuts[k], cuts[k + 1], window,

@@ -12,13 +12,15 @@ from ..io._atomic import atomic_path, write_text_atomic
 from ._common import AnalysisError
 
 
-def _jsonable(x):
+def jsonable(x):
+    """Plain JSON values: numpy scalars and arrays to Python, non-finite floats to None
+    (JSON has no NaN)."""
     if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
+        return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
+        return [jsonable(v) for v in x]
     if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
+        return jsonable(x.tolist())
     if isinstance(x, (np.floating, float)):
         return float(x) if math.isfinite(x) else None
     if isinstance(x, (np.integer,)):
@@ -129,6 +131,6 @@ def analyze(stream, out_dir, *, bin_s: float = 0.01, tau_max_s: float | None = N
             summary["figures"][name] = png
         except AnalysisError as e:
             summary["skipped"][name] = str(e)
-    summary = _jsonable(summary)
+    summary = jsonable(summary)
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary

@@ -62,7 +62,7 @@ def fig_3b(data, fig):
 
 
 def fig_3c(data, fig):
-    r = pulsed_g2(data.zn_psat, background=data.background_cps(1.0))
+    r = data.zn_pulsed_g2
     ax = fig.subplots()
     plot_pulsed_g2(r, ax, peaks=3)
     # the seed's red line: half the height of the side peaks (single-photon claim)

@@ -8,8 +8,7 @@ import functools
 
 import numpy as np
 
-from ..analysis import (decay, fit_decay, g2_log, intensity_trace, lifetime_trace,
-                        photon_mask)
+from ..analysis import decay, fit_decay, intensity_trace, lifetime_trace, photon_mask
 from ..analysis.plots import plot_decay, plot_g2_log
 from .report import row
 
@@ -85,7 +84,7 @@ def fig_4c(data, fig):
 
 
 def fig_4d(data, fig):
-    r = g2_log(data.zn_psat, tau_max_s=1.0)
+    r = data.zn_g2_log
     f = r.fit
     ax = fig.subplots()
     plot_g2_log(r, ax)

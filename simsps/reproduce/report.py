@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 import json
 import math
 import tomllib
 from importlib import resources
 from pathlib import Path
 
+from ..analysis.report import jsonable
 from ..io._atomic import write_text_atomic
 
 __all__ = ["Row", "seed_numbers", "row", "write_report"]
@@ -17,6 +20,11 @@ __all__ = ["Row", "seed_numbers", "row", "write_report"]
 
 def seed_numbers() -> dict:
     """The paper's numbers and bands (a verbatim copy of shared/seed_numbers.toml)."""
+    return copy.deepcopy(_seed_numbers())
+
+
+@functools.cache
+def _seed_numbers() -> dict:
     text = resources.files("simsps.reproduce").joinpath("seed_numbers.toml").read_text()
     return tomllib.loads(text)
 
@@ -51,7 +59,7 @@ def row(key: str, figure: str, quantity: str, simulated, stderr=None, *, dataset
         how: str) -> Row:
     """Compare ``simulated`` (a number, or (min, max) for a range entry) with the paper's
     band for ``key``. NaN or missing values are never ok."""
-    entry = seed_numbers()[key]
+    entry = _seed_numbers()[key]
     kind, lo, hi = entry["kind"], entry.get("low", -math.inf), entry.get("high", math.inf)
     values = list(simulated) if isinstance(simulated, (list, tuple)) else [simulated]
     finite = all(v is not None and math.isfinite(float(v)) for v in values)
@@ -81,24 +89,13 @@ def _fmt(v, err=None) -> str:
     return s + (f" ± {err:.2g}" if err is not None else "")
 
 
-def _finite(x):
-    """JSON-safe: non-finite floats become None (JSON has no NaN)."""
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_finite(v) for v in x]
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
-
-
 def write_report(out: Path, rows: list[Row], header: dict) -> None:
     """``report.json`` (header + rows) and ``report.md`` (the same as a table)."""
     out = Path(out)
     doc = dict(header, rows=[r.as_dict() for r in rows],
                all_ok=all(r.ok for r in rows), n_rows=len(rows),
                n_ok=sum(r.ok for r in rows))
-    write_text_atomic(out / "report.json", json.dumps(_finite(doc), indent=2, default=str,
+    write_text_atomic(out / "report.json", json.dumps(jsonable(doc), indent=2, default=str,
                                                   allow_nan=False) + "\n")
     lines = [
         "# Seed paper vs simsps",

@@ -3,7 +3,7 @@ S6: the pristine NC (trace, long-delay g2, FLID); S7: traces and FLIDs at six po
 
 from __future__ import annotations
 
-from ..analysis import decay, fit_decay, flid, g2_log, intensity_trace, pulsed_g2
+from ..analysis import decay, fit_decay, flid, g2_log, intensity_trace
 from ..analysis.plots import plot_decay, plot_flid, plot_g2_log, plot_pulsed_g2
 from .data import POWERS
 from .fig5 import _flids
@@ -18,7 +18,7 @@ def fig_s5(data, fig):
     d = decay(s)
     plot_decay(d, fit_decay(d, n_exp=2), ax=ax1)
     ax1.set_title("(a) whole trace, bi-exponential + background", fontsize=9)
-    plot_pulsed_g2(pulsed_g2(s, background=data.background_cps(1.0)), ax2, peaks=3)
+    plot_pulsed_g2(data.zn_pulsed_g2, ax2, peaks=3)
     ax2.set_title("(b) antibunching", fontsize=9)
     return []
 
@@ -31,9 +31,8 @@ def fig_s6(data, fig):
     ax1.set_xlabel("time (s)")
     ax1.set_ylabel(f"counts / {BIN_S * 1e3:g} ms")
     ax1.set_title("(a) pristine NC at Psat", fontsize=9)
-    tau_max = min(1.0, p.duration_s / 4)
-    rp = g2_log(p, tau_max_s=tau_max)
-    rz = g2_log(data.zn_psat, tau_max_s=tau_max)
+    rp = g2_log(p, tau_max_s=min(1.0, p.duration_s / 4))
+    rz = data.zn_g2_log
     plot_g2_log(rp, ax2, color="C3", label="pristine")
     plot_g2_log(rz, ax2, color="C0", label="Zn-treated", show_fit=False)
     ax2.legend(fontsize=7, frameon=False)
