@@ -13,8 +13,7 @@ import time
 import numpy as np
 
 from . import load_model, simulate
-from .physics.blinking import dwell_parameters, telegraph_bunching
-from .physics.cascade import outcome_probabilities
+from .physics import closed_forms as cf
 from .stream import EMITTER_SOURCES, Source
 
 
@@ -29,22 +28,18 @@ def summary(stream, model, power: float) -> str:
     for s in Source:
         lines.append(f"  {s.name.lower():18s}: {src[s] / dur:10.1f} cps")
     # expectation of the emitter rate before dead time, from the closed forms
-    q = outcome_probabilities(model, power)
-    photons_per_pulse = np.array([q[:, 0] + q[:, 1] + q[:, 2] + 2 * q[:, 3]])[0]
-    if model.blinking.enabled:
-        scale = dwell_parameters(model.blinking, power, model.excitation.rep_rate_hz)
-        p_bright = scale[0] / scale.sum() if model.blinking.dwell == "exponential" else np.nan
-    else:
-        p_bright = 1.0
-    if np.isfinite(p_bright):
-        expected = (p_bright * photons_per_pulse[0] + (1 - p_bright) * photons_per_pulse[1])
-        expected *= model.excitation.rep_rate_hz
-        emitted = np.isin(t.source, list(EMITTER_SOURCES)).sum() / dur
-        lines.append(f"emitter photons   : {emitted / 1e3:8.2f} kcps detected, "
-                     f"{expected / 1e3:.2f} kcps expected before dead time")
-        amp = telegraph_bunching(p_bright, photons_per_pulse[0], photons_per_pulse[1])
-        lines.append(f"blinking          : bright fraction {p_bright:.3f}, "
-                     f"bunching amplitude 1 + {amp:.3f} (closed form)")
+    p_bright = cf.neutral_fraction(model, power)
+    expected = cf.emitter_rate_cps(model, power)
+    emitted = np.isin(t.source, list(EMITTER_SOURCES)).sum() / dur
+    lines.append(f"emitter photons   : {emitted / 1e3:8.2f} kcps detected, "
+                 f"{expected / 1e3:.2f} kcps expected before dead time")
+    lines.append(f"g2(0) of emitter  : {cf.g2_zero(model, power):.4f} (closed form)")
+    try:
+        amp = float(cf.bunching_curve(model, power, 1e-6))
+        lines.append(f"blinking          : neutral fraction {p_bright:.3f}, "
+                     f"g2 at 1 us 1 + {amp:.3f} (closed form)")
+    except ValueError:  # power-law dwells: no closed-form bunching
+        lines.append(f"blinking          : neutral fraction {p_bright:.3f} (power-law dwells)")
     for state, name in ((0, "bright"), (1, "grey")):
         sel = (t.source == (Source.EXCITON if state == 0 else Source.TRION))
         if sel.any():

@@ -1,7 +1,8 @@
 """Plan chunks, derive keys, run the kernel, assemble int64 times: ``simulate``.
 
 Keys: ``root = key(seed)``; emitter ``e`` draws its pulses from
-``fold_in(fold_in(fold_in(root, 0), e), block)``, its blinking from ``fold_in(root, 1)``,
+``fold_in(fold_in(fold_in(root, 0), e), block)``, its fast blinking from
+``fold_in(fold_in(root, 1), e)``, its slow blinking from ``fold_in(fold_in(root, 4), e)``,
 its bleach time from ``fold_in(root, 2)``; the detectors of spot 0 from ``fold_in(root, 3)``
 and of spot ``k > 0`` from ``fold_in(fold_in(root, 3), k)``. Blocks have a fixed size
 (``BLOCK_PULSES``), so a stream does not depend on ``chunk_pulses`` nor on how many
@@ -19,8 +20,8 @@ import numpy as np
 
 from .detector import DetectorChain, Events
 from .kernel import BLOCK_PULSES, KernelParams, chunk_kernel, noise_capacity, signal_capacity
-from .model import Model
-from .physics.blinking import BlinkTrajectory
+from .model import Model, ModelError
+from .physics.blinking import BlinkTrajectory, combine_windows
 from .physics.bleaching import bleach_probability_per_pulse, bleach_pulse_from_uniform
 from .physics.cascade import outcome_probabilities, state_yields
 from .physics.excitation import check_power
@@ -37,10 +38,33 @@ def _pow2ceil(n: int) -> int:
     return 1 << max(0, (int(n) - 1).bit_length())
 
 
+# an excitation may outlive the next pulse with at most this probability: the kernel treats
+# every pulse as starting from the ground state (simsps.reference carries it exactly)
+CARRY_OVER_LIMIT = 1e-4
+
+
+def check_lifetimes(m: Model) -> None:
+    """Refuse lifetimes the kernel cannot treat: an NC still excited at the next pulse."""
+    period_ns = 1e9 / m.excitation.rep_rate_hz
+    limit_ns = period_ns / -math.log(CARRY_OVER_LIMIT)
+    for sec in ("exciton", "trion", "biexciton", "charged_biexciton"):
+        tau = getattr(m, sec).lifetime_ns
+        if tau > limit_ns:
+            raise ModelError(
+                f"{sec}.lifetime_ns = {tau:g} is too long for the {period_ns:g} ns laser period: "
+                f"an excitation would outlive the next pulse with probability "
+                f"{math.exp(-period_ns / tau):.2g}, and simsps.simulate starts every pulse from "
+                f"the ground state; lifetimes up to period / ln(1/{CARRY_OVER_LIMIT:g}) = "
+                f"{limit_ns:.3g} ns are allowed (simsps.reference.simulate_reference carries "
+                "the state across pulses and takes any lifetime)")
+
+
 def kernel_params(m: Model, n_mean: float, *, with_noise: bool = True) -> KernelParams:
+    check_lifetimes(m)
     probs = outcome_probabilities(m, n_mean)
     q = probs.sum(axis=1)
-    q_max = float(q.max() if m.blinking.enabled else q[0])
+    blinks = m.blinking.enabled or m.slow_blinking.enabled
+    q_max = float(q.max() if blinks else q[0])
     y = state_yields(m)
     period_s = 1.0 / m.excitation.rep_rate_hz
     det, bg = m.detection, m.background
@@ -210,9 +234,11 @@ def _population_chunks(models, duration_s, power, seed, *, spot, chunk_pulses, p
            for e, (me, p) in enumerate(zip(models, powers))]
     kp = _stack(kps)
 
-    blink_key = jax.random.fold_in(root, 1)
+    # fast flicker and slow blinking of each NC; the NC is charged while either is grey
     trajectories = [
-        BlinkTrajectory(jax.random.fold_in(blink_key, e), me.blinking, p, me.excitation.rep_rate_hz)
+        [BlinkTrajectory(jax.random.fold_in(jax.random.fold_in(root, k), e), getattr(me, sec),
+                         p, me.excitation.rep_rate_hz)
+         for k, sec in ((1, "blinking"), (4, "slow_blinking")) if getattr(me, sec).enabled]
         for e, (me, p) in enumerate(zip(models, powers))
     ]
     bleach_key = jax.random.fold_in(root, 2)
@@ -268,7 +294,9 @@ def _population_chunks(models, duration_s, power, seed, *, spot, chunk_pulses, p
 
     def inputs(block, nb):
         start = block * BLOCK_PULSES
-        windows = [t.window(start, start + nb * BLOCK_PULSES) for t in trajectories]
+        stop = start + nb * BLOCK_PULSES
+        windows = [combine_windows(*[t.window(start, stop) for t in ts]) if ts
+                   else (0, np.empty(0, np.int64)) for ts in trajectories]
         size = _pow2ceil(max(64, max(len(w[1]) for w in windows) + 1))
         switch = np.full((emitters, size), _INT32_MAX, np.int32)
         for e, (_, rel) in enumerate(windows):

@@ -80,6 +80,43 @@ class Blinking:
         0.0, 1.0, doc="part of the charging rate at Psat that does not depend on power"
     )
 
+    @property
+    def dwell_scales_s(self) -> tuple[float, float]:
+        """(bright, grey) dwell scale at Psat in seconds."""
+        return self.bright_dwell_us * 1e-6, self.grey_dwell_us * 1e-6
+
+
+@pytree_dataclass
+class SlowBlinking:
+    """A second, slow telegraph process (ms to s): while it is in its grey state the NC is
+    charged whatever the fast flicker of :class:`Blinking` does (a long-lived trapped
+    charge). It is what 10 ms intensity traces show (seed Fig. 4a-c); the us flicker
+    averages out there (PHYSICS.md 9)."""
+
+    enabled: bool = flag("slow blinking between neutral and long-lived charged periods")
+    dwell: str = choice(DWELL_KINDS, "dwell-time law")
+    bright_dwell_ms: float = num(
+        0.0, 1e9, open_lo=True,
+        doc="exponential: mean bright dwell at Psat; power_law: lower cut-off t_min",
+    )
+    grey_dwell_ms: float = num(
+        0.0, 1e9, open_lo=True,
+        doc="exponential: mean grey dwell; power_law: lower cut-off t_min",
+    )
+    power_law_exponent: float = num(1.0, 4.0, open_lo=True, doc="m in p(t) ~ t^-m")
+    power_law_max_s: float = num(0.0, 1e6, open_lo=True, doc="upper cut-off of power-law dwells")
+    auger_charging_fraction: float = num(
+        0.0, 1.0, doc="of the power-driven charging at Psat, the part that scales with P(n>=2)"
+    )
+    spontaneous_charging_fraction: float = num(
+        0.0, 1.0, doc="part of the charging rate at Psat that does not depend on power"
+    )
+
+    @property
+    def dwell_scales_s(self) -> tuple[float, float]:
+        """(bright, grey) dwell scale at Psat in seconds."""
+        return self.bright_dwell_ms * 1e-3, self.grey_dwell_ms * 1e-3
+
 
 @pytree_dataclass
 class Bleaching:
@@ -118,6 +155,7 @@ class Model:
     biexciton: EmittingState
     charged_biexciton: EmittingState
     blinking: Blinking
+    slow_blinking: SlowBlinking
     bleaching: Bleaching
     detection: Detection
     background: Background
@@ -167,6 +205,7 @@ SECTIONS = {
     "biexciton": EmittingState,
     "charged_biexciton": EmittingState,
     "blinking": Blinking,
+    "slow_blinking": SlowBlinking,
     "bleaching": Bleaching,
     "detection": Detection,
     "background": Background,
@@ -267,14 +306,15 @@ def _check_consistency(m: Model, origin: str) -> None:
             f"detection.irf_offset_ns = {det.irf_offset_ns:g} (in {origin}) must be shorter "
             f"than the laser period {period_ns:g} ns"
         )
-    b = m.blinking
-    if b.dwell == "power_law":
-        for k in ("bright_dwell_us", "grey_dwell_us"):
-            if getattr(b, k) * 1e-6 >= b.power_law_max_s:
-                raise ModelError(
-                    f"blinking.{k} = {getattr(b, k):g} us (in {origin}) must be below "
-                    f"blinking.power_law_max_s = {b.power_law_max_s:g} s"
-                )
+    for sec, unit, to_s in (("blinking", "us", 1e-6), ("slow_blinking", "ms", 1e-3)):
+        b = getattr(m, sec)
+        if b.dwell == "power_law":
+            for k in (f"bright_dwell_{unit}", f"grey_dwell_{unit}"):
+                if getattr(b, k) * to_s >= b.power_law_max_s:
+                    raise ModelError(
+                        f"{sec}.{k} = {getattr(b, k):g} {unit} (in {origin}) must be below "
+                        f"{sec}.power_law_max_s = {b.power_law_max_s:g} s"
+                    )
 
 
 def _deep_merge(base: dict, top: Mapping) -> dict:

@@ -1,9 +1,14 @@
 """The reference model: the physics of PHYSICS.md sections 2 and 6, literally, in NumPy.
 
 Every pulse is simulated: its photon number ``n ~ Poisson(N)``, the charge state at its
-start, bleaching by its excitation, each emitted photon's Bernoulli yield, detection,
-beam-splitter channel, exponential delay and Gaussian jitter; noise is a Poisson number of
-events per pulse. The detectors then run event by event in time order with an exact,
+start (charged while the fast flicker or the slow blinking is grey), bleaching by its
+excitation, each emitted photon's Bernoulli yield, detection, beam-splitter channel,
+exponential delay and Gaussian jitter; noise is a Poisson number of events per pulse.
+An excitation that has not decayed by the next pulse is carried into it (the state is
+carried across pulses): its ``n`` new excitations add to it, so an exciton still present
+makes a biexciton with one more; decays are memoryless, so the carried excitation starts
+a fresh exponential delay at that pulse. (The JAX kernel assumes the ground state at every
+pulse and refuses lifetimes where this matters.) The detectors then run event by event in time order with an exact,
 unlimited afterpulse cascade (a heap of pending afterpulses) and a non-paralysable dead time.
 It shares no code with the JAX kernel beyond the data containers, uses NumPy's own
 generator, and agrees with the kernel only in distribution, which the tests check.
@@ -16,7 +21,7 @@ import heapq
 import math
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, stats
 
 from .model import Model
 from .physics.excitation import check_power
@@ -28,10 +33,12 @@ _FIELDS = ("t", "channel", "source", "state", "delay")
 
 
 class _Telegraph:
-    """Bright/grey renewal process in units of pulses; ``states(i)`` at pulse starts."""
+    """Bright/grey renewal process in units of pulses; ``states(i)`` at pulse starts.
+    ``section``: ``"blinking"`` (fast flicker, dwells in us) or ``"slow_blinking"`` (ms)."""
 
-    def __init__(self, m: Model, n_mean: float, rng: np.random.Generator):
-        b = m.blinking
+    def __init__(self, m: Model, n_mean: float, rng: np.random.Generator,
+                 section: str = "blinking"):
+        b = getattr(m, section)
         self.enabled = b.enabled
         self.rng = rng
         if not self.enabled:
@@ -42,16 +49,44 @@ class _Telegraph:
         f, sp = b.auger_charging_fraction, b.spontaneous_charging_fraction
         speedup = sp + (1 - sp) * ((1 - f) * p_ge1(n_mean) / p_ge1(1.0)
                                    + f * p_ge2(n_mean) / p_ge2(1.0))
-        pulses_per_us = m.excitation.rep_rate_hz * 1e-6
-        self.scale = [b.bright_dwell_us * pulses_per_us / speedup, b.grey_dwell_us * pulses_per_us]
+        per_s = m.excitation.rep_rate_hz
+        if section == "blinking":
+            bright, grey = b.bright_dwell_us * 1e-6, b.grey_dwell_us * 1e-6
+        else:
+            bright, grey = b.bright_dwell_ms * 1e-3, b.grey_dwell_ms * 1e-3
+        self.scale = [bright * per_s / speedup, grey * per_s]
         self.kind = b.dwell
         self.m = b.power_law_exponent
-        self.t_max = b.power_law_max_s * m.excitation.rep_rate_hz
-        if self.kind == "exponential":  # stationary start
-            self.state = int(rng.random() >= self.scale[0] / sum(self.scale))
-        else:  # a power law has no stationary state: start bright, as after a dark period
-            self.state = 0
-        self.next_switch = self._dwell(self.state)
+        self.t_max = b.power_law_max_s * per_s
+        # stationary start: the state by occupation, then the residual life of its dwell
+        means = [self._law(s).mean() for s in (0, 1)]
+        self.state = int(rng.random() >= means[0] / sum(means))
+        if self.kind == "exponential":
+            self.next_switch = self._dwell(self.state)  # memoryless
+        else:  # residual life x: integral_0^x S(t) dt = u * mean, S the dwell law's survival
+            target = rng.random() * means[self.state]
+            integral = self._survival_integral(self.scale[self.state])
+            self.next_switch = optimize.brentq(lambda x: integral(x) - target, 0.0, self.t_max,
+                                               xtol=1e-12 * self.t_max)
+
+    def _survival_integral(self, a: float):
+        """x -> integral_0^x S(t) dt of the truncated Pareto on [a, t_max]."""
+        k, b = self.m - 1.0, self.t_max
+        norm = a**-k - b**-k
+
+        def f(x):
+            if x <= a:
+                return x
+            prim = math.log(x / a) if abs(k - 1) < 1e-12 else (x ** (1 - k) - a ** (1 - k)) / (1 - k)
+            return a + (prim - b**-k * (x - a)) / norm
+
+        return f
+
+    def _law(self, state: int):
+        t_min = self.scale[state]
+        if self.kind == "exponential":
+            return stats.expon(scale=t_min)
+        return stats.truncpareto(self.m - 1.0, self.t_max / t_min, scale=t_min)
 
     def _dwell(self, state: int) -> float:
         u = self.rng.random()
@@ -156,8 +191,9 @@ def simulate_reference(
     tau1 = np.array([m.exciton.lifetime_ns, m.trion.lifetime_ns]) * 1e3
     tau2 = np.array([m.biexciton.lifetime_ns, m.charged_biexciton.lifetime_ns]) * 1e3
     p_bleach = m.bleaching.probability_per_excitation if m.bleaching.enabled else 0.0
-    blink = _Telegraph(m, n_mean, rng)
+    blinks = [_Telegraph(m, n_mean, rng, sec) for sec in ("blinking", "slow_blinking")]
     bleach_pulse = None
+    carry = 0  # excitations not yet decayed at the next pulse: 0, 1 (X/T) or 2 (BX)
     parts = []
     for start in range(0, n_pulses, block_pulses):
         count = min(block_pulses, n_pulses - start)
@@ -165,20 +201,37 @@ def simulate_reference(
         parts += _noise(m, rng, pulse, period_ps, sigma, n_mean)
         if bleach_pulse is not None:
             continue  # bleached: dark for ever, only noise
-        state = blink.states(start, count).astype(np.int64)
+        state = np.maximum(*(b.states(start, count) for b in blinks)).astype(np.int64)
         n = rng.poisson(n_mean, count)
         bleaches = (n >= 1) & (rng.random(count) < p_bleach)
+        dark_from = count
         if bleaches.any():
-            first = int(np.argmax(bleaches))
-            bleach_pulse = start + first
-            n[first:] = 0  # the bleaching excitation and everything after emit nothing
+            dark_from = int(np.argmax(bleaches))
+            bleach_pulse = start + dark_from
+            n[dark_from:] = 0  # the bleaching excitation and everything after emit nothing
         e2 = rng.exponential(tau2[state])  # biexciton delay
         e1 = rng.exponential(tau1[state])  # exciton delay after it
-        bx = (n >= 2) & (rng.random(count) < eta2[state])
-        x = (n >= 1) & (rng.random(count) < eta1[state])
+        u_bx, u_x = rng.random(count), rng.random(count)
+        # carried excitations: pulse k+1 starts with what pulse k left undecayed
+        c = np.zeros(count, np.int64)
+        c[0] = carry
+        while True:
+            total = n + c
+            x_delay = np.where(total >= 2, e2 + e1, e1)
+            bx_left = (total >= 2) & (e2 > period_ps)
+            x_left = (total >= 1) & ~bx_left & (x_delay > period_ps)
+            left = np.where(bx_left, 2, np.where(x_left, 1, 0))
+            left[dark_from:] = 0
+            new_c = np.concatenate([[carry], left[:-1]])
+            if np.array_equal(new_c, c):
+                break
+            c = new_c
+        carry = int(left[-1])
+        bx = (total >= 2) & ~bx_left & (u_bx < eta2[state])
+        x = (total >= 1) & ~bx_left & ~x_left & (u_x < eta1[state])
         for emitted, delay, src in (
             (bx, e2, np.where(state == 0, Source.BIEXCITON, Source.CHARGED_BIEXCITON)),
-            (x, np.where(n >= 2, e2 + e1, e1), np.where(state == 0, Source.EXCITON, Source.TRION)),
+            (x, x_delay, np.where(state == 0, Source.EXCITON, Source.TRION)),
         ):
             hit = emitted & (rng.random(count) < det.efficiency)
             k = int(hit.sum())

@@ -26,6 +26,7 @@ def ideal_overrides(**extra):
     """No blinking, bleaching, noise or dead time: the emitter alone, perfectly timed."""
     o = {
         "blinking.enabled": False,
+        "slow_blinking.enabled": False,
         "bleaching.enabled": False,
         "detection.dark_cps": 0.0,
         "detection.afterpulse_probability": 0.0,

@@ -83,3 +83,30 @@ def assert_damaged_file_fails_cleanly(data, raw: bytes, path, min_changes: int =
         assert path.name in str(e)
     else:
         assert isinstance(r, simsps.PhotonStream)
+
+
+def telegraph_correlation(p_bright, tau_c, tau):
+    """<n(0) n(tau)> of a stationary two-state telegraph with exponential dwells (n = 1
+    bright): p^2 + p (1 - p) exp(-tau / tau_c)."""
+    return p_bright**2 + p_bright * (1 - p_bright) * np.exp(-np.asarray(tau, float) / tau_c)
+
+
+def two_process_bunching(processes, i_bright, i_grey, tau):
+    """g2(tau) - 1 of an emitter that is bright only while every independent telegraph
+    process is bright: ``processes`` = [(p_bright, tau_c), ...], intensities per pulse."""
+    corr, p_all = 1.0, 1.0
+    for p, tc in processes:
+        corr = corr * telegraph_correlation(p, tc, tau)
+        p_all *= p
+    mean = i_grey + (i_bright - i_grey) * p_all
+    return ((i_bright - i_grey) / mean) ** 2 * (corr - p_all**2)
+
+
+def eq1_psat(powers, rates, sigma=None):
+    """Psat of seed eq. 1 fitted to ``rates`` at ``powers`` (scipy curve_fit)."""
+    from scipy.optimize import curve_fit
+
+    f = lambda p, a, psat, b: a * (1 - np.exp(-p / psat)) + b * p  # noqa: E731
+    par, _ = curve_fit(f, np.asarray(powers, float), np.asarray(rates, float),
+                       p0=[max(rates), 1.0, 0.0], sigma=sigma)
+    return float(par[1])
