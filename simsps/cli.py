@@ -89,6 +89,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="trace / FLID bin in seconds (default 0.01)")
     z.add_argument("--tau-max", type=_positive(float), default=None, metavar="S",
                    help="longest g2 delay in seconds (default min(1, duration / 4))")
+    z.add_argument("--background", default=None, metavar="CPS|FILE",
+                   help="background for the g2 corrections: a count rate in cps (both "
+                        "channels together) or a file measured on an empty spot (default: "
+                        "the pulsed g2's inter-peak floor, no prompt background)")
     z.set_defaults(parser=z)
 
     m = sub.add_parser("models", help="list the model presets with their key parameters",
@@ -182,7 +186,17 @@ def _cmd_analyze(a) -> int:
     from .io import read
 
     stream = read(a.file)
-    s = analyze(stream, a.out, bin_s=a.bin_s, tau_max_s=a.tau_max, progress=sys.stderr.isatty())
+    background = None
+    if a.background is not None:
+        try:
+            background = float(a.background)
+        except ValueError:
+            background = read(Path(a.background))  # an empty-spot measurement
+        else:
+            if not (background >= 0 and math.isfinite(background)):
+                raise UsageError(f"--background {a.background}: a count rate >= 0 in cps")
+    s = analyze(stream, a.out, bin_s=a.bin_s, tau_max_s=a.tau_max, background=background,
+                progress=sys.stderr.isatty())
     lines = [f"analysed {a.file}: {s['photons']} photons in {s['duration_s']:g} s -> {a.out}/"]
     def num(x, fmt=".4f", scale=1.0):  # the summary holds null for non-finite values
         return "n/a" if x is None else format(x * scale, fmt)
@@ -202,6 +216,8 @@ def _cmd_analyze(a) -> int:
     for name, why in s["skipped"].items():
         lines.append(f"  {name}: skipped ({why})")
     print("\n".join(lines))
+    for w in s["warnings"]:
+        print(f"warning: {w}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -333,20 +333,28 @@ def test_review_edge_cases(zn, with_background):
 
 
 def test_g2_log_errors_cover_long_bins():
-    """Uncorrelated photons: (g2 - 1) / stderr has zero mean and unit spread in every bin,
-    also in bins a tenth of the acquisition long (gridded, and near its ends)."""
+    """Uncorrelated photons: (g2 - 1) / stderr_poisson has zero mean and unit spread in every
+    bin, also in bins a tenth of the acquisition long (gridded, and near its ends). The
+    jackknife error has unit spread too where delays are below a tenth of a block, and is
+    not smaller than the true scatter beyond (pairs reach into other blocks)."""
     rng = np.random.default_rng(31)
-    z = []
+    z, zj = [], []
     for _ in range(300):
         n = rng.poisson(4000)
         t = np.sort(rng.integers(0, 2 * 10**12, n))
         s = simsps.PhotonStream.from_arrivals(t, rng.integers(0, 2, n).astype(np.uint8),
                                               400_000, 128.0, n_pulses=5_000_000)
         r = g2_log(s, tau_min_s=1e-3, tau_max_s=0.3, bins_per_decade=2, fit=False)
-        z.append((r.g2 - 1) / r.stderr)
-    z = np.array(z)
+        z.append((r.g2 - 1) / r.stderr_poisson)
+        zj.append((r.g2 - 1) / r.stderr)
+    z, zj = np.array(z), np.array(zj)
     assert z.shape[1] >= 5
     spread = z.std(axis=0)
     assert np.all((spread > 0.85) & (spread < 1.15)), spread
     # and no bias, however long the bin (exact middle of a gridded bin's delay weight)
     assert np.all(np.abs(z.mean(axis=0)) * math.sqrt(len(z)) < Z_CRIT), z.mean(axis=0)
+    short = r.tau_edges_s[1:] <= r.block_s / 10
+    assert short.sum() >= 1
+    jspread = zj.std(axis=0)
+    assert np.all((jspread[short] > 0.85) & (jspread[short] < 1.15)), jspread
+    assert np.all(jspread[~short] < 1.15), jspread

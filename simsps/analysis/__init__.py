@@ -6,6 +6,7 @@ Bad input raises :class:`AnalysisError` (a ``ValueError``) naming the problem.
 """
 
 from ._common import AnalysisError
+from .afterpulsing import Afterpulsing, DetectorAfterpulsing, afterpulsing
 from .changepoint import Segmentation, change_points
 from .decay import Decay, DecayFit, decay, fit_decay
 from .flid import Flid, flid
@@ -18,7 +19,7 @@ from .traces import (Dwells, DwellFit, LifetimeTrace, Trace, TwoLevel, dwell_tim
 from .widefield import Survival, survival
 
 __all__ = [
-    "AnalysisError", "BunchingFit", "CewDrift", "Decay", "DecayFit", "DwellFit", "Dwells",
+    "AnalysisError", "Afterpulsing", "BunchingFit", "DetectorAfterpulsing", "afterpulsing", "CewDrift", "Decay", "DecayFit", "DwellFit", "Dwells",
     "Flid", "G2Log", "LifetimeTrace", "PowerSeries", "PulsedG2", "SaturationFit", "Segmentation",
     "SpectrumFit", "Survival", "Trace", "TwoLevel", "cew_drift", "change_points", "decay",
     "dwell_times", "fit_bunching", "fit_decay", "fit_dwells", "fit_saturation", "fit_spectrum",

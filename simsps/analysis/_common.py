@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..stream import PhotonStream
@@ -57,3 +59,85 @@ def channel_times(stream, a: int = 0, b: int = 1) -> tuple[np.ndarray, np.ndarra
             tc = np.sort(tc, kind="stable")
         out.append(tc)
     return out[0], out[1]
+
+
+def interval(value: float, stderr: float, dof: float | None, level: float) -> tuple[float, float]:
+    """Two-sided confidence interval: Student's t with ``dof`` degrees of freedom (the
+    block jackknife's), the normal law when ``dof`` is None or infinite."""
+    from scipy import stats
+
+    if not 0 < level < 1:
+        raise AnalysisError(f"level = {level!r} must be in (0, 1)")
+    q = 1 - (1 - level) / 2
+    z = stats.norm.ppf(q) if dof is None or not np.isfinite(dof) else stats.t.ppf(q, dof)
+    return float(value - z * stderr), float(value + z * stderr)
+
+
+class Warnings(list):
+    """Plain-sentence warnings collected while an estimate is made (results keep them as a
+    tuple in their ``warnings`` field)."""
+
+    def add(self, condition, message: str) -> bool:
+        if condition:
+            self.append(message)
+        return bool(condition)
+
+
+def channel_delay_ps(stream, a: int, b: int) -> float:
+    """Delay of detector ``b``'s timing relative to ``a``'s (cables, electronics), from the
+    circular cross-correlation of their microtime histograms over one period (peak refined
+    by a parabola through its neighbours). 0 for identical detectors."""
+    period = float(stream.sync_period_ps)
+    res = float(stream.resolution_ps)
+    n = max(int(math.ceil(period / res)), 2)
+    hist = []
+    for c in (a, b):
+        d = stream.dtime[stream.channel == c].astype(np.int64) % n
+        hist.append(np.bincount(d, minlength=n)[:n].astype(np.float64))
+    ha, hb = (h - h.mean() for h in hist)
+    xc = np.fft.irfft(np.conj(np.fft.rfft(ha)) * np.fft.rfft(hb), n)
+    k = int(np.argmax(xc))
+    y0, y1, y2 = xc[k - 1], xc[k], xc[(k + 1) % n]
+    denom = y0 - 2 * y1 + y2
+    frac = 0.5 * (y0 - y2) / denom if denom < 0 else 0.0
+    lag = (k + frac) * res
+    return float(lag - period if lag > period / 2 else lag)
+
+
+def background_rates(background, stream, channels, na: int, nb: int):
+    """Parse an estimator's ``background`` argument: "floor" / None (measured by the
+    estimator itself), count rates in cps (one number split by the channels' count rates,
+    or one per channel), or a :class:`PhotonStream` of an empty spot. Returns
+    (mode, (rate_a, rate_b) or None, their variances or None); mode is "floor", "rates"
+    or "empty spot"."""
+    duration = stream.duration_s
+    rates = np.array([na, nb], float) / duration
+    if background is None or isinstance(background, str):
+        if background not in (None, "floor"):
+            raise AnalysisError(f"background {background!r}: use 'floor', rates in cps or an "
+                                "empty spot's PhotonStream")
+        return "floor", None, None
+    if isinstance(background, PhotonStream):
+        if background.duration_s <= 0:
+            raise AnalysisError("the empty-spot stream has no duration")
+        counts = np.array([np.sum(background.channel == c) for c in channels], float)
+        bg = counts / background.duration_s
+        var = tuple(counts / background.duration_s**2)
+        mode = "empty spot"
+    else:
+        try:
+            bg = np.atleast_1d(np.asarray(background, float))
+        except (TypeError, ValueError):
+            raise AnalysisError(f"background = {background!r}: give cps >= 0, one number or "
+                                "one per channel") from None
+        if bg.size == 1:
+            bg = bg[0] * rates / rates.sum()
+        var = None
+        mode = "rates"
+    if bg.shape != (2,) or np.any(bg < 0) or not np.all(np.isfinite(bg)):
+        raise AnalysisError(f"background = {background!r}: give cps >= 0, one number or "
+                            "one per channel")
+    if np.any(bg >= rates):
+        raise AnalysisError(f"background {bg.tolist()} cps is not below the count rates "
+                            f"{rates.tolist()} cps")
+    return mode, (float(bg[0]), float(bg[1])), var

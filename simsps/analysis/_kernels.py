@@ -183,42 +183,94 @@ def run_threaded(kernel, n: int, n_out: int, threads: int | None = None,
         return sum(pool.map(part, range(n_threads)))
 
 
+def run_per_slice(kernel, cuts, n_out: int, threads: int | None = None) -> np.ndarray:
+    """``kernel(i0, i1, out)`` for each slice [cuts[j], cuts[j + 1]) on threads; one row of
+    ``out`` (int64, length ``n_out``) per slice."""
+    cuts = np.asarray(cuts, np.int64)
+    n = len(cuts) - 1
+    result = np.zeros((n, n_out), np.int64)
+
+    def part(j):
+        kernel(int(cuts[j]), int(cuts[j + 1]), result[j])
+
+    n_threads = min(n, threads or max(1, min(os.cpu_count() or 1, 8)))
+    if n_threads <= 1:
+        for j in range(n):
+            part(j)
+    else:
+        with ThreadPoolExecutor(n_threads) as pool:
+            list(pool.map(part, range(n)))
+    return result
+
+
 def pair_histogram(ta: np.ndarray, tb: np.ndarray, edges: np.ndarray,
-                   threads: int | None = None) -> np.ndarray:
+                   threads: int | None = None, cuts=None) -> np.ndarray:
     """Cross pairs by ``|t_b - t_a|`` in the bins ``edges`` (int64, increasing, > 0);
-    ``ta``, ``tb`` sorted int64."""
+    ``ta``, ``tb`` sorted int64. With ``cuts`` (slices of ``ta``): one row per slice."""
     edges = np.ascontiguousarray(edges, np.int64)
     lut, k_lo, m = log_table(edges)
-    return run_threaded(lambda i0, i1, out: _pair_histogram(ta, tb, i0, i1, edges, lut, k_lo,
-                                                            m, out),
-                        len(ta), len(edges) - 1, threads)
+
+    def kernel(i0, i1, out):
+        _pair_histogram(ta, tb, i0, i1, edges, lut, k_lo, m, out)
+
+    if cuts is not None:
+        return run_per_slice(kernel, cuts, len(edges) - 1, threads)
+    if not len(ta):
+        return np.zeros(len(edges) - 1, np.int64)
+    return run_threaded(kernel, len(ta), len(edges) - 1, threads)
 
 
 def grid_histogram(ta: np.ndarray, tb: np.ndarray, r: int, grid_edges: np.ndarray,
-                   block: int = 1 << 16, threads: int | None = None) -> np.ndarray:
+                   block: int = 1 << 16, threads: int | None = None, cuts=None) -> np.ndarray:
     """Pairs with ``|t_b // r - t_a // r| < E`` for each E of ``grid_edges`` (cells, int64
-    >= 1); ``ta``, ``tb`` sorted int64 >= 0."""
+    >= 1); ``ta``, ``tb`` sorted int64 >= 0. With ``cuts``: one row per slice of ``ta``."""
     grid_edges = np.ascontiguousarray(grid_edges, np.int64)
-    return run_threaded(lambda i0, i1, out: _grid_histogram(ta, tb, np.int64(r), i0, i1,
-                                                            grid_edges, block, out),
-                        len(ta), len(grid_edges), threads)
+
+    def kernel(i0, i1, out):
+        _grid_histogram(ta, tb, np.int64(r), i0, i1, grid_edges, block, out)
+
+    if cuts is not None:
+        return run_per_slice(kernel, cuts, len(grid_edges), threads)
+    if not len(ta):
+        return np.zeros(len(grid_edges), np.int64)
+    return run_threaded(kernel, len(ta), len(grid_edges), threads)
 
 
 def signed_pairs(ta: np.ndarray, tb: np.ndarray, window: int,
-                 threads: int | None = None) -> np.ndarray:
-    """Every delay ``t_b - t_a`` with ``|t_b - t_a| < window`` (int64, unordered)."""
-    cuts = _slices(len(ta), threads)
-    n_threads = len(cuts) - 1
+                 threads: int | None = None, cuts=None):
+    """Every delay ``t_b - t_a`` with ``|t_b - t_a| < window`` (int64, unordered).
+
+    With ``cuts`` (increasing indices into ``ta``, first 0, last ``len(ta)``) the pairs
+    come grouped by the slice of their a photon, and ``(delays, offsets)`` is returned:
+    slice ``j``'s pairs are ``delays[offsets[j]:offsets[j + 1]]``."""
+    if cuts is None:
+        cuts_used = _slices(len(ta), threads)
+    else:
+        cuts_used = np.asarray(cuts, np.int64)
+    n_parts = len(cuts_used) - 1
+    n_threads = min(n_parts, threads or max(1, min(os.cpu_count() or 1, 8)))
     empty = np.zeros(0, np.int64)
-    with ThreadPoolExecutor(n_threads) as pool:
-        sizes = list(pool.map(lambda k: _signed_pairs(ta, tb, cuts[k], cuts[k + 1], window,
-                                                      empty), range(n_threads)))
-        offsets = np.concatenate([[0], np.cumsum(sizes)])
+
+    def count(k):
+        return _signed_pairs(ta, tb, cuts_used[k], cuts_used[k + 1], window, empty)
+
+    def fill(k):
+        _signed_pairs(ta, tb, cuts_used[k], cuts_used[k + 1], window,
+                      out[offsets[k]:offsets[k + 1]])
+
+    if n_threads <= 1:
+        sizes = [count(k) for k in range(n_parts)]
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         out = np.empty(int(offsets[-1]), np.int64)
-        list(pool.map(lambda k: _signed_pairs(ta, tb, cuts[k], cuts[k + 1], window,
-                                              out[offsets[k]:offsets[k + 1]]),
-                      range(n_threads)))
-    return out
+        for k in range(n_parts):
+            fill(k)
+    else:
+        with ThreadPoolExecutor(n_threads) as pool:
+            sizes = list(pool.map(count, range(n_parts)))
+            offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+            out = np.empty(int(offsets[-1]), np.int64)
+            list(pool.map(fill, range(n_parts)))
+    return out if cuts is None else (out, offsets)
 
 
 @numba.njit(**_JIT)

@@ -7,9 +7,14 @@ ratio of one intensity change after photon k is
     L_k = 2 [k ln(k / V_k) + (N - k) ln((N - k) / (T - V_k)) - N ln(N / T)],
 
 V_k the time from the stretch's start to photon k. The largest L_k is significant when
-sqrt(max L) exceeds the (1 - alpha) quantile of its null distribution, for which the
-asymptotic form of Horvath (1993) is used: with ``a = sqrt(2 ln ln N)`` and
-``b = 2 ln ln N + ln ln ln N / 2 - ln(pi) / 2``, ``P(a sqrt(max L) - b <= x) -> exp(-2 e^-x)``.
+sqrt(max L) exceeds the (1 - alpha) quantile of its null distribution: for a stretch of
+constant intensity the N photon times are uniform, whatever the rate, so the quantile
+depends on N (and on the ``min_photons`` kept on each side) only. As Watkins and Yang did,
+it comes from simulation: 40 000 uniform stretches per N on a log grid of N from 16 to
+16384 (``_changepoint_null.py``, written by ``python -m simsps.analysis.changepoint``),
+interpolated in log N and log alpha; other N, alpha or margins are simulated on first use
+(4000 stretches, cached). The asymptotic law of Horvath (1993) that this replaces is
+conservative at these N (false-alarm rate 0-3e-4 at nominal 0.01), so it missed short dwells.
 Stretches (at most ``window_photons`` to begin with) are split until no significant change
 is left. Segment intensities are then put
 on two levels by a two-component Poisson mixture weighted by duration, consecutive segments
@@ -20,6 +25,7 @@ and last are censored and dropped).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import numpy as np
@@ -37,15 +43,60 @@ class Segmentation:
     grey_s: np.ndarray
     bright_fit: DwellFit | None
     grey_fit: DwellFit | None
+    warnings: tuple[str, ...] = ()
 
 
-def _critical(n: int, alpha: float) -> float:
-    """Critical value of sqrt(max L_k) for n photons (Horvath's asymptotic law)."""
-    lnln = math.log(math.log(max(n, 16)))
-    a = math.sqrt(2 * lnln)
-    b = 2 * lnln + 0.5 * math.log(lnln) - 0.5 * math.log(math.pi)
-    x = -math.log(-math.log(1 - alpha) / 2)
-    return (x + b) / a
+def _statistic(t: np.ndarray, t0: float, t1: float, margin: int) -> np.ndarray:
+    """sqrt(max_k L_k) of each row of sorted photon times ``t`` (R, N) on [t0, t1]."""
+    n = t.shape[-1]
+    k = np.arange(1, n)
+    v = t[..., :-1] - t0 + 0.5 * np.diff(t, axis=-1)
+    T = t1 - t0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ll = 2 * (k * np.log(k / v) + (n - k) * np.log((n - k) / (T - v)) - n * math.log(n / T))
+    ll = np.where(np.isfinite(ll), ll, -np.inf)
+    ll[..., : margin - 1] = -np.inf
+    ll[..., n - margin:] = -np.inf
+    return np.sqrt(np.maximum(ll.max(axis=-1), 0.0))
+
+
+def null_quantiles(n: int, margin: int, alphas, replicates: int, seed: int = 0) -> np.ndarray:
+    """(1 - alpha) quantiles of sqrt(max L) for ``n`` uniform photons (no change), by
+    simulation of ``replicates`` stretches."""
+    rng = np.random.default_rng([seed, n, margin])
+    stats = []
+    chunk = max(1, int(4e6 // n))
+    for start in range(0, replicates, chunk):
+        r = min(chunk, replicates - start)
+        stats.append(_statistic(np.sort(rng.random((r, n)), axis=1), 0.0, 1.0, margin))
+    stats = np.concatenate(stats)
+    return np.quantile(stats, 1 - np.asarray(alphas, float))
+
+
+@functools.lru_cache(maxsize=4096)
+def _simulated(n: int, margin: int, alpha: float) -> float:
+    return float(null_quantiles(n, margin, [alpha], 4000)[0])
+
+
+def _critical(n: int, alpha: float, margin: int = 8) -> float:
+    """Critical value of sqrt(max L_k) for n photons: the simulated null table (module doc)."""
+    from ._changepoint_null import ALPHAS, MARGIN, N_GRID, QUANTILES
+
+    n_grid = np.asarray(N_GRID, float)
+    alphas = np.asarray(ALPHAS, float)
+    if margin != MARGIN or not (n_grid[0] <= n <= n_grid[-1]) or not (
+            alphas.min() <= alpha <= alphas.max()):
+        # off the table: simulate this n on a log grid of 8 per octave, once
+        n_key = int(round(2 ** (round(8 * math.log2(n)) / 8)))
+        return _simulated(max(n_key, 2 * margin), margin, float(alpha))
+    q = np.asarray(QUANTILES, float)  # (len(N_GRID), len(ALPHAS))
+    x = math.log(n)
+    i = int(np.clip(np.searchsorted(np.log(n_grid), x) - 1, 0, len(n_grid) - 2))
+    fx = (x - math.log(n_grid[i])) / (math.log(n_grid[i + 1]) - math.log(n_grid[i]))
+    order = np.argsort(alphas)
+    la = np.log(alphas[order])
+    row = (1 - fx) * q[i][order] + fx * q[i + 1][order]
+    return float(np.interp(math.log(alpha), la, row))
 
 
 def _best_split(t: np.ndarray, t0: float, t1: float, margin: int):
@@ -88,7 +139,7 @@ def change_points(stream, *, alpha: float = 0.01, channels=None, min_photons: in
         if n < 2 * min_photons:
             continue
         ll, tc = _best_split(t[lo:hi], t0, t1, min_photons)
-        if ll > 0 and math.sqrt(ll) > _critical(n, alpha):
+        if ll > 0 and math.sqrt(ll) > _critical(n, alpha, min_photons):
             k = lo + int(np.searchsorted(t[lo:hi], tc))
             cuts.append(tc)
             stack.append((lo, k, t0, tc))
@@ -107,8 +158,13 @@ def change_points(stream, *, alpha: float = 0.01, channels=None, min_photons: in
     inner = slice(1, -1)  # first and last runs are censored
     b = run_len[inner][run_level[inner] == 1]
     g = run_len[inner][run_level[inner] == 0]
+    bf, gf = fit_dwells(b), fit_dwells(g)
+    warn = [f"{name} dwells: {w}" for name, f in (("bright", bf), ("grey", gf)) if f
+            for w in f.warnings]
+    if len(level) < 3 or level.min() == level.max():
+        warn.append("no change between two intensity levels found: no dwell times")
     return Segmentation(change_times_s=bounds, intensity_cps=inten, level=level, bright_s=b,
-                        grey_s=g, bright_fit=fit_dwells(b), grey_fit=fit_dwells(g))
+                        grey_s=g, bright_fit=bf, grey_fit=gf, warnings=tuple(warn))
 
 
 def _two_levels(n: np.ndarray, dur: np.ndarray, iters: int = 300) -> np.ndarray:
@@ -130,3 +186,27 @@ def _two_levels(n: np.ndarray, dur: np.ndarray, iters: int = 300) -> np.ndarray:
     if lam.max() - lam.min() < 1e-3 * lam.max() or w.min() < 1e-6:  # one level only
         return np.ones(len(rate), np.int64)
     return (np.argmax(r, axis=1) == bright).astype(np.int64)
+
+
+def _tabulate(path=None, replicates: int = 40_000) -> None:
+    """Write ``_changepoint_null.py``: simulated null quantiles on the N x alpha grid."""
+    from pathlib import Path
+
+    from tqdm.auto import tqdm
+
+    n_grid = sorted({int(round(2 ** (j / 4))) for j in range(16, 57)})  # 16 .. 16384
+    alphas = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2]
+    rows = [null_quantiles(n, 8, alphas, replicates).tolist()
+            for n in tqdm(n_grid, desc="null quantiles")]
+    path = Path(path or Path(__file__).with_name("_changepoint_null.py"))
+    lines = ['"""Simulated null quantiles of the Watkins-Yang statistic sqrt(max L_k): written by',
+             '``python -m simsps.analysis.changepoint`` (%d uniform stretches per N, margin 8)."""'
+             % replicates, "", "MARGIN = 8", f"N_GRID = {n_grid}", f"ALPHAS = {alphas}",
+             "QUANTILES = ["]
+    lines += [f"    {[round(x, 5) for x in r]}," for r in rows]
+    lines += ["]", ""]
+    path.write_text("\n".join(lines))
+
+
+if __name__ == "__main__":
+    _tabulate()

@@ -15,9 +15,14 @@ an array
     a measured IRF on the same microtime bins (normalised here); convolved by FFT; the
     model's time zero is that of the IRF.
 
-Excitation every period and decays much shorter than it are assumed (no pile-up from the
-previous pulse). Uncertainties come from the expected Fisher information of the Poisson
-likelihood at the optimum, ``J^T diag(1/mu) J``.
+The decay of earlier pulses is carried into every period (excitation every pulse, a
+decay that may not finish within one): the Gaussian and measured-IRF models are periodic
+sums over all earlier pulses; in a tail fit it only rescales each component, since the
+tail of the pulse before has the same shape on [t_start, T). Model counts are integrals
+over each bin (the ex-Gaussian's CDF), not values at bin centres. Uncertainties come from
+the expected Fisher information of the Poisson likelihood at the optimum,
+``J^T diag(1/mu) J``, scaled by ``sqrt(deviance / dof)`` when the fit is worse than
+Poisson noise allows.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ import math
 import numpy as np
 from scipy import optimize, special
 
-from ._common import AnalysisError, check_stream
+from ._common import AnalysisError, Warnings, check_stream, interval
+from ._shapes import periodic_bin_integrals
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,17 +66,14 @@ class DecayFit:
     model_counts: np.ndarray  # on the fitted bins
     fitted_time_ns: np.ndarray
     reduced_deviance: float  # Poisson deviance per degree of freedom (~1 for a good fit)
+    warnings: tuple[str, ...] = ()
 
     @property
     def fractions(self) -> np.ndarray:
         return self.amplitudes / self.amplitudes.sum()
 
     def interval(self, k: int = 0, level: float = 0.95) -> tuple[float, float]:
-        from scipy import stats
-
-        z = stats.norm.isf((1 - level) / 2)
-        return (self.lifetimes_ns[k] - z * self.lifetimes_stderr_ns[k],
-                self.lifetimes_ns[k] + z * self.lifetimes_stderr_ns[k])
+        return interval(self.lifetimes_ns[k], self.lifetimes_stderr_ns[k], None, level)
 
 
 def decay(stream, *, channels=None, window_s: tuple[float, float] | None = None,
@@ -102,19 +105,6 @@ def decay(stream, *, channels=None, window_s: tuple[float, float] | None = None,
     res_ns = stream.resolution_ps / 1e3
     return Decay(time_ns=np.arange(len(counts)) * res_ns, counts=counts, resolution_ns=res_ns,
                  period_ns=stream.sync_period_ps / 1e3, n_photons=int(sel.sum()))
-
-
-def _exgauss(t, tau, t0, sigma):
-    """Exponential (unit area, lifetime tau) starting at t0 convolved with a Gaussian."""
-    x = (t - t0) / sigma
-    lam = sigma / tau
-    # 0.5/tau exp(lam^2/2 - x lam) erfc((lam - x)/sqrt2), written with erfcx for stability
-    z = (lam - x) / math.sqrt(2)
-    out = np.empty_like(x)
-    pos = z > 0
-    out[pos] = np.exp(-0.5 * x[pos] ** 2) * special.erfcx(z[pos])
-    out[~pos] = np.exp(0.5 * lam * lam - x[~pos] * lam) * special.erfc(z[~pos])
-    return 0.5 / tau * out
 
 
 def fit_decay(d: Decay, *, n_exp: int = 1, background: bool = True, irf=None,
@@ -149,10 +139,11 @@ def fit_decay(d: Decay, *, n_exp: int = 1, background: bool = True, irf=None,
         taus = np.exp(p[:n_exp])
         if mode == "tail":
             return [np.exp(-(x - start) / tau) * (1 - math.exp(-w / tau)) for tau in taus]
-        if mode == "gaussian":
+        if mode == "gaussian":  # bin integrals, this pulse and every earlier one
             t0 = p[2 * n_exp + 1]
             sig = (irf_fwhm_ps / 2354.82) if irf_fwhm_ps else math.exp(p[2 * n_exp + 2])
-            return [_exgauss(x, tau, t0, sig) * w for tau in taus]
+            edges = np.append(x - w / 2, x[-1] + w / 2)
+            return [periodic_bin_integrals(edges, tau, t0, sig, d.period_ns) for tau in taus]
         out = []
         for tau in taus:  # periodic convolution of the bin-integrated exponential with the IRF
             e = np.exp(-d.time_ns / tau) * (1 - math.exp(-w / tau))
@@ -188,9 +179,34 @@ def fit_decay(d: Decay, *, n_exp: int = 1, background: bool = True, irf=None,
         if not irf_fwhm_ps:
             p0.append(math.log(0.15))
     p0 = np.array(p0)
-    r = optimize.minimize(nll, p0, method="Nelder-Mead",
-                          options=dict(maxiter=4000 * len(p0), xatol=1e-7, fatol=1e-9))
-    r = optimize.minimize(nll, r.x, method="BFGS")  # polish
+    # a box the physics fits in: lifetimes from a tenth of a bin to 1000 periods, the IRF
+    # within a period of the peak and narrower than a quarter period
+    big = math.log(max(y.sum(), 10.0) * 1e3)
+    lo_b = [math.log(w / 10)] * n_exp + [math.log(1e-3)] * n_exp + [math.log(1e-6)]
+    hi_b = [math.log(1e3 * d.period_ns)] * n_exp + [big] * n_exp + [big]
+    if mode == "gaussian":
+        lo_b.append(peak - d.period_ns)
+        hi_b.append(peak + d.period_ns)
+        if not irf_fwhm_ps:
+            lo_b.append(math.log(w / 20))
+            hi_b.append(math.log(d.period_ns / 4))
+    lo_b, hi_b = np.array(lo_b), np.array(hi_b)
+    p0 = np.clip(p0, lo_b + 1e-9, hi_b - 1e-9)
+
+    def deviance_residuals(p):  # sum of squares = Poisson deviance: least squares is ML
+        m = np.maximum(mu(p), 1e-300)
+        dev = 2 * (np.where(y > 0, y * np.log(np.maximum(y, 1e-300) / m), 0.0) - (y - m))
+        return np.sign(y - m) * np.sqrt(np.maximum(dev, 0.0))
+
+    # a few simplex steps make the start robust, trust-region least squares converges
+    r = optimize.minimize(nll, p0, method="Nelder-Mead", bounds=list(zip(lo_b, hi_b)),
+                          options=dict(maxiter=40 * len(p0), xatol=1e-4, fatol=1e-6))
+    try:
+        r = optimize.least_squares(deviance_residuals, np.clip(r.x, lo_b + 1e-12, hi_b - 1e-12),
+                                   bounds=(lo_b, hi_b), method="trf", x_scale="jac",
+                                   xtol=1e-10, ftol=1e-12, gtol=1e-10)
+    except ValueError as e:
+        raise AnalysisError(f"the decay fit did not converge: {e}") from None
     p = r.x
     if not np.all(np.isfinite(p)):
         raise AnalysisError("the decay fit did not converge")
@@ -216,9 +232,29 @@ def fit_decay(d: Decay, *, n_exp: int = 1, background: bool = True, irf=None,
         cov[np.ix_(keep, keep)] = np.linalg.inv(fisher[np.ix_(keep, keep)])
     except np.linalg.LinAlgError:
         raise AnalysisError("the decay fit is degenerate (parameters not identifiable)") from None
-    err = np.sqrt(np.maximum(np.diag(cov), 0))
-    order = np.argsort(nat[:n_exp])
     dev = 2 * np.sum(np.where(y > 0, y * np.log(np.maximum(y, 1e-300) / m), 0) - (y - m))
+    dof = max(len(y) - len(nat), 1)
+    red = float(dev / dof)
+    err = np.sqrt(np.maximum(np.diag(cov), 0)) * math.sqrt(max(red, 1.0))
+    order = np.argsort(nat[:n_exp])
+    warn = Warnings()
+    from scipy import stats
+
+    warn.add(stats.chi2.sf(dev, dof) < 1e-3,
+             f"poor fit: Poisson deviance {red:.3g} per degree of freedom over {len(y)} bins "
+             f"(errors scaled by {math.sqrt(max(red, 1.0)):.3g}); more components or another "
+             "IRF model may be needed")
+    longest = float(nat[:n_exp].max())
+    warn.add(longest > d.period_ns / 20,
+             f"the decay does not finish within the period (lifetime {longest:.3g} ns, period "
+             f"{d.period_ns:.4g} ns): "
+             + ("the fit sums the decay of all earlier pulses" if mode != "tail" else
+                "a tail fit only sees it rescaled; fit with irf='gaussian' to see the "
+                "whole decay"))
+    for tau, e in zip(nat[:n_exp], err[:n_exp]):
+        warn.add(not e < tau, f"the lifetime {tau:.3g} ns is not determined by the data "
+                              f"(error {e:.3g} ns)")
+    warn.add(y.sum() < 100, f"only {int(y.sum())} photons in the fit range")
     return DecayFit(
         lifetimes_ns=nat[:n_exp][order], lifetimes_stderr_ns=err[:n_exp][order],
         amplitudes=nat[n_exp:2 * n_exp][order], amplitudes_stderr=err[n_exp:2 * n_exp][order],
@@ -228,7 +264,7 @@ def fit_decay(d: Decay, *, n_exp: int = 1, background: bool = True, irf=None,
         irf_fwhm_ns=(irf_fwhm_ps / 1e3 if irf_fwhm_ps else float(nat[2 * n_exp + 2]) * 2.35482)
         if mode == "gaussian" else None,
         fit_range_ns=(float(start), float(stop)), model_counts=m, fitted_time_ns=x,
-        reduced_deviance=float(dev / max(len(y) - len(nat), 1)),
+        reduced_deviance=red, warnings=tuple(warn),
     )
 
 

@@ -26,6 +26,7 @@ class Flid:
     intensity: np.ndarray  # the pairs it is made of
     lifetime_ns: np.ndarray
     bin_s: float
+    warnings: tuple[str, ...] = ()
 
     def spread(self) -> tuple[float, float]:
         """Standard deviations of intensity and lifetime over the bins (the FLID width)."""
@@ -61,4 +62,4 @@ def flid(stream_or_trace, bin_s: float = 0.01, *, grid=(128, 128), per_second: b
     area = (xe[1] - xe[0]) * (ye[1] - ye[0])
     dens = dens / max(dens.sum() * area, 1e-300)
     return Flid(intensity_edges=xe, lifetime_edges_ns=ye, density=dens, intensity=x,
-                lifetime_ns=y, bin_s=lt.bin_s)
+                lifetime_ns=y, bin_s=lt.bin_s, warnings=lt.warnings)

@@ -20,15 +20,24 @@ number of periods (see ``_grid_quantum``). Both regimes are compiled loops (numb
 slices of the photons, run on threads.
 
 Both delay signs are counted (HBT correlations of a stationary emitter are symmetric), and
-``g2 = pairs / (2 N_a N_b w (D - tau) / D^2)`` for bin width ``w`` with middle ``tau`` in
-an acquisition of duration ``D`` (``tau_s`` reports the geometric centre, for plotting).
-``stderr``: for uncorrelated photons given their numbers (g2 is normalised by them) the pair
-count is Poisson plus the covariance of pairs that share a photon near the ends of the
-acquisition (``_edge_variance``; it matters for delays of a few per cent of ``D``).
-Blinking makes photons come in bunches: then pairs sharing a photon covary, within a bin
-(variance larger by about ``1 + 2 A (N_a + N_b) min(w, tau_c) / D`` for bunching ``A``, a
-few per cent to tens of per cent) and between neighbouring bins; the bunching fit's chi2
-shows it.
+``g2 = pairs / E`` with ``E`` the pairs uncorrelated photons would give: ``N_b / D`` times
+the delay range of the bin (both signs) that stays inside the acquisition from each
+channel-a photon, summed over those photons (so the ends of the acquisition are exact;
+``tau_s`` reports the geometric centre, for plotting).
+
+``stderr``: the delete-one-block jackknife over ``n_blocks`` time blocks
+(:mod:`simsps.analysis._blocks`): each replicate leaves out one block's photons of both
+channels and the stretch of time they covered (pairs with either photon in it, and the
+expected pairs recomputed for what is left, so a block's own count fluctuation cancels as
+it does in the full estimate). Blinking makes photons come in bunches, so pairs within one
+dwell covary and Poisson errors understate the scatter, by far at delays beyond the
+dwells; the jackknife measures it, for delays well below a block's length (tested against
+the seed-to-seed scatter under both presets' blinking; beyond a tenth of a block, pairs
+reach into other blocks and the error is only approximate, which a warning says). The
+Poisson error (plus the covariance of pairs sharing a photon near the ends) is kept as
+``stderr_poisson``; the bunching fit is weighted by it times the jackknife's (smoothed)
+inflation, its parameter errors come from refitting with each block left out and its chi2
+uses the jackknife errors.
 """
 
 from __future__ import annotations
@@ -38,27 +47,38 @@ import math
 
 import numpy as np
 
-from ._common import AnalysisError, channel_times, check_stream
+from ._blocks import DEFAULT_BLOCKS, block_edges, time_slices
+from ._common import (AnalysisError, Warnings, background_rates, channel_times, check_stream,
+                      interval)
 
 
 @dataclasses.dataclass(frozen=True)
 class BunchingFit:
-    amplitude: float  # A in 1 + A exp(-tau/tau_c)
+    amplitude: float  # A in baseline + A exp(-tau/tau_c)
     amplitude_stderr: float
     tau_c_s: float
     tau_c_stderr_s: float
     baseline: float
     baseline_stderr: float  # 0 when the baseline is fixed
-    chi2_per_dof: float
+    relative_amplitude: float  # A / baseline: the bunching over the long-delay plateau
+    relative_amplitude_stderr: float
+    chi2_per_dof: float  # with the jackknife errors of the bins
+    dof: float  # degrees of freedom of the parameter errors (jackknife blocks - 1)
     fit_range_s: tuple[float, float]
+    warnings: tuple[str, ...] = ()
 
     def model(self, tau_s):
         return self.baseline + self.amplitude * np.exp(-np.asarray(tau_s) / self.tau_c_s)
 
-    @property
-    def relative_amplitude(self) -> float:
-        """A / baseline: the bunching of g2 normalised to its long-delay plateau."""
-        return self.amplitude / self.baseline
+    def interval(self, name: str = "relative_amplitude", level: float = 0.95):
+        """Confidence interval of ``amplitude``, ``relative_amplitude``, ``tau_c_s`` or
+        ``baseline`` (Student's t with the jackknife's degrees of freedom)."""
+        se = {"amplitude": self.amplitude_stderr, "tau_c_s": self.tau_c_stderr_s,
+              "baseline": self.baseline_stderr,
+              "relative_amplitude": self.relative_amplitude_stderr}
+        if name not in se:
+            raise AnalysisError(f"no parameter {name!r}: choose one of {', '.join(se)}")
+        return interval(getattr(self, name), se[name], self.dof, level)
 
     def decayed_by(self, fraction: float = 1 / math.e) -> float:
         """Delay (s) where the bunching excess has fallen to ``fraction`` of its value at 0."""
@@ -70,10 +90,14 @@ class G2Log:
     tau_s: np.ndarray  # geometric bin centres
     tau_edges_s: np.ndarray
     g2: np.ndarray
-    stderr: np.ndarray
+    stderr: np.ndarray  # jackknife over time blocks
+    stderr_poisson: np.ndarray
     pairs: np.ndarray
     split_s: float  # delay where exact pairs hand over to the gridded count
     fit: BunchingFit | None
+    block_s: float = 0.0  # length of the jackknife's time blocks
+    warnings: tuple[str, ...] = ()
+    _loo: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def plot(self, ax=None, **kw):
         from .plots import plot_g2_log
@@ -98,7 +122,8 @@ def g2_log(stream, *, tau_min_s: float = 1e-8, tau_max_s: float = 1.0,
            bins_per_decade: int = 10, channels: tuple[int, int] = (0, 1),
            fit: bool = True, fit_min_s: float | None = None, fit_max_s: float | None = None,
            baseline: str = "free", snap_to_period: bool = True, pair_budget: float = 1e8,
-           grid_budget: float = 4e7) -> G2Log:
+           grid_budget: float = 4e7, n_blocks: int = DEFAULT_BLOCKS,
+           background=None) -> G2Log:
     """Cross-correlation of ``channels`` on log-spaced delays; see the module doc.
 
     ``pair_budget`` caps the photon pairs enumerated exactly where a grid can take over,
@@ -108,6 +133,12 @@ def g2_log(stream, *, tau_min_s: float = 1e-8, tau_max_s: float = 1.0,
     the pulse comb) to ``fit_max_s`` (default ``tau_max_s``); its ``baseline`` is free by
     default, so a slow drift (bleaching, focus) raises the baseline instead of
     masquerading as a slow bunching component; ``baseline="fixed"`` pins it to 1.
+    Errors: jackknife over ``n_blocks`` time blocks, which should be longer than the
+    longest delay and the blinking's dwells (a warning says when they are not).
+    ``background`` (cps, one number or one per channel, or an empty spot's stream): photons
+    independent of the emitter dilute the correlation by the signal fractions,
+    ``g2 - 1 -> rho_a rho_b (g2 - 1)``; given, it is undone (afterpulses are not background
+    here: beyond their ~us delays they follow their parents' blinking). Default: none.
     """
     a, b = channels
     check_stream(stream, need_channels=(a, b), min_photons=2)
@@ -127,42 +158,130 @@ def g2_log(stream, *, tau_min_s: float = 1e-8, tau_max_s: float = 1.0,
     na, nb = len(ta), len(tb)
     from ._kernels import grid_histogram, pair_histogram
 
+    warn = Warnings()
     period = int(round(stream.sync_period_ps)) if snap_to_period else None
     split = _choose_split(edges, na, nb, duration_ps, bins_per_decade, pair_budget, grid_budget,
                           period)
-    pairs = np.zeros(len(edges) - 1, np.float64)
+    block_ps = block_edges(int(round(duration_ps / stream.sync_period_ps)), n_blocks) \
+        * float(stream.sync_period_ps)
+    cuts_a = np.array([sl.start for sl in time_slices(ta, block_ps)] + [na])
+    cuts_b = np.array([sl.start for sl in time_slices(tb, block_ps)] + [nb])
+    n_bins = len(edges) - 1
+    # pairs by block: a photon in block k (A), b photon in block k (B), both in k (W)
+    A, B, W = (np.zeros((n_blocks, n_bins), np.float64) for _ in range(3))
     width = np.diff(edges).astype(np.float64)
     # middle of each bin's delay weight: [lo, hi) for exact pairs; on a grid, cell
     # differences E1 .. E2-1 weigh delays by overlapping triangles centred (E1 + E2 - 1) r / 2
     middle = edges[:-1] + width / 2
+
+    def count(hist, bins, *args):
+        bins[0][:] = hist(ta, tb, *args, cuts=cuts_a)
+        bins[1][:] = hist(tb, ta, *args, cuts=cuts_b)
+        for k in range(n_blocks):
+            sa, sb = slice(cuts_a[k], cuts_a[k + 1]), slice(cuts_b[k], cuts_b[k + 1])
+            bins[2][k] = hist(ta[sa], tb[sb], *args, threads=1)
+
     if split > 0:
-        pairs[:split] = pair_histogram(ta, tb, edges[: split + 1])
+        count(pair_histogram, [A[:, :split], B[:, :split], W[:, :split]], edges[: split + 1])
     for j, stop in _decades(split, len(edges), bins_per_decade):
         r = _grid_quantum(edges, j, stop, period)
         grid_edges = np.round(edges[j:stop + 1] / r).astype(np.int64)  # >= 2 apart
-        pairs[j:stop] = np.diff(grid_histogram(ta, tb, r, grid_edges))
+        cum = [np.zeros((n_blocks, stop - j + 1)) for _ in range(3)]
+        count(grid_histogram, cum, r, grid_edges)
+        for full, c in zip((A, B, W), cum):
+            full[:, j:stop] = np.diff(c, axis=1)
         width[j:stop] = np.diff(grid_edges) * r
         middle[j:stop] = (grid_edges[:-1] + grid_edges[1:] - 1) * r / 2
+    pairs = A.sum(axis=0)
     centre = np.sqrt(edges[:-1] * edges[1:].astype(np.float64))
-    # uncorrelated pairs in a bin: 2 N_a N_b / D^2 x integral of (D - tau) over its weight,
-    # exact with the bin's middle (the geometric centre is only where it is plotted)
-    expected = 2.0 * na * nb * width * (duration_ps - middle) / duration_ps**2
+    # uncorrelated pairs: b density times the delay range of the bin (both signs) that keeps
+    # the partner inside the data, summed over the a photons (exact at the ends)
+    lo, hi = middle - width / 2, middle + width / 2
+    cover = _Coverage(ta, lo, hi)
+    inside = cover.total(0.0, duration_ps)
+    expected = nb / duration_ps * inside
     g2 = pairs / expected
-    # given the photon numbers (g2 is normalised by them), the pair count of uncorrelated
-    # photons is Poisson plus a term from pairs sharing a photon, which covary only as far as
-    # a photon's expected partners depend on where it sits: near the ends of the acquisition
-    # it has fewer (matters once a delay is a few % of D; tested against Monte Carlo)
+    # delete-one-block jackknife: block k's photons of both channels leave, and so do the
+    # data it covered (the b photons left are uniform outside it)
+    loo = np.empty((n_blocks, n_bins))
+    for k in range(n_blocks):
+        x0, x1 = block_ps[k], block_ps[k + 1]
+        i0, i1 = cuts_a[k], cuts_a[k + 1]
+        kept = (inside - cover.part(0.0, duration_ps, i0, i1)
+                - cover.total(x0, x1) + cover.part(x0, x1, i0, i1))
+        density = (nb - (cuts_b[k + 1] - cuts_b[k])) / (duration_ps - (x1 - x0))
+        loo[k] = (pairs - A[k] - B[k] + W[k]) / (density * kept)
+    stderr = np.sqrt((n_blocks - 1) / n_blocks * np.sum((loo - loo.mean(axis=0)) ** 2, axis=0))
+    # Poisson given the photon numbers, plus pairs sharing a photon near the ends of the
+    # acquisition (uncorrelated photons; weights of the bunching fit)
     var = np.maximum(pairs, 1.0) + _edge_variance(middle, width, na, nb, duration_ps)
-    stderr = np.sqrt(var) / expected
-    tau = centre / 1e12
-    res = G2Log(tau_s=tau, tau_edges_s=edges / 1e12, g2=g2, stderr=stderr, pairs=pairs,
-                split_s=float(edges[split]) / 1e12, fit=None)
+    stderr_poisson = np.sqrt(var) / expected
+    block_s = duration_ps / n_blocks / 1e12
+    warn.add(edges[-1] / 1e12 > block_s / 10,
+             f"delays up to {edges[-1] / 1e12:.3g} s against jackknife blocks of {block_s:.3g} "
+             "s: the errors of delays above a tenth of a block are approximate (pairs reach "
+             "into other blocks); use a longer acquisition or a smaller tau_max_s")
+    if background is not None:
+        _, bg, bg_var = background_rates(background, stream, channels, na, nb)
+        rho = (1 - bg[0] * stream.duration_s / na) * (1 - bg[1] * stream.duration_s / nb)
+        g2, loo = 1 + (g2 - 1) / rho, 1 + (loo - 1) / rho
+        stderr, stderr_poisson = stderr / rho, stderr_poisson / rho
+        if bg_var is not None:  # an empty spot's counting error, first order
+            rel = math.hypot(*(math.sqrt(v) * stream.duration_s / (n - r * stream.duration_s)
+                               for v, n, r in zip(bg_var, (na, nb), bg)))
+            stderr = np.hypot(stderr, (g2 - 1) * rel)
+    res = G2Log(tau_s=centre / 1e12, tau_edges_s=edges / 1e12, g2=g2, stderr=stderr,
+                stderr_poisson=stderr_poisson, pairs=pairs,
+                split_s=float(edges[split]) / 1e12, fit=None, block_s=block_s,
+                warnings=tuple(warn), _loo=loo)
     if fit:
         period_s = stream.sync_period_ps * 1e-12
         lo = fit_min_s if fit_min_s is not None else 20 * period_s
         hi = fit_max_s if fit_max_s is not None else tau_max_s
-        res = dataclasses.replace(res, fit=fit_bunching(res, lo, hi, baseline=baseline))
+        f = fit_bunching(res, lo, hi, baseline=baseline)
+        res = dataclasses.replace(res, fit=f, warnings=res.warnings + f.warnings)
     return res
+
+
+class _Coverage:
+    """Sums over photons (times ``t``, sorted) of how much of a bin's delays, on both sides
+    (``[t - hi, t - lo)`` and ``[t + lo, t + hi)``), falls inside an interval [x0, x1): the
+    expected partners of uncorrelated photons, per unit partner density. With
+    ``g(y) = clip(y - lo, 0, hi - lo)`` the right windows give ``g(x1 - t) - g(x0 - t)`` and
+    the left ones ``g(t - x0) - g(t - x1)``; each sum over a run of photons comes from prefix
+    sums (in long double, so ps stay exact over an hour of data)."""
+
+    def __init__(self, t, lo, hi):
+        self.t = t.astype(np.float64)  # searched with float bounds: convert once
+        self.lo = np.asarray(lo, np.float64)
+        self.hi = np.asarray(hi, np.float64)
+        self.w = self.hi - self.lo
+        self.csum = np.concatenate([[0], np.cumsum(t.astype(np.longdouble))])
+
+    def _sum_t(self, j0, j1):
+        return (self.csum[j1] - self.csum[j0]).astype(np.float64)
+
+    def _g_left_of(self, x, i0, i1):
+        """sum_i g(x - t_i) for i in [i0, i1): w for t <= x - hi, x - lo - t up to x - lo."""
+        t, lo, hi, w = self.t, self.lo, self.hi, self.w
+        a = np.clip(np.searchsorted(t, x - hi, side="right"), i0, i1)
+        b = np.clip(np.searchsorted(t, x - lo, side="right"), i0, i1)
+        return w * (a - i0) + (x - lo) * (b - a) - self._sum_t(a, b)
+
+    def _g_right_of(self, y, i0, i1):
+        """sum_i g(t_i - y): w for t >= y + hi, t - y - lo from y + lo."""
+        t, lo, hi, w = self.t, self.lo, self.hi, self.w
+        a = np.clip(np.searchsorted(t, y + lo, side="left"), i0, i1)
+        b = np.clip(np.searchsorted(t, y + hi, side="left"), i0, i1)
+        return w * (i1 - b) + self._sum_t(a, b) - (y + lo) * (b - a)
+
+    def part(self, x0, x1, i0, i1):
+        """Coverage of [x0, x1) by the photons i0 <= i < i1."""
+        return (self._g_left_of(x1, i0, i1) - self._g_left_of(x0, i0, i1)
+                + self._g_right_of(x0, i0, i1) - self._g_right_of(x1, i0, i1))
+
+    def total(self, x0, x1):
+        return self.part(x0, x1, 0, len(self.t))
 
 
 # cost model of the two regimes (ns of wall time on a 2-core CPU, numba kernels on both
@@ -172,16 +291,17 @@ _NS_PAIR, _NS_PASS, _NS_CELL, _NS_GATHER = 5.0, 2.0, 0.3, 0.5
 
 
 def _edge_variance(middle, width, na: int, nb: int, duration_ps: float, n_t: int = 2048):
-    """Variance of a bin's pair count from pairs sharing a photon, for uncorrelated photons
-    at uniform times given their numbers: ``(N_a l_b^2 + N_b l_a^2) Var_t[f(t)]`` with
-    ``f(t)`` the delay range of the bin (both signs) that stays inside [0, D) from time t."""
+    """Variance of a bin's pair count from pairs sharing a b photon, for uncorrelated photons
+    given the a photons' times (the normalisation is conditional on them) and the b photons'
+    number: ``N_b l_a^2 Var_t[f(t)]`` with ``f(t)`` the delay range of the bin (both signs)
+    that stays inside [0, D) from time t (a photon's partners dwindle near the ends)."""
     d = float(duration_ps)
     t = (np.arange(n_t) + 0.5) / n_t * d
     lo = middle - width / 2  # gridded bins: their effective span
     hi = middle + width / 2
     f = (np.clip(np.minimum(t[:, None] + hi, d) - (t[:, None] + lo), 0, None)
          + np.clip((t[:, None] - lo) - np.maximum(t[:, None] - hi, 0.0), 0, None))
-    return (na * (nb / d) ** 2 + nb * (na / d) ** 2) * f.var(axis=0)
+    return nb * (na / d) ** 2 * f.var(axis=0)
 
 
 def _decades(first: int, n_edges: int, bins_per_decade: int):
@@ -228,10 +348,28 @@ def _choose_split(edges, na: int, nb: int, duration_ps: float, bins_per_decade: 
     return min(options)[2]
 
 
+def _fit_sigma(res: G2Log) -> np.ndarray:
+    """Weights of the bunching fit: the Poisson error times the jackknife's inflation of it,
+    smoothed (median over five neighbouring bins: the raw jackknife errors scatter by about
+    1/sqrt(2 B)) and at least 1. Blinking inflates the error more the longer the delay, so
+    long delays weigh what they are worth instead of dominating a Poisson-weighted fit
+    (where a single exponential can lock onto a weak slow process)."""
+    sp = res.stderr_poisson
+    if res._loo is None:
+        return sp
+    ratio = np.where(sp > 0, res.stderr / np.where(sp > 0, sp, 1.0), 1.0)
+    logr = np.log(np.maximum(ratio, 1.0))
+    pad = np.pad(logr, 2, mode="edge")
+    smooth = np.median(np.lib.stride_tricks.sliding_window_view(pad, 5), axis=1)
+    return sp * np.exp(smooth)
+
+
 def fit_bunching(res: G2Log, fit_min_s: float, fit_max_s: float, *,
                  baseline: str = "free") -> BunchingFit:
-    """Weighted least squares of ``baseline + A exp(-tau/tau_c)`` over [fit_min_s, fit_max_s];
-    ``baseline`` "free" or "fixed" (1)."""
+    """Weighted least squares of ``baseline + A exp(-tau/tau_c)`` over [fit_min_s, fit_max_s],
+    ``baseline`` "free" or "fixed" (1), weights from :func:`_fit_sigma` (the same in every
+    jackknife refit). Parameter errors: the fit redone with each block left out (when
+    ``res`` has them); chi2 with the jackknife errors of the bins."""
     from scipy.optimize import curve_fit
 
     if baseline not in ("fixed", "free"):
@@ -240,7 +378,7 @@ def fit_bunching(res: G2Log, fit_min_s: float, fit_max_s: float, *,
     if sel.sum() < 4:
         raise AnalysisError(f"too few populated delay bins in {fit_min_s:g} .. {fit_max_s:g} s "
                             "to fit the bunching")
-    x, y, s = res.tau_s[sel], res.g2[sel], res.stderr[sel]
+    x, y, s = res.tau_s[sel], res.g2[sel], _fit_sigma(res)[sel]
     excess = y - 1.0
     a0 = max(float(np.average(excess[: max(3, len(x) // 10)])), 1e-3)
     above = x[excess > a0 / math.e]
@@ -251,16 +389,52 @@ def fit_bunching(res: G2Log, fit_min_s: float, fit_max_s: float, *,
     else:
         f = lambda tau, amp, tc, c: c + amp * np.exp(-tau / tc)  # noqa: E731
         p0 = [a0, t0, 1.0]
+    bounds = ([-np.inf, 0.0] + ([-np.inf] if baseline == "free" else []), np.inf)
+
+    def fit_once(yy, start):
+        p, cov = curve_fit(f, x, yy, p0=start, sigma=s, absolute_sigma=True, maxfev=20000,
+                           bounds=bounds)
+        base = p[2] if baseline == "free" else 1.0
+        return np.array([p[0], p[1], base, p[0] / base]), cov
+
     try:
-        p, cov = curve_fit(f, x, y, p0=p0, sigma=s, absolute_sigma=True, maxfev=20000,
-                           bounds=([-np.inf, 0.0] + ([-np.inf] if baseline == "free" else []),
-                                   np.inf))
+        est, cov = fit_once(y, p0)
     except (RuntimeError, ValueError) as e:
         raise AnalysisError(f"the bunching fit did not converge: {e}") from None
-    err = np.sqrt(np.diag(cov))
-    chi2 = float(np.sum(((y - f(x, *p)) / s) ** 2) / max(len(x) - len(p), 1))
-    return BunchingFit(amplitude=float(p[0]), amplitude_stderr=float(err[0]),
-                       tau_c_s=float(p[1]), tau_c_stderr_s=float(err[1]),
-                       baseline=float(p[2]) if baseline == "free" else 1.0,
-                       baseline_stderr=float(err[2]) if baseline == "free" else 0.0,
-                       chi2_per_dof=chi2, fit_range_s=(float(fit_min_s), float(fit_max_s)))
+    warn = Warnings()
+    n_par = 3 if baseline == "free" else 2
+    if res._loo is not None:
+        loo = []
+        for yy in res._loo[:, sel]:
+            try:
+                loo.append(fit_once(yy, est[:n_par] if baseline == "free" else est[:2])[0])
+            except (RuntimeError, ValueError):
+                loo.append(np.full(4, np.nan))
+        loo = np.array(loo)
+        nb = len(loo)
+        err = np.sqrt((nb - 1) / nb * np.nansum((loo - np.nanmean(loo, axis=0)) ** 2, axis=0))
+        dof = float(nb - 1)
+        s_chi = res.stderr[sel]
+    else:  # no blocks: the fit's own covariance
+        d = np.sqrt(np.diag(cov))
+        rel = math.hypot(d[0] / est[2], est[0] * (d[2] if baseline == "free" else 0) / est[2] ** 2)
+        err = np.array([d[0], d[1], d[2] if baseline == "free" else 0.0, rel])
+        dof, s_chi = None, s
+    ok = s_chi > 0
+    chi2 = float(np.sum(((y - f(x, *(list(est[:2]) + ([est[2]] if baseline == "free" else []))))
+                         [ok] / s_chi[ok]) ** 2) / max(int(ok.sum()) - n_par, 1))
+    warn.add(chi2 > 3, f"the bunching is not one exponential (chi2/dof {chi2:.3g} over "
+                       f"{fit_min_s:.3g} .. {fit_max_s:.3g} s): amplitude and tau_c describe the "
+                       "best single-exponential approximation")
+    warn.add(not err[1] < est[1], f"tau_c = {est[1]:.3g} s is not determined (error "
+                                  f"{err[1]:.3g} s): no bunching seen in the fit range?")
+    warn.add(est[1] > fit_max_s, f"tau_c = {est[1]:.3g} s lies beyond the fit range "
+                                 f"({fit_max_s:.3g} s)")
+    return BunchingFit(amplitude=float(est[0]), amplitude_stderr=float(err[0]),
+                       tau_c_s=float(est[1]), tau_c_stderr_s=float(err[1]),
+                       baseline=float(est[2]), baseline_stderr=float(err[2])
+                       if baseline == "free" else 0.0,
+                       relative_amplitude=float(est[3]),
+                       relative_amplitude_stderr=float(err[3]),
+                       chi2_per_dof=chi2, dof=dof if dof is not None else math.inf,
+                       fit_range_s=(float(fit_min_s), float(fit_max_s)), warnings=tuple(warn))

@@ -3,36 +3,54 @@
 g2(0) is the area of the centre peak over the mean area of the ``n_side_peaks`` side peaks
 on each side (the seed paper's definition: side peaks near zero carry the blinking
 bunching, so they, not the long-delay level, are the reference). Each peak is integrated
-over the whole laser period centred on it, which makes the areas immune to dead time and
-jitter (PHYSICS.md section 6).
+over the whole laser period centred on it (and on the detectors' relative delay), which
+makes the areas immune to dead time and jitter (PHYSICS.md section 6).
 
-Background correction (PHYSICS.md section 4). Uncorrelated (uniform) background adds a
-flat floor F to every peak window; with signal fractions rho_a, rho_b of the two channels
-``F = (1 - rho_a rho_b) M1``. Three forms:
+What is taken out of the areas, in this order (PHYSICS.md section 9):
 
-``"brouri"`` (default)
-    exact (Brouri et al. 2000): ``g = (g_raw - (1 - rho_a rho_b)) / (rho_a rho_b)``, i.e.
-    ``(M0 - F) / (M1 - F)``. ``rho`` from given background rates or from the measured floor.
-``"peak-area"``
-    the consistent peak-area form ``(M0 + Mb - 2 sqrt(M1 Mb)) / (sqrt(M1) - sqrt(Mb))^2``
-    with ``Mb`` the background-background coincidences per window. Identical to
-    ``"brouri"`` when both channels have the same signal fraction; differs (and is then
-    approximate) when they do not.
-``"seed-si"``
-    the seed SI's peak-by-peak ``Mc = M + Mb - 2 sqrt(M Mb)``: exact for side peaks but it
-    under-corrects the centre peak, overstating g2(0) (b/s = 0.1: true 0 reads 0.128).
-    Offered to reproduce the paper's own numbers, not for new work.
+afterpulses
+    A detector's afterpulse repeats its parent's timing ``dead + Exp(tau_ap)`` later, so
+    its coincidences are a smeared copy of the parent's: ``X(d) -> p_a E[X(d + delta)]``
+    for channel a's afterpulses, ``p_b E[X(d - delta)]`` for b's. They fill the floor and
+    the side peaks but largely miss the centre (the parent's own pulse is antibunched), so
+    a flat-floor correction over-subtracts. With ``afterpulsing="auto"`` the law of each
+    detector is measured from its own forward pairs (:func:`afterpulsing`) and the copy is
+    subtracted from the histogram (first order in ``p``).
+independent background
+    Photons that are independent of the other detector's (dark counts, room light,
+    substrate luminescence *and* laser scatter, uniform or prompt) add to every window
+    ``F = [N_a N_b - (N_a - B_a)(N_b - B_b)] T / D`` coincidences whatever the blinking,
+    with ``B`` their counts (Brouri et al. 2000, written with counts so the side peaks'
+    bunching is not mistaken for accidentals). ``background`` = rates in cps (one number
+    split by the channels' count rates, or one per channel) or a :class:`PhotonStream` of
+    an empty spot measured beside the emitter (its count error is propagated).
+    ``background="floor"`` (default) measures the uniform part from the middle of the
+    gaps between peaks instead; a *prompt* background (it follows the laser) never reaches
+    the floor and is indistinguishable from the emitter's own biexciton cascade in one
+    stream (both put one fast photon in every centre-peak pair), so the floor default
+    assumes there is none: give the empty spot's rate when there is.
+overlapping peaks
+    A decay that does not finish within the period spills each peak into its neighbours'
+    windows and into the floor. The shape of a peak (the delay between two photons of one
+    pulse) is then built from ex-Gaussian fits of both channels' decays (periodic, so the
+    earlier pulses' decay is included), and the areas and the floor are solved for the
+    centre and side peaks and the flat accidentals together: ``C_m = M_0 q_m + M_s (1 - q_m)
+    + F`` (``q_m`` the centre peak's share in window m), ``G = M_s (Gamma - gamma_0) +
+    M_0 gamma_0 + F w`` for the floor. Decays with lifetimes below a twentieth of the
+    period leave ``q_0 = 1`` to 1e-4 and are not fitted.
 
-The background is measured from the inter-peak floor (``background="floor"``, pairs whose
-delay lies in the middle ``floor_fraction`` of the gaps between peaks) or given as count
-rates (cps per channel, or one number for both channels together split by their count
-rates). Prompt (pulsed) background is correlated with the laser and is not removed by any
-of these: it looks like a Poissonian emitter.
+Corrections: ``"brouri"`` (default) ``g = M_0 / M_s``, exact; ``"peak-area"`` the
+consistent peak-area form ``(M0 + Mb - 2 sqrt(M1 Mb)) / (sqrt(M1) - sqrt(Mb))^2`` on the
+raw areas ``M = M_signal + F`` with ``Mb`` the background-background coincidences (exact
+only when both detectors have the same signal fraction); ``"seed-si"`` the seed SI's
+peak-by-peak ``Mc = M + Mb - 2 sqrt(M Mb)``, which overstates g2(0) (b/s = 0.1: true 0 reads
+0.128), offered to reproduce the paper's own numbers.
 
-Uncertainties: peak areas are Poisson counts (each coincidence is one event); the floor
-count too; ``g2_zero_stderr`` propagates them to first order, treating the side peaks and
-the floor sample as independent (the floor delays lie outside the peaks' cores, so their
-covariance is second order).
+Uncertainties: the delete-one-block jackknife over ``n_blocks`` time blocks
+(:mod:`simsps.analysis._blocks`), which holds under blinking (pairs within a dwell are
+correlated), plus the error of the afterpulse probabilities and of an empty spot's count,
+propagated to first order. ``interval()`` uses Student's t with the jackknife's degrees of
+freedom.
 """
 
 from __future__ import annotations
@@ -42,36 +60,46 @@ import math
 
 import numpy as np
 
-from ._common import AnalysisError, channel_times, check_stream
+from ._blocks import DEFAULT_BLOCKS, block_edges, jackknife, time_slices
+from ._common import (AnalysisError, Warnings, background_rates, channel_delay_ps,
+                      channel_times, check_stream, interval)
 
 CORRECTIONS = ("brouri", "peak-area", "seed-si")
+SUB = 400  # histogram bins per laser period (window edges fall on bin edges)
+PRONE_FLOOR = ("no laser-synchronous (prompt) background: it cannot be told from the "
+               "emitter in one stream; give background= the count rate of an empty spot "
+               "if there is one")
 
 
 @dataclasses.dataclass(frozen=True)
 class PulsedG2:
-    delay_ns: np.ndarray  # histogram bin centres (ns)
-    counts: np.ndarray  # coincidences per bin
+    delay_ns: np.ndarray  # display histogram bin centres (ns)
+    counts: np.ndarray  # coincidences per display bin
+    bin_ns: float
     peak_index: np.ndarray  # -n .. n
-    peak_area: np.ndarray  # coincidences per peak window
-    side_mean: float  # M1: mean side-peak area
-    floor_per_peak: float  # F: flat (uncorrelated) coincidences per peak window
-    floor_counts: int  # coincidences the floor estimate rests on (0 if given)
+    peak_area: np.ndarray  # raw coincidences per whole-period window
+    side_mean: float  # M1: mean raw side-peak area
+    floor_per_peak: float  # F: independent (accidental) coincidences per window
+    floor_counts: int  # coincidences in the floor regions (0 if not used)
+    afterpulse_per_peak: tuple[float, float]  # afterpulse coincidences removed: centre, side mean
+    peak_fraction_inside: float  # q_0: share of a peak inside its own window
     g2_zero: float  # raw M0 / M1
     g2_zero_stderr_raw: float
     g2_zero_corrected: float
     g2_zero_stderr: float  # of the corrected value
+    dof: float  # degrees of freedom of the error (jackknife blocks - 1)
     correction: str
+    background: str  # "floor", "rates" or "empty spot"
     signal_fraction: tuple[float, float]  # rho of channel a, b
+    channel_delay_ns: float
     period_ns: float
     duration_s: float
+    assumptions: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
     def interval(self, level: float = 0.95) -> tuple[float, float]:
-        """Normal-approximation confidence interval of the corrected g2(0)."""
-        from scipy import stats
-
-        z = stats.norm.isf((1 - level) / 2)
-        return (self.g2_zero_corrected - z * self.g2_zero_stderr,
-                self.g2_zero_corrected + z * self.g2_zero_stderr)
+        """Confidence interval of the corrected g2(0) (Student's t, jackknife dof)."""
+        return interval(self.g2_zero_corrected, self.g2_zero_stderr, self.dof, level)
 
     def plot(self, ax=None, **kw):
         from .plots import plot_pulsed_g2
@@ -80,9 +108,15 @@ class PulsedG2:
 
 
 def pulsed_g2(stream, *, n_side_peaks: int = 10, channels: tuple[int, int] = (0, 1),
-              background="floor", correction: str = "brouri", floor_fraction: float = 0.25,
+              background="floor", correction: str = "brouri", afterpulsing="auto",
+              floor_fraction: float = 0.5, n_blocks: int = DEFAULT_BLOCKS,
               bin_ps: float | None = None) -> PulsedG2:
-    """Pulsed HBT cross-correlation and g2(0) with background correction (module doc)."""
+    """Pulsed HBT cross-correlation and g2(0) with background, afterpulse and overlap
+    corrections (module doc). ``afterpulsing``: "auto" (measured), None (no correction) or
+    an :class:`~simsps.analysis.afterpulsing.Afterpulsing` result."""
+    from .afterpulsing import Afterpulsing
+    from .afterpulsing import afterpulsing as measure_afterpulsing
+
     a, b = channels
     check_stream(stream, need_channels=(a, b), min_photons=2)
     if correction not in CORRECTIONS:
@@ -92,102 +126,286 @@ def pulsed_g2(stream, *, n_side_peaks: int = 10, channels: tuple[int, int] = (0,
         raise AnalysisError(f"n_side_peaks = {n_side_peaks!r} must be at least 1")
     if not 0 < floor_fraction <= 0.9:
         raise AnalysisError(f"floor_fraction = {floor_fraction!r} must be in (0, 0.9]")
-    period = int(round(stream.sync_period_ps))
-    duration = stream.duration_s
+    warn = Warnings()
+    assumptions = []
+    period = float(stream.sync_period_ps)
+    duration_ps = stream.duration_s * 1e12
+    n_pulses = duration_ps / period
     ta, tb = channel_times(stream, a, b)
-    half = (2 * k + 1) * period // 2 + period  # one period beyond the outer peaks' windows
+    na, nb = len(ta), len(tb)
+    delay = channel_delay_ps(stream, a, b)
+
+    if afterpulsing == "auto":
+        try:
+            ap = measure_afterpulsing(stream, channels=channels)
+        except AnalysisError as e:
+            ap = None
+            warn.append(f"afterpulsing not measured ({e}); no afterpulse correction")
+    elif afterpulsing is None or afterpulsing is False:
+        ap = None
+    elif isinstance(afterpulsing, Afterpulsing):
+        ap = afterpulsing
+    else:
+        raise AnalysisError(f"afterpulsing = {afterpulsing!r}: 'auto', None or an "
+                            "Afterpulsing result")
+    if ap is not None:
+        warn.extend(ap.warnings)
+
+    # ---- fine histogram of t_b - t_a - delay per block of channel-a photons ------------
+    w = period / SUB
+    reach = 0
+    if ap is not None:
+        reach = max(int(math.ceil((d.dead_time_ns + 12 * d.time_constant_ns) * 1e3 / w)) + 1
+                    for d in ap.detectors)
+        reach = min(reach, 40 * SUB)
+    half = (k + 1) * SUB + reach  # bins on each side of zero
+    edges_ps = block_edges(int(round(n_pulses)), n_blocks) * period
     from ._kernels import signed_pairs
 
-    d = signed_pairs(ta, tb, half)
+    slices = time_slices(ta, edges_ps)
+    cuts = np.array([sl.start for sl in slices] + [len(ta)])
+    pairs, offsets = signed_pairs(ta, tb, int(half * w + abs(delay)) + 1, cuts=cuts)
+    idx = np.floor((pairs - delay) / w).astype(np.int64) + half
+    block = np.repeat(np.arange(n_blocks), np.diff(offsets))
+    ok = (idx >= 0) & (idx < 2 * half)
+    hist = np.bincount(block[ok] * (2 * half) + idx[ok],
+                       minlength=n_blocks * 2 * half).reshape(n_blocks, 2 * half)
 
-    # peak areas over whole-period windows centred on m * period
-    idx = np.floor(d / period + 0.5).astype(np.int64)
-    inside = np.abs(idx) <= k
-    areas = np.bincount(idx[inside] + k, minlength=2 * k + 1).astype(np.float64)
-    m0 = areas[k]
-    sides = np.delete(areas, k)
-    m1 = float(sides.mean())
-    if m1 <= 0:
-        raise AnalysisError("no coincidences in the side peaks: too few photons for g2")
+    # regions in bins relative to zero: whole-period windows and the gaps' middles
+    zero = half
+    win = [(zero + m * SUB - SUB // 2, zero + m * SUB + SUB // 2) for m in range(-k, k + 1)]
+    g_half = int(round(floor_fraction * SUB / 2))
+    gaps = [(zero + m * SUB + SUB // 2 - g_half, zero + m * SUB + SUB // 2 + g_half)
+            for m in range(-k, k)]
+    gap_width = len(gaps) * 2 * g_half / SUB  # in periods
 
-    # flat floor from the middle of the gaps between peaks (between -k..k)
-    phase = d / period - np.floor(d / period)  # position within a period, peaks at 0 / 1
-    in_gap = (np.abs(phase - 0.5) < floor_fraction / 2) & (np.abs(d) < k * period)
-    n_floor = int(in_gap.sum())
-    floor_width = floor_fraction * period * 2 * k  # total delay range sampled
-    rates = np.array([len(ta), len(tb)], float) / duration
-    if isinstance(background, str):
-        if background != "floor":
-            raise AnalysisError(f"background {background!r}: use 'floor' or rates in cps")
-        f = n_floor / floor_width * period
-        rho_ab = 1.0 - f / m1
-        rho = (math.sqrt(max(rho_ab, 0.0)),) * 2
-        var_f = f**2 / max(n_floor, 1)
+    starts = np.array([s for s, _ in win] + [s for s, _ in gaps])
+    ends = np.array([e for _, e in win] + [e for _, e in gaps])
+    i = np.arange(2 * half)
+    inside = ((i >= starts[:, None]) & (i < ends[:, None])).astype(np.float64)
+    per_raw = hist @ inside.T  # (blocks, regions)
+
+    def ap_operator(det, sign):
+        """Matrix of the afterpulse coincidences of one detector in each region: channel
+        a's afterpulses (sign +1) put a parent pair at d + delta into d, channel b's (-1)
+        one at d - delta. Shift j of the weights stands for delays in [(j - 1/2) w,
+        (j + 1/2) w)."""
+        wts = det.delay_weights(w, reach + 1, centred=True)
+        cum = np.concatenate([[0.0], np.cumsum(wts)])  # cum[x] = weights of shifts < x
+
+        def upto(x):  # weights of shifts 0 .. x - 1, x clipped to [0, reach + 1]
+            return cum[np.clip(x, 0, len(wts))]
+
+        if sign > 0:  # bins i with s + j <= i < e + j: shifts in (i - e, i - s]
+            return upto(i - starts[:, None] + 1) - upto(i - ends[:, None] + 1)
+        return upto(ends[:, None] - i) - upto(starts[:, None] - i)  # s - j <= i < e - j
+
+    if ap is not None:
+        rem = [hist @ ap_operator(det, sign).T for det, sign in zip(ap.detectors, (1, -1))]
     else:
-        bg = np.atleast_1d(np.asarray(background, float))
-        if bg.size == 1:
-            bg = bg[0] * rates / rates.sum()
-        if bg.shape != (2,) or np.any(bg < 0) or not np.all(np.isfinite(bg)):
-            raise AnalysisError(f"background = {background!r}: give cps >= 0, one number or "
-                                "one per channel")
-        if np.any(bg >= rates):
-            raise AnalysisError(f"background {bg.tolist()} cps is not below the count rates "
-                                f"{rates.tolist()} cps")
-        rho = tuple(1.0 - bg / rates)
-        rho_ab = rho[0] * rho[1]
-        f = (1.0 - rho_ab) * m1
-        n_floor, var_f = 0, 0.0
-    if f >= 0.95 * m1:
-        raise AnalysisError(f"the uncorrelated floor ({f:.4g} per peak window) is as large as "
-                            f"the side peaks ({m1:.4g}): no signal to correct")
-    g_raw = m0 / m1
-    var_m0, var_m1 = max(m0, 1.0), m1 / len(sides)
-    se_raw = math.sqrt(var_m0 / m1**2 + g_raw**2 * var_m1 / m1**2)
+        rem = [np.zeros_like(per_raw), np.zeros_like(per_raw)]
+    per_removed = rem[0] + rem[1]
+    n_win = 2 * k + 1
+    raw_total = per_raw.sum(axis=0)
+    areas = raw_total[:n_win]
+    m0_raw, sides_raw = areas[k], np.delete(areas, k)
+    m1_raw = float(sides_raw.mean())
+    if m1_raw <= 0:
+        raise AnalysisError("no coincidences in the side peaks: too few photons for g2")
+    floor_counts = int(raw_total[n_win:].sum())
 
-    g = _corrected(correction, m0, m1, f, sides)
-    grad = _gradient(correction, m0, m1, f, sides)
-    if not isinstance(background, str):  # given rates: F = (1 - rho_a rho_b) M1 moves with M1
-        grad[1] += grad[2] * (1.0 - rho_ab)
-    var = grad[0] ** 2 * var_m0 + grad[1] ** 2 * var_m1 + grad[2] ** 2 * var_f
-    # histogram for display: about 1 ns bins, a whole number of microtime bins
-    hist_bin = float(bin_ps or stream.resolution_ps * max(1, round(1000 / stream.resolution_ps)))
-    n_bins = int(math.ceil((2 * k + 1) * period / hist_bin))
-    lo = -n_bins * hist_bin / 2
-    counts = np.bincount(np.clip(((d - lo) // hist_bin).astype(np.int64), 0, n_bins - 1)[
-        np.abs(d) < -lo], minlength=n_bins)
-    centres = (lo + (np.arange(n_bins) + 0.5) * hist_bin) / 1e3
+    # ---- per-block statistics: corrected windows, floor, a-photon counts, pulses --------
+    ap_frac = (0.0, 0.0) if ap is None else (ap[0].probability, ap[1].probability)
+    a_counts = np.array([sl.stop - sl.start for sl in slices], float)
+    pulses = np.diff(edges_ps) / period
+
+    # ---- independent background ------------------------------------------------------
+    bg_mode, bg_rates, bg_rate_var = background_rates(background, stream, channels, na, nb)
+    if bg_mode == "floor":
+        assumptions.append(PRONE_FLOOR)
+
+    # ---- peak shape when the decay does not finish within the period -------------------
+    shape = _overlap(stream, a, b, k, g_half / SUB, delay, warn)
+    q0 = shape["q"][k]
+
+    def solve(stats, nb_eff=nb, rates=bg_rates, p=ap_frac):
+        """(g2 corrected, M0, Ms, F, rho_a, rho_b) from summed block statistics."""
+        corrected = stats[:n_win + len(gaps)]
+        n_a, n_pul = stats[-2], stats[-1]
+        cw = corrected[:n_win]
+        c0, cbar = cw[k], float(np.delete(cw, k).mean())
+        g_floor = float(corrected[n_win:].sum())
+        qbar = float(np.delete(shape["q"], k).mean())
+        # non-afterpulse photons of each channel
+        a_eff, b_eff = n_a * (1 - p[0]), nb_eff * (1 - p[1])
+        if bg_mode == "floor":
+            mat = np.array([[q0, 1 - q0, 1.0], [qbar, 1 - qbar, 1.0],
+                            [shape["gamma0"], shape["gamma_all"] - shape["gamma0"], gap_width]])
+            m0, ms, f = np.linalg.solve(mat, [c0, cbar, g_floor])
+            rho = (math.sqrt(max(1 - f / (ms + f), 0.0)) if ms + f > 0 else 0.0,) * 2
+        else:
+            ba = rates[0] * n_pul * period * 1e-12  # background photons beside the a photons
+            bb = rates[1] * duration_ps * 1e-12
+            f = (a_eff * b_eff - (a_eff - ba) * (b_eff - bb)) / n_pulses
+            mat = np.array([[q0, 1 - q0], [qbar, 1 - qbar]])
+            m0, ms = np.linalg.solve(mat, [c0 - f, cbar - f])
+            rho = (1 - ba / a_eff if a_eff > 0 else 0.0, 1 - bb / b_eff if b_eff > 0 else 0.0)
+        if correction == "brouri":
+            g = m0 / ms
+        else:
+            g = _legacy(correction, m0 + f, ms + f, f, rho, cw, k, bg_mode)
+        return np.array([g, m0, ms, f, rho[0], rho[1]])
+
+    def block_stats(p_scale=(1.0, 1.0)):
+        removed = p_scale[0] * rem[0] + p_scale[1] * rem[1]
+        return np.column_stack([per_raw - removed, a_counts, pulses])
+
+    stats = block_stats()
+    value, se, _ = jackknife(stats, lambda s: solve(s)[0])
+    full = solve(stats.sum(axis=0))
+    g, m0, ms, f, rho_a, rho_b = full
+    if f >= 0.95 * (ms + f):
+        raise AnalysisError(f"the uncorrelated floor ({f:.4g} per peak window) is as large as "
+                            f"the side peaks ({ms + f:.4g}): no signal to correct")
+    var = float(se) ** 2
+    # afterpulse probabilities and an empty spot's count: independent errors, first order
+    if ap is not None:
+        for i, det in enumerate(ap.detectors):
+            if det.probability != 0 and det.probability_stderr > 0:
+                scale = [1.0, 1.0]
+                scale[i] = 1 + det.probability_stderr / det.probability
+                p2 = list(ap_frac)
+                p2[i] = ap_frac[i] * scale[i]
+                g2 = solve(block_stats(tuple(scale)).sum(axis=0), p=tuple(p2))[0]
+                var += (g2 - g) ** 2
+    if bg_rate_var is not None:
+        for i in (0, 1):
+            h = math.sqrt(bg_rate_var[i])
+            if h > 0:
+                r2 = list(bg_rates)
+                r2[i] += h
+                var += (solve(stats.sum(axis=0), rates=tuple(r2))[0] - g) ** 2
+    stderr = math.sqrt(var)
+    dof = float(n_blocks - 1)
+
+    # raw g2(0) and its jackknife error
+    raw_stats = np.column_stack([per_raw[:, :n_win], a_counts])
+    g_raw, se_raw, _ = jackknife(raw_stats, lambda s: s[k] / np.delete(s[:n_win], k).mean())
+
+    ap_removed = per_removed.sum(axis=0)[:n_win]
+    if not warn.add(g + 2 * stderr < 0,
+                    f"the corrected g2(0) = {g:.3g} +- {stderr:.2g} is below zero beyond its "
+                    "error: more was subtracted than the centre peak holds (background rates "
+                    "too high, or a peak shape the corrections do not describe)"):
+        warn.add(g < 0, f"the corrected g2(0) = {g:.3g} +- {stderr:.2g} is negative, which no "
+                        "emitter gives; it is consistent with a small positive value within "
+                        "its error")
+    warn.add(m0_raw < 10, f"only {int(m0_raw)} coincidences in the centre peak: g2(0) and its "
+                          "error rest on very few counts")
+    warn.add(m1_raw < 30, f"only {m1_raw:.3g} coincidences per side peak on average: too few "
+                          "for a reliable normalisation")
+    bin_ns, centres, counts = _display(hist.sum(axis=0), w, half, k, period, bin_ps,
+                                       stream.resolution_ps)
     return PulsedG2(
-        delay_ns=centres, counts=counts, peak_index=np.arange(-k, k + 1), peak_area=areas,
-        side_mean=m1, floor_per_peak=float(f), floor_counts=n_floor, g2_zero=float(g_raw),
-        g2_zero_stderr_raw=float(se_raw), g2_zero_corrected=float(g),
-        g2_zero_stderr=float(math.sqrt(var)), correction=correction,
-        signal_fraction=(float(rho[0]), float(rho[1])), period_ns=period / 1e3,
-        duration_s=float(duration),
+        delay_ns=centres, counts=counts, bin_ns=bin_ns, peak_index=np.arange(-k, k + 1),
+        peak_area=areas.astype(np.float64), side_mean=m1_raw, floor_per_peak=float(f),
+        floor_counts=floor_counts if bg_mode == "floor" else 0,
+        afterpulse_per_peak=(float(ap_removed[k]), float(np.delete(ap_removed, k).mean())),
+        peak_fraction_inside=float(q0), g2_zero=float(g_raw),
+        g2_zero_stderr_raw=float(se_raw), g2_zero_corrected=float(g), g2_zero_stderr=stderr,
+        dof=dof, correction=correction, background=bg_mode,
+        signal_fraction=(float(rho_a), float(rho_b)), channel_delay_ns=delay / 1e3,
+        period_ns=period / 1e3, duration_s=float(stream.duration_s),
+        assumptions=tuple(assumptions), warnings=tuple(warn),
     )
 
 
-def _corrected(correction, m0, m1, f, sides):
-    """Corrected g2(0) from centre area M0, mean side area M1 and floor F per window.
-    ``peak-area`` and ``seed-si`` need the background-background part Mb of the floor:
-    with equal signal fractions in both channels ``Mb = (1 - sqrt(1 - F/M1))^2 M1``."""
-    if correction == "brouri":
-        return (m0 - f) / (m1 - f)
-    mb = (1 - math.sqrt(max(1 - f / m1, 0.0))) ** 2 * m1
+def _legacy(correction, m0, m1, f, rho, windows, k, bg_mode):
+    """The peak-area and seed-SI forms on raw areas ``M = M_signal + F``; ``Mb`` the
+    background-background coincidences per window."""
+    if bg_mode == "floor":  # equal signal fractions: Mb = (1 - rho)^2 M1
+        mb = (1 - math.sqrt(max(1 - f / m1, 0.0))) ** 2 * m1
+    else:
+        mb = (1 - rho[0]) * (1 - rho[1]) * m1
     if correction == "peak-area":
         return (m0 + mb - 2 * math.sqrt(m1 * mb)) / (math.sqrt(m1) - math.sqrt(mb)) ** 2
+    sides = np.delete(windows, k)
     s = sides * (m1 / sides.mean())
-    return (m0 + mb - 2 * math.sqrt(m0 * mb)) / float(np.mean(s + mb - 2 * np.sqrt(s * mb)))
+    return (m0 + mb - 2 * math.sqrt(max(m0, 0.0) * mb)) / float(
+        np.mean(s + mb - 2 * np.sqrt(np.maximum(s, 0.0) * mb)))
 
 
-def _gradient(correction, m0, m1, f, sides):
-    """Central-difference gradient of :func:`_corrected` in (M0, M1, F)."""
-    base = np.array([m0, m1, f], float)
-    out = []
-    for i in range(3):
-        h = 1e-4 * max(base[i], 1.0)
-        hi, lo = base.copy(), base.copy()
-        hi[i] += h
-        lo[i] = max(lo[i] - h, 0.0)
-        out.append((_corrected(correction, *hi, sides) - _corrected(correction, *lo, sides))
-                   / (hi[i] - lo[i]))
-    return out
+def _overlap(stream, a: int, b: int, k: int, gap_half: float, delay_ps: float, warn) -> dict:
+    """Window shares ``q_m`` of the centre peak, its mass in the floor regions
+    (``gamma0``) and the periodic comb's (``gamma_all``), from the decays (module doc)."""
+    from .decay import decay, fit_decay
+    from ._shapes import pair_delay_cdf
+
+    period_ns = stream.sync_period_ps / 1e3
+    short = {"q": np.eye(2 * k + 1)[k], "gamma0": 0.0, "gamma_all": 0.0}
+    comps, centres, widths = [], [], []
+    for c in (a, b):
+        try:
+            d = decay(stream, channels=c)
+            quick = fit_decay(d, n_exp=1)
+        except AnalysisError:
+            return short
+        tau, err = quick.lifetimes_ns[0], quick.lifetimes_stderr_ns[0]
+        if tau < period_ns / 20 or not err < 0.3 * tau:  # short, or no decay to speak of
+            return short
+        try:
+            fit = fit_decay(d, n_exp=2, irf="gaussian")
+        except AnalysisError as e:
+            warn.append(f"the decay does not finish within the period but its fit failed ({e}); "
+                        "peaks are treated as separate")
+            return short
+        amp = np.maximum(fit.amplitudes, 0.0)
+        comps.append([(x / amp.sum(), t) for x, t in zip(amp, fit.lifetimes_ns)])
+        centres.append(fit.irf_centre_ns)
+        widths.append(fit.irf_fwhm_ns / 2.35482)
+    shift = centres[1] - centres[0]
+    sigma = math.hypot(*widths)
+    delay_ns = delay_ps / 1e3  # the windows are centred on the measured channel delay
+
+    def mass(lo, hi):
+        return (pair_delay_cdf(hi + delay_ns, comps[0], comps[1], shift, sigma)
+                - pair_delay_cdf(lo + delay_ns, comps[0], comps[1], shift, sigma))
+
+    m = np.arange(-k, k + 1)
+    q = mass((m - 0.5) * period_ns, (m + 0.5) * period_ns)
+    g_lo = (np.arange(-k, k) + 0.5 - gap_half) * period_ns
+    g_hi = (np.arange(-k, k) + 0.5 + gap_half) * period_ns
+    gamma0 = float(np.sum(mass(g_lo, g_hi)))
+    # the periodic comb's mass in one gap region, summed over all peaks (j), times the gaps
+    js = np.arange(-60, 61)[:, None] * period_ns
+    per_gap = np.sum(mass(0.5 * period_ns - gap_half * period_ns + js,
+                          0.5 * period_ns + gap_half * period_ns + js))
+    gamma_all = float(per_gap) * 2 * k
+    longest = max(t for cs in comps for _, t in cs)
+    warn.append(f"the decay does not finish within the period (longest fitted lifetime "
+                f"{longest:.3g} ns, period {period_ns:.4g} ns): a peak keeps {q[k]:.1%} of its "
+                f"coincidences in its own window and the floor holds signal; both are "
+                "corrected with the fitted decay shapes")
+    return {"q": q, "gamma0": gamma0, "gamma_all": gamma_all}
+
+
+def _display(h, w, half, k, period, bin_ps, resolution_ps):
+    """A histogram for the eye: bins of ~1 ns (whole fine bins), widened until the side
+    peaks' tallest bins hold at least 25 coincidences (or a sixteenth of the period)."""
+    edge = (2 * k + 1) * SUB // 2  # -(k + 1/2) .. (k + 1/2) periods
+    fine = h[half - edge: half + edge]
+    if bin_ps:
+        factor = max(1, int(round(bin_ps / w)))
+    else:
+        factor = max(1, int(round(1000.0 / w)))
+        while factor < SUB // 16:
+            nb = len(fine) // factor
+            c = fine[: nb * factor].reshape(nb, factor).sum(axis=1)
+            if np.sort(c)[-max(1, 2 * k):].min() >= 25:
+                break
+            factor *= 2
+    nb = len(fine) // factor
+    counts = fine[: nb * factor].reshape(nb, factor).sum(axis=1)
+    lo = -(k + 0.5) * period
+    centres = (lo + (np.arange(nb) + 0.5) * factor * w) / 1e3
+    return factor * w / 1e3, centres, counts

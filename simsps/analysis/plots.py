@@ -18,18 +18,30 @@ def _axes(ax, figsize=(4.5, 3.2)):
     return ax
 
 
+def _warn_note(ax, warnings, y=0.02):
+    if warnings:
+        ax.text(0.98, y, f"{len(warnings)} warning{'s' if len(warnings) > 1 else ''} "
+                         "(see .warnings)", transform=ax.transAxes, ha="right", va="bottom",
+                fontsize=6, color="C3")
+
+
 def plot_pulsed_g2(r, ax=None, *, color="C0", label=None, peaks: int | None = 3):
-    """Coincidences vs delay (seed Fig. 4c), with raw and corrected g2(0) in the corner."""
+    """Coincidences vs delay (seed Fig. 4c) in bins chosen for the counts, the accidental
+    floor that was subtracted (dashed), raw and corrected g2(0) in the corner."""
     ax = _axes(ax)
     half = (peaks + 0.5) * r.period_ns if peaks else np.inf
     sel = np.abs(r.delay_ns) <= half
     ax.fill_between(r.delay_ns[sel], r.counts[sel], step="mid", color=color, alpha=0.8,
                     lw=0, label=label)
+    floor = r.floor_per_peak * r.bin_ns / r.period_ns
+    ax.axhline(floor, color="k", ls="--", lw=0.6)
     ax.set_xlabel("delay (ns)")
-    ax.set_ylabel("coincidences")
+    ax.set_ylabel(f"coincidences / {r.bin_ns:.3g} ns")
     ax.text(0.02, 0.97, f"$g^{{(2)}}(0)$ = {r.g2_zero:.3f} raw\n"
-                        f"{r.g2_zero_corrected:.3f} $\\pm$ {r.g2_zero_stderr:.3f} corrected",
+                        f"{r.g2_zero_corrected:.3f} $\\pm$ {r.g2_zero_stderr:.3f} corrected "
+                        f"({r.background})",
             transform=ax.transAxes, va="top", fontsize=8)
+    _warn_note(ax, r.warnings)
     return ax
 
 
@@ -45,25 +57,51 @@ def plot_g2_log(r, ax=None, *, color="C0", label=None, show_fit: bool = True):
         f = r.fit
         x = np.geomspace(f.fit_range_s[0], f.fit_range_s[1], 200)
         ax.plot(x, f.model(x), color="k", lw=1,
-                label=f"1 + {f.amplitude:.3f} exp(-τ/{f.tau_c_s * 1e6:.1f} µs)")
+                label=f"{f.baseline:.3f} + {f.amplitude:.3f} exp(-τ/{f.tau_c_s * 1e6:.1f} µs), "
+                      f"χ²/dof {f.chi2_per_dof:.2g}")
         ax.legend(fontsize=7, frameon=False)
     ax.set_xlabel("delay τ (s)")
     ax.set_ylabel("$g^{(2)}(τ)$")
+    _warn_note(ax, r.warnings)
     return ax
 
 
+def _rebin_for_counts(counts, min_peak: float = 25.0, max_factor: int = 64) -> int:
+    """Whole bins merged so the fullest bins hold ``min_peak`` counts (at most
+    ``max_factor``): a histogram the eye can read at low counts."""
+    factor = 1
+    c = np.asarray(counts, float)
+    while factor < max_factor:
+        n = len(c) // factor
+        merged = c[: n * factor].reshape(n, factor).sum(axis=1)
+        if n == 0 or np.sort(merged)[-max(1, n // 20):].min() >= min_peak:
+            break
+        factor *= 2
+    return factor
+
+
 def plot_decay(d, fit=None, ax=None, *, color="C0", label=None):
-    """Microtime histogram on a log scale with the fitted model (seed Fig. 4b)."""
+    """Microtime histogram on a log scale, in bins merged for the counts, with the fitted
+    model (seed Fig. 4b) and its fit quality."""
     ax = _axes(ax)
-    ax.semilogy(d.time_ns, np.maximum(d.counts, 0.5), drawstyle="steps-mid", color=color,
+    k = _rebin_for_counts(d.counts)
+    n = len(d.counts) // k
+    counts = d.counts[: n * k].reshape(n, k).sum(axis=1)
+    time = d.time_ns[: n * k].reshape(n, k)[:, 0] + 0.5 * k * d.resolution_ns
+    ax.semilogy(time, np.maximum(counts, 0.5), drawstyle="steps-mid", color=color,
                 lw=0.8, label=label)
     if fit is not None:
         taus = ", ".join(f"{t:.2f} ± {e:.2f} ns" for t, e in zip(fit.lifetimes_ns,
                                                                   fit.lifetimes_stderr_ns))
-        ax.semilogy(fit.fitted_time_ns, fit.model_counts, color="k", lw=1, label=f"τ = {taus}")
+        m = len(fit.model_counts) // k
+        model = fit.model_counts[: m * k].reshape(m, k).sum(axis=1)
+        mt = fit.fitted_time_ns[: m * k].reshape(m, k).mean(axis=1)
+        ax.semilogy(mt, model, color="k", lw=1,
+                    label=f"τ = {taus}; deviance/dof {fit.reduced_deviance:.2g}")
         ax.legend(fontsize=7, frameon=False)
+        _warn_note(ax, fit.warnings)
     ax.set_xlabel("delay after sync (ns)")
-    ax.set_ylabel("counts")
+    ax.set_ylabel(f"counts / {k * d.resolution_ns:.3g} ns")
     ax.set_ylim(bottom=0.5)
     return ax
 
@@ -81,7 +119,7 @@ def plot_trace(tr, levels=None, ax=None, *, color="C0", histogram: bool = True):
         from mpl_toolkits.axes_grid1 import make_axes_locatable
 
         side = make_axes_locatable(ax).append_axes("right", size="18%", pad=0.05, sharey=ax)
-        edges, h = tr.histogram()
+        edges, h = tr.histogram(bins="auto")
         side.barh(0.5 * (edges[1:] + edges[:-1]), h, height=np.diff(edges), color=color, lw=0)
         side.set_xlabel("occurrences")
         side.tick_params(labelleft=False)

@@ -40,11 +40,14 @@ def save_figure(fig, path: Path) -> None:
 
 
 def analyze(stream, out_dir, *, bin_s: float = 0.01, tau_max_s: float | None = None,
-            progress: bool = False) -> dict:
+            background=None, progress: bool = False) -> dict:
     """Every analysis of one acquisition; writes ``out_dir/*.png`` and ``summary.json``.
 
     An analysis the data cannot support (e.g. a g2 with one detector) is recorded in the
-    summary with the reason instead of stopping the others.
+    summary with the reason instead of stopping the others. Every estimator's warnings go
+    into its section and, prefixed with its name, into the top-level ``"warnings"`` list.
+    ``background``: count rate (cps) or empty-spot stream for the g2 corrections (default:
+    the pulsed g2's inter-peak floor; the long-delay g2 uncorrected).
     """
     import matplotlib
 
@@ -61,53 +64,64 @@ def analyze(stream, out_dir, *, bin_s: float = 0.01, tau_max_s: float | None = N
                      "count_rate_cps": len(stream) / duration if duration else None,
                      "source": {k: v for k, v in stream.meta.items()
                                 if k not in ("ptu_tags", "model_toml")},
-                     "figures": {}, "skipped": {}}
+                     "figures": {}, "skipped": {}, "warnings": []}
 
     def pulsed():
-        r = pulsed_g2(stream)
+        r = pulsed_g2(stream, background="floor" if background is None else background)
         save_figure(r.plot().figure, out / "g2_pulsed.png")
         lo, hi = r.interval()
         return {"g2_zero": r.g2_zero, "g2_zero_stderr_raw": r.g2_zero_stderr_raw,
                 "g2_zero_corrected": r.g2_zero_corrected, "g2_zero_stderr": r.g2_zero_stderr,
-                "interval_95": [lo, hi], "correction": r.correction,
+                "interval_95": [lo, hi], "correction": r.correction, "background": r.background,
                 "signal_fraction": r.signal_fraction, "side_peak_mean": r.side_mean,
-                "floor_per_peak": r.floor_per_peak}, "g2_pulsed.png"
+                "floor_per_peak": r.floor_per_peak,
+                "afterpulse_per_peak": r.afterpulse_per_peak,
+                "peak_fraction_inside": r.peak_fraction_inside,
+                "assumptions": list(r.assumptions), "warnings": list(r.warnings)}, "g2_pulsed.png"
 
     def longdelay():
         tmax = tau_max_s or min(1.0, duration / 4)
-        r = g2_log(stream, tau_max_s=tmax)
+        r = g2_log(stream, tau_max_s=tmax, background=background)
         save_figure(r.plot().figure, out / "g2_log.png")
         f = r.fit
         return {"tau_max_s": tmax, "bunching_amplitude": f.amplitude,
-                "bunching_amplitude_stderr": f.amplitude_stderr, "tau_c_s": f.tau_c_s,
+                "bunching_amplitude_stderr": f.amplitude_stderr,
+                "relative_amplitude": f.relative_amplitude,
+                "relative_amplitude_stderr": f.relative_amplitude_stderr,
+                "baseline": f.baseline, "tau_c_s": f.tau_c_s,
                 "tau_c_stderr_s": f.tau_c_stderr_s, "decayed_to_5pct_s": f.decayed_by(0.05),
-                "chi2_per_dof": f.chi2_per_dof}, "g2_log.png"
+                "chi2_per_dof": f.chi2_per_dof, "background_corrected": background is not None,
+                "warnings": list(r.warnings)}, "g2_log.png"
 
     def lifetimes():
         d = decay(stream)
         try:
             fit = fit_decay(d, n_exp=2)
+            if not np.all(fit.lifetimes_stderr_ns < fit.lifetimes_ns):
+                raise AnalysisError("a component is not determined")
         except AnalysisError:
             fit = fit_decay(d, n_exp=1)
         save_figure(d.plot(fit=fit).figure, out / "decay.png")
         return {"lifetimes_ns": fit.lifetimes_ns, "lifetimes_stderr_ns": fit.lifetimes_stderr_ns,
                 "fractions": fit.fractions, "background_per_bin": fit.background_per_bin,
-                "fit_range_ns": fit.fit_range_ns, "reduced_deviance": fit.reduced_deviance}, \
-            "decay.png"
+                "fit_range_ns": fit.fit_range_ns, "reduced_deviance": fit.reduced_deviance,
+                "warnings": list(fit.warnings)}, "decay.png"
 
     def trace():
         tr = intensity_trace(stream, bin_s)
-        res = {"bin_s": bin_s, "mean_counts_per_bin": float(tr.counts.mean())}
+        res = {"bin_s": bin_s, "mean_counts_per_bin": float(tr.counts.mean()), "warnings": []}
         try:
             lv = two_level(tr)
             dw = dwell_times(tr, lv)
             res.update(grey_mean=lv.grey_mean, bright_mean=lv.bright_mean,
                        bright_fraction=lv.bright_fraction, threshold=lv.threshold)
+            res["warnings"] += list(lv.warnings)
             for name, fit in (("bright", dw.bright_fit), ("grey", dw.grey_fit)):
                 if fit is not None:
                     res[f"{name}_dwell"] = {"n": fit.n, "exp_mean_s": fit.exp_mean_s,
                                             "power_law_exponent": fit.power_law_exponent,
                                             "power_law_stderr": fit.power_law_stderr}
+                    res["warnings"] += [f"{name} dwells: {w}" for w in fit.warnings]
         except AnalysisError as e:
             lv = None
             res["two_level"] = f"skipped: {e}"
@@ -120,7 +134,8 @@ def analyze(stream, out_dir, *, bin_s: float = 0.01, tau_max_s: float | None = N
         save_figure(f.plot().figure, out / "flid.png")
         sd_i, sd_t = f.spread()
         return {"bin_s": bin_s, "mean_lifetime_ns": float(np.nanmean(lt.lifetime_ns)),
-                "intensity_sd": sd_i, "lifetime_sd_ns": sd_t}, "flid.png"
+                "intensity_sd": sd_i, "lifetime_sd_ns": sd_t, "warnings": list(f.warnings)}, \
+            "flid.png"
 
     steps = [("g2_pulsed", pulsed), ("g2_log", longdelay), ("decay", lifetimes),
              ("trace", trace), ("flid", flid_map)]
@@ -129,6 +144,7 @@ def analyze(stream, out_dir, *, bin_s: float = 0.01, tau_max_s: float | None = N
             result, png = step()
             summary[name] = result
             summary["figures"][name] = png
+            summary["warnings"] += [f"{name}: {w}" for w in result.get("warnings", [])]
         except AnalysisError as e:
             summary["skipped"][name] = str(e)
     summary = jsonable(summary)

@@ -13,7 +13,7 @@ import dataclasses
 import numpy as np
 from scipy.optimize import curve_fit
 
-from ._common import AnalysisError
+from ._common import AnalysisError, Warnings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +25,7 @@ class SaturationFit:
     linear: float  # B
     linear_stderr: float
     chi2_per_dof: float
+    warnings: tuple[str, ...] = ()
 
     def model(self, power):
         p = np.asarray(power, float)
@@ -71,11 +72,27 @@ def fit_saturation(power, counts, *, stderr=None, duration_s: float | None = Non
         raise AnalysisError(f"the saturation fit did not converge: {e}") from None
     err = np.sqrt(np.diag(cov))
     resid = (y - f(p, *par)) / (s if s is not None else 1.0)
-    chi2 = float(np.sum(resid**2) / max(len(p) - n_par, 1))
+    dof = max(len(p) - n_par, 1)
+    chi2 = float(np.sum(resid**2) / dof)
+    if s is not None and chi2 > 1:  # errors that account for a fit worse than its weights
+        err = err * np.sqrt(chi2)
+    warn = Warnings()
+    from scipy import stats
+
+    warn.add(s is not None and stats.chi2.sf(chi2 * dof, dof) < 1e-3,
+             f"poor fit: chi2/dof {chi2:.3g}; eq. 1 does not describe these rates (errors scaled)")
+    warn.add(not err[1] < par[1], f"Psat = {par[1]:.3g} is not determined (error {err[1]:.3g})")
+    warn.add(par[1] > 2 * p.max(), f"Psat = {par[1]:.3g} lies beyond the highest power "
+                                   f"({p.max():.3g}): the curve does not saturate in range")
+    if linear:
+        warn.add(par[2] + 3 * err[2] < 0, f"negative linear term B = {par[2]:.3g} +- "
+                                          f"{err[2]:.2g}: count rates fall at high power "
+                                          "(bleaching or blinking?)")
     return SaturationFit(amplitude=float(par[0]), amplitude_stderr=float(err[0]),
                          p_sat=float(par[1]), p_sat_stderr=float(err[1]),
                          linear=float(par[2]) if linear else 0.0,
-                         linear_stderr=float(err[2]) if linear else 0.0, chi2_per_dof=chi2)
+                         linear_stderr=float(err[2]) if linear else 0.0, chi2_per_dof=chi2,
+                         warnings=tuple(warn))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +103,7 @@ class PowerSeries:
     saturation: SaturationFit
     g2_zero: np.ndarray  # background-corrected, per power
     g2_zero_stderr: np.ndarray
+    warnings: tuple[str, ...] = ()
 
 
 def power_series(streams, power, *, background_cps=None, **pulsed_kw) -> PowerSeries:
@@ -112,7 +130,9 @@ def power_series(streams, power, *, background_cps=None, **pulsed_kw) -> PowerSe
         g2 = [pulsed_g2(s, background=float(b), **pulsed_kw) for s, b in zip(streams, bg)]
     else:
         g2 = [pulsed_g2(s, **pulsed_kw) for s in streams]
-    return PowerSeries(power=p, rate_cps=rate, rate_stderr_cps=err,
-                       saturation=fit_saturation(p, rate, stderr=err),
+    sat = fit_saturation(p, rate, stderr=err)
+    warn = list(sat.warnings) + [f"g2 at {x:g}: {w}" for x, g in zip(p, g2) for w in g.warnings]
+    return PowerSeries(power=p, rate_cps=rate, rate_stderr_cps=err, saturation=sat,
                        g2_zero=np.array([g.g2_zero_corrected for g in g2]),
-                       g2_zero_stderr=np.array([g.g2_zero_stderr for g in g2]))
+                       g2_zero_stderr=np.array([g.g2_zero_stderr for g in g2]),
+                       warnings=tuple(warn))

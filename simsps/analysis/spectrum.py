@@ -12,10 +12,11 @@ import dataclasses
 import math
 
 import numpy as np
+from scipy import stats
 from scipy.optimize import minimize
 
 from ..sample import HC_EV_NM
-from ._common import AnalysisError
+from ._common import AnalysisError, Warnings
 
 __all__ = ["SpectrumFit", "fit_spectrum", "CewDrift", "cew_drift"]
 
@@ -31,6 +32,8 @@ class SpectrumFit:
     fwhm_mev: float
     photons: float  # counts in the line
     background_per_pixel: float
+    reduced_deviance: float = float("nan")  # Poisson deviance per degree of freedom
+    warnings: tuple[str, ...] = ()
 
     def model(self, wavelength_nm):
         return _model(np.asarray(wavelength_nm, float), self._params)
@@ -96,11 +99,16 @@ def fit_spectrum(wavelength_nm, counts) -> SpectrumFit:
     g_e0 = -HC_EV_NM / (e0 - half) ** 2 + HC_EV_NM / (e0 + half) ** 2
     g_s = (_FWHM / 2) * (HC_EV_NM / (e0 - half) ** 2 + HC_EV_NM / (e0 + half) ** 2)
     var_f = g_e0**2 * cov[1, 1] + g_s**2 * cov[2, 2] + 2 * g_e0 * g_s * cov[1, 2]
+    dev = 2 * float(np.sum(np.where(y > 0, y * np.log(np.maximum(y, 1e-300) / mu), 0) - (y - mu)))
+    dof = max(len(y) - 4, 1)
+    warn = Warnings()
+    warn.add(stats.chi2.sf(dev, dof) < 1e-3, f"poor fit: Poisson deviance {dev / dof:.3g} per "
+                                             "degree of freedom (not one Gaussian line?)")
     return SpectrumFit(cew_nm=float(HC_EV_NM / e0),
                        cew_stderr_nm=float(d_cew * math.sqrt(cov[1, 1])),
                        fwhm_nm=float(fwhm_nm), fwhm_stderr_nm=math.sqrt(max(var_f, 0.0)),
                        fwhm_mev=_FWHM * sigma * 1e3, photons=amp, background_per_pixel=bg,
-                       _params=tuple(p))
+                       reduced_deviance=dev / dof, warnings=tuple(warn), _params=tuple(p))
 
 
 @dataclasses.dataclass(frozen=True)

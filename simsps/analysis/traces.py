@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from ._common import AnalysisError, check_bin, check_stream
+from ._common import AnalysisError, Warnings, check_bin, check_stream
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,8 +32,16 @@ class Trace:
         return self.counts / self.bin_s
 
     def histogram(self, bins=None):
-        """(edges, number of bins with that many photons)."""
-        edges = np.arange(self.counts.max() + 2) - 0.5 if bins is None else bins
+        """(edges, number of trace bins in each count range): ``bins=None`` one range per
+        count value, ``"auto"`` whole-count ranges as wide as numpy's "auto" rule asks (so
+        a bright trace's histogram is not one-count bins), or explicit edges."""
+        if bins is None or bins == "auto":
+            width = 1.0
+            if bins == "auto" and len(self.counts) > 1:
+                width = max(1.0, np.ceil(np.diff(np.histogram_bin_edges(self.counts, "auto"))[0]))
+            edges = np.arange(-0.5, self.counts.max() + width + 0.5, width)
+        else:
+            edges = bins
         return edges, np.histogram(self.counts, edges)[0]
 
     def plot(self, ax=None, levels=None, **kw):
@@ -48,6 +56,16 @@ class TwoLevel:
     bright_mean: float
     bright_fraction: float
     threshold: float  # bins with counts > threshold are bright
+    warnings: tuple[str, ...] = ()
+
+    def posterior_bright(self, counts) -> np.ndarray:
+        """Probability that a bin with ``counts`` photons is bright (the two-Poisson mixture)."""
+        c = np.asarray(counts, float)
+        lg = (c * math.log(self.grey_mean) - self.grey_mean
+              + math.log(max(1 - self.bright_fraction, 1e-300)))
+        lb = (c * math.log(self.bright_mean) - self.bright_mean
+              + math.log(max(self.bright_fraction, 1e-300)))
+        return 1.0 / (1.0 + np.exp(np.clip(lg - lb, -700, 700)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +76,7 @@ class DwellFit:
     power_law_exponent: float  # m in p(t) ~ t^-m, for t >= t_min
     power_law_stderr: float
     t_min_s: float
+    warnings: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +95,7 @@ class LifetimeTrace:
     bin_s: float
     t0_ns: float
     window_ns: float
+    warnings: tuple[str, ...] = ()
 
 
 def _select(stream, channels):
@@ -133,8 +153,10 @@ def two_level(trace: Trace, max_iter: int = 500) -> TwoLevel:
     thr = (lam[1] - lam[0] + math.log(w[0] / w[1])) / math.log(lam[1] / lam[0])
     if not lam[0] < thr < lam[1]:
         raise AnalysisError(f"no threshold between the levels {lam[0]:.3g} and {lam[1]:.3g}")
+    warn = Warnings()
+    warn.add(min(w) * len(c) < 5, f"one level holds only {min(w) * len(c):.1f} bins")
     return TwoLevel(grey_mean=float(lam[0]), bright_mean=float(lam[1]),
-                    bright_fraction=float(w[1]), threshold=float(thr))
+                    bright_fraction=float(w[1]), threshold=float(thr), warnings=tuple(warn))
 
 
 def _runs(state: np.ndarray):
@@ -158,9 +180,12 @@ def fit_dwells(t: np.ndarray, t_min: float | None = None,
     tail = t[t >= t_min]
     logs = np.log(tail / (t_min - (bin_s or 0.0) / 2)).sum()
     m = 1 + len(tail) / logs if logs > 0 else float("nan")
+    warn = Warnings()
+    warn.add(len(t) < 20, f"only {len(t)} dwells: the fits rest on few events")
+    warn.add(not m > 1, f"no power law: the exponent {m:.3g} is not above 1")
     return DwellFit(n=len(t), exp_mean_s=mean, exp_mean_stderr_s=mean / math.sqrt(len(t)),
                     power_law_exponent=float(m), power_law_stderr=float((m - 1) / math.sqrt(len(tail))),
-                    t_min_s=t_min)
+                    t_min_s=t_min, warnings=tuple(warn))
 
 
 def dwell_times(trace: Trace, levels: TwoLevel | None = None) -> Dwells:
@@ -220,5 +245,12 @@ def lifetime_trace(stream, bin_s: float = 0.01, *, channels=None, t0_ns: float |
         tau = (sum_d - n_bg * window_ns / 2) / sig
     tau[sig <= 0.5] = np.nan
     counts = np.bincount(idx[sel], minlength=n)
+    warn = Warnings()
+    neg = int(np.sum(tau < 0))
+    warn.add(neg, f"{neg} bins have a negative mean delay after the background share is "
+                  "taken off (too few signal photons per bin, or the background is over-estimated)")
+    nan = int(np.sum(~np.isfinite(tau)))
+    warn.add(nan > n / 2, f"{nan} of {n} bins have no signal photon: choose a longer bin")
     return LifetimeTrace(time_s=np.arange(n) * bin_s, counts=counts, lifetime_ns=tau,
-                         bin_s=float(bin_s), t0_ns=float(t0_ns), window_ns=float(window_ns))
+                         bin_s=float(bin_s), t0_ns=float(t0_ns), window_ns=float(window_ns),
+                         warnings=tuple(warn))

@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from ._common import AnalysisError
+from ._common import AnalysisError, Warnings
 
 __all__ = ["Survival", "survival"]
 
@@ -29,6 +29,7 @@ class Survival:
     bleach_time_s: float  # mean time to bleach (exponential ML, censored)
     bleach_time_stderr_s: float
     threshold_counts: float
+    warnings: tuple[str, ...] = ()
 
     def at(self, t_s: float) -> tuple[float, float]:
         """Fraction still emitting at the frame nearest ``t_s``, and its stderr."""
@@ -79,6 +80,9 @@ def survival(movie=None, *, time_s=None, counts=None, empty_counts=None,
                         + 0.5 * step[np.minimum(last, n_frames - 2)], t[-1]) - t[0]
     k = int(bleached.sum())
     tau = float(exposure.sum() / k) if k else math.inf
+    warn = Warnings()
+    warn.add(k == 0, "no NC bleached during the movie: the bleach time is only bounded below")
+    warn.add(n < 20, f"only {n} NCs seen in the first frame")
     return Survival(time_s=t, fraction=f, fraction_stderr=se, n_ncs=n, bleach_time_s=tau,
                     bleach_time_stderr_s=tau / math.sqrt(k) if k else math.inf,
-                    threshold_counts=threshold)
+                    threshold_counts=threshold, warnings=tuple(warn))
