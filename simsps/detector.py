@@ -19,15 +19,13 @@ from keys folded with the event's channel and absolute time, likewise chunk-inde
 
 from __future__ import annotations
 
-from functools import partial
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .stream import NO_EMITTER, Source, State
 
-__all__ = ["Events", "dead_time_filter", "DetectorChain"]
+__all__ = ["Events", "dead_time_filter", "DetectorChain", "process_chains"]
 
 EVENT_FIELDS = {
     "abs_ps": np.int64,
@@ -104,29 +102,46 @@ def _dead_time_keep(t: np.ndarray, channel: np.ndarray, dead_ps: int, last: np.n
     return keep
 
 
-@partial(jax.jit, static_argnames=())
-def _event_uniforms(key, channel, hi, lo):
-    """Three uniforms on (0, 1] per event, keyed by (channel, absolute time)."""
+@jax.jit
+def _event_uniforms(key_data, channel, hi, lo):
+    """Three uniforms on (0, 1] per event, keyed by (detector pair, channel, absolute time):
+    ``key_data`` holds each event's detector-pair key."""
 
-    def one(c, h, l):
-        k = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(key, c), h), l)
+    def one(kd, c, h, l):
+        k = jax.random.wrap_key_data(kd, impl="threefry2x32")
+        k = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(k, c), h), l)
         return jax.random.uniform(k, (3,), minval=jnp.finfo(jnp.float32).tiny, maxval=1.0)
 
-    return jax.vmap(one)(channel, hi, lo)
+    return jax.vmap(one)(key_data, channel, hi, lo)
 
 
 def event_uniforms(key, channel: np.ndarray, abs_ps: np.ndarray) -> np.ndarray:
-    n = len(abs_ps)
+    """Afterpulse random numbers of one detector pair's events (see
+    :func:`batched_event_uniforms`)."""
+    return batched_event_uniforms([key], [(channel, abs_ps)])[0]
+
+
+def batched_event_uniforms(keys, events) -> list[np.ndarray]:
+    """(n, 3) uniforms for each detector pair's events ``(channel, abs_ps)``, all in one
+    device call: an event's numbers depend only on its pair's key, channel and time."""
+    sizes = [len(t) for _, t in events]
+    n = sum(sizes)
     if n == 0:
-        return np.empty((0, 3), np.float32)
+        return [np.empty((0, 3), np.float32) for _ in events]
     size = 1 << max(6, (n - 1).bit_length())  # pad: few distinct shapes to compile
     t = np.zeros(size, np.uint64)
-    t[:n] = abs_ps.astype(np.uint64)
     c = np.zeros(size, np.uint32)
-    c[:n] = channel
+    kd = np.zeros((size, 2), np.uint32)
+    pos = 0
+    for key, (ch, ts), k in zip(keys, events, sizes):
+        t[pos:pos + k] = ts.astype(np.uint64)
+        c[pos:pos + k] = ch
+        kd[pos:pos + k] = np.asarray(jax.random.key_data(key))
+        pos += k
     hi = (t >> np.uint64(32)).astype(np.uint32)
     lo = (t & np.uint64(0xFFFFFFFF)).astype(np.uint32)
-    return np.asarray(_event_uniforms(key, c, hi, lo))[:n]
+    out = np.asarray(_event_uniforms(kd, c, hi, lo))
+    return np.split(out[:n], np.cumsum(sizes)[:-1])
 
 
 class DetectorChain:
@@ -144,13 +159,15 @@ class DetectorChain:
         self.pending_in = Events.empty()
         self.pending_ap = Events.empty()
 
-    def _afterpulses(self, primaries: Events) -> Events:
+    def _parents(self, primaries: Events) -> Events:
+        """The avalanches that afterpulse (their uniform below the probability)."""
         if self.p_ap <= 0 or not len(primaries):
             return Events.empty()
-        parents = primaries.take(primaries["uap"] < self.p_ap)
+        return primaries.take(primaries["uap"] < self.p_ap)
+
+    def _afterpulses(self, parents: Events, w: np.ndarray) -> Events:
         if not len(parents):
             return Events.empty()
-        w = event_uniforms(self.key, parents["channel"], parents["abs_ps"])
         step1 = self.dead_ps + np.rint(-np.log(w[:, 0]) * self.tau_ap_ps).astype(np.int64)
         t1 = parents["abs_ps"] + step1
         second = w[:, 1] < self.p_ap
@@ -168,8 +185,9 @@ class DetectorChain:
             uap=np.ones(n, np.float32),
         )
 
-    def process(self, incident: Events, end_ps: int) -> Events:
-        """Detections with time < ``end_ps``; later events are held for the next call."""
+    def first_pass(self, incident: Events, end_ps: int) -> tuple[Events, Events]:
+        """Dead-time pass over the incident events before ``end_ps`` (later ones wait):
+        (kept avalanches, those of them that afterpulse)."""
         ev = Events.concat([self.pending_in, incident]) if len(self.pending_in) else incident
         order = np.argsort(ev["abs_ps"], kind="stable")
         t = ev["abs_ps"][order]
@@ -178,7 +196,11 @@ class DetectorChain:
         order, t = order[:n_ready], t[:n_ready]
         keep = _dead_time_keep(t, ev["channel"][order], self.dead_ps, self.last1)
         prim = ev.take(order[keep])
-        ap = Events.concat([self.pending_ap, self._afterpulses(prim)])
+        return prim, self._parents(prim)
+
+    def finish(self, prim: Events, parents: Events, w: np.ndarray, end_ps: int) -> Events:
+        """Afterpulses of ``parents`` (random numbers ``w``), merged, second dead-time pass."""
+        ap = Events.concat([self.pending_ap, self._afterpulses(parents, w)])
         if len(ap):
             ap_ready = ap["abs_ps"] < end_ps
             self.pending_ap = ap.take(~ap_ready)
@@ -188,3 +210,16 @@ class DetectorChain:
             merged = prim
         keep = _dead_time_keep(merged["abs_ps"], merged["channel"], self.dead_ps, self.last3)
         return merged if keep.all() else merged.take(keep)
+
+    def process(self, incident: Events, end_ps: int) -> Events:
+        """Detections with time < ``end_ps``; later events are held for the next call."""
+        return process_chains([self], [incident], end_ps)[0]
+
+
+def process_chains(chains, incidents, end_ps: int) -> list[Events]:
+    """:meth:`DetectorChain.process` for several detector pairs at once: one device call
+    for all their afterpulse random numbers."""
+    firsts = [c.first_pass(ev, end_ps) for c, ev in zip(chains, incidents)]
+    w = batched_event_uniforms([c.key for c in chains],
+                               [(par["channel"], par["abs_ps"]) for _, par in firsts])
+    return [c.finish(prim, par, wk, end_ps) for c, (prim, par), wk in zip(chains, firsts, w)]

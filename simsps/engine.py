@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .detector import DetectorChain, Events
+from .detector import DetectorChain, Events, process_chains
 from .kernel import BLOCK_PULSES, KernelParams, chunk_kernel, noise_capacity, signal_capacity
 from .model import Model, ModelError
 from .physics.blinking import BlinkTrajectory, combine_windows
@@ -328,11 +328,12 @@ def _population_chunks(models, duration_s, power, seed, *, spot, chunk_pulses, p
             incident, owner = _assemble(sig, bg, start, n_pulses, period_ps)
             if n_spots == 1:
                 parts = [incident]
-            else:
-                of_spot = spot[owner]
-                parts = [incident.take(of_spot == j) for j in range(n_spots)]
-            yield [_to_stream(chains[j].process(parts[j], stop * period_ps), period_ps, res_ps,
-                              bleach_time_s, metas[j], stop)
+            else:  # split by spot, keeping each spot's events in their order
+                order = np.argsort(spot[owner], kind="stable")
+                bounds = np.searchsorted(spot[owner][order], np.arange(n_spots + 1))
+                parts = [incident.take(order[bounds[j]:bounds[j + 1]]) for j in range(n_spots)]
+            detected = process_chains(chains, parts, stop * period_ps)
+            yield [_to_stream(detected[j], period_ps, res_ps, bleach_time_s, metas[j], stop)
                    for j in range(n_spots)]
             if bar is not None:
                 bar.update(round((stop - start) / m.excitation.rep_rate_hz, 3))

@@ -110,3 +110,35 @@ def eq1_psat(powers, rates, sigma=None):
     par, _ = curve_fit(f, np.asarray(powers, float), np.asarray(rates, float),
                        p0=[max(rates), 1.0, 0.0], sigma=sigma)
     return float(par[1])
+
+
+def renewal_bright_correlation(bright_law, grey_law, taus, length, rng):
+    """<n(0) n(tau)> of a stationary alternating renewal process (n = 1 bright), from one
+    long trajectory of ``length`` (same unit as the laws): dwells drawn from the scipy
+    laws with numpy's generator, the overlap of the bright intervals with themselves
+    shifted by tau integrated exactly. Returns (correlation at each tau, bright fraction)."""
+    mean = bright_law.mean() + grey_law.mean()
+    n = int(1.2 * length / mean) + 10
+    d = np.empty(2 * n)
+    d[0::2] = bright_law.rvs(n, random_state=rng)
+    d[1::2] = grey_law.rvs(n, random_state=rng)
+    edges = np.concatenate([[0.0], np.cumsum(d)])
+    bright_time = np.concatenate([[0.0], np.cumsum(np.where(np.arange(2 * n) % 2 == 0, d, 0.0))])
+    start, stop = edges[0:-1:2], edges[1::2]  # bright intervals
+    span = length - np.max(taus)
+    keep = stop <= span
+    start, stop = start[keep], stop[keep]
+
+    def bright_before(x):
+        return np.interp(x, edges, bright_time)
+
+    corr = np.array([np.sum(bright_before(stop + t) - bright_before(start + t)) for t in taus])
+    p = float(np.sum(stop - start) / stop[-1])
+    return corr / stop[-1], p
+
+
+def blinking_g2_curve(corr, p, i_bright, i_grey):
+    """g2 of an emitter switching between intensities, from <n(0) n(tau)> and p."""
+    mean = i_grey + (i_bright - i_grey) * p
+    second = i_grey**2 + 2 * i_grey * (i_bright - i_grey) * p + (i_bright - i_grey) ** 2 * corr
+    return second / mean**2

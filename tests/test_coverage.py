@@ -1,46 +1,157 @@
-"""Coverage of the stated uncertainties: over 1000 independent datasets the 95 % intervals
-of the background-corrected g2(0) and of a fitted lifetime must contain the truth 93-97 %
-of the time (issue 5). The datasets are consecutive 1.68 s segments of one simulation without
-blinking (no memory between pulses, so segments are independent) with 30 % uniform
-background, 350 ps jitter, at Psat. Binomial sd of the coverage at 1000 datasets: 0.7 %,
-so a calibrated interval passes with probability 0.996.
+"""Coverage of the stated uncertainties under the full physics (issue 12): for both presets
+at 1 and 3 Psat, with every detector and background effect on (prompt and uniform
+background, dark counts, afterpulsing, dead time, jitter, both blinking processes), the
+95 % intervals of the corrected g2(0), the bunching amplitude and its correlation time,
+and both fitted lifetimes contain the truth 93-97 % of the time over 500 independent NCs.
+
+Truths, none from the estimators:
+- g2(0): the closed form of PHYSICS.md 3 over the charge states (test_g2_corrections).
+- lifetimes: the model's trion and exciton lifetimes (bi-exponential tail fit from 2 ns
+  after the decay's peak, with the afterpulse component measured from the stream).
+- bunching: the model ``baseline + A exp(-tau / tau_c)`` fitted to the *expected* g2 of the
+  emitter on the same delay bins (each bin's delay weighting), with the weights the
+  estimator uses (Poisson, their mean over the datasets): the value a noise-free
+  measurement would give, also where one exponential does not describe the blinking. The expected curve is the
+  closed form of two exponential telegraphs for zn-treated, and for pristine's power-law
+  dwells the exact autocorrelation of a 4000 s dwell trajectory drawn with numpy.
+The background given to the estimators is the setup's independent rate (dark + uniform +
+prompt, what an empty spot measures). NCs that bleach during their acquisition are set
+aside, as in the lab (bleaching does not depend on the blinking state, so the others are
+unbiased). Binomial sd of a coverage over 500 datasets: 1 %.
 """
 
-import dataclasses
+import math
+import os
 
+import numpy as np
 import pytest
+from scipy import optimize, stats
 
 import simsps
-from simsps.analysis import decay, fit_decay, pulsed_g2
+from simsps.analysis import afterpulsing, decay, fit_decay, g2_log, pulsed_g2
 
-from .conftest import ideal_overrides
-from .helpers import g2_zero_closed_form, photons_per_pulse
+from .helpers import blinking_g2_curve, photons_per_pulse, renewal_bright_correlation
+from .test_g2_corrections import g2_truth, independent_rate
 
-N_DATASETS, SEGMENT_PULSES = 1000, 1 << 22  # 1.68 s each: one simulation chunk each
+N_DATASETS = int(os.environ.get("SIMSPS_COVERAGE_N", "500"))
+DURATION_S = {"zn-treated": 10.0, "pristine": 20.0}
+FIT_MAX_S = {"zn-treated": 2e-3, "pristine": 0.05}  # fast flicker / power-law ms blinking
+TAU_MAX_S = {"zn-treated": 0.02, "pristine": 0.1}
+FIT_START_NS = 2.0
+BATCH = 50
+
+
+def _charging(b, n):
+    p1, p2 = -math.expm1(-n), 1 - math.exp(-n) * (1 + n)
+    q1, q2 = -math.expm1(-1), 1 - math.exp(-1) * 2
+    return b.spontaneous_charging_fraction + (1 - b.spontaneous_charging_fraction) * (
+        (1 - b.auger_charging_fraction) * p1 / q1 + b.auger_charging_fraction * p2 / q2)
+
+
+def _expected_g2(m, n, res):
+    """Expected g2 of the emitter photons in each delay bin of ``res``: the closed-form
+    curve averaged over the bin's delay weighting (uniform for exact pairs, a trapezoid
+    for gridded bins: G2Log.delay_weights, the definition of what a bin holds)."""
+    eff = m.detection.efficiency
+    i_b = photons_per_pulse(m.exciton.quantum_yield, m.biexciton.quantum_yield, n, eff)
+    i_g = photons_per_pulse(m.trion.quantum_yield, m.charged_biexciton.quantum_yield, n, eff)
+    grid, weights = res.delay_weights(32)
+    taus = grid.ravel()
+    if m.blinking.dwell == "exponential":  # zn-treated: two exponential telegraphs
+        corr, p_all = np.ones_like(taus), 1.0
+        for b, to_s in ((m.blinking, 1e-6), (m.slow_blinking, 1e-3)):
+            if not b.enabled:
+                continue
+            unit = "us" if to_s == 1e-6 else "ms"
+            on = getattr(b, f"bright_dwell_{unit}") * to_s / _charging(b, n)
+            off = getattr(b, f"grey_dwell_{unit}") * to_s
+            p = on / (on + off)
+            corr = corr * (p * p + p * (1 - p) * np.exp(-taus * (1 / on + 1 / off)))
+            p_all *= p
+        curve = blinking_g2_curve(corr, p_all, i_b, i_g)
+    else:  # pristine: truncated power laws, the bright cut-off shortened by the charging
+        b = m.blinking
+        k, t_max = b.power_law_exponent - 1, b.power_law_max_s
+        on = b.bright_dwell_us * 1e-6 / _charging(b, n)
+        off = b.grey_dwell_us * 1e-6
+        corr, p = renewal_bright_correlation(stats.truncpareto(k, t_max / on, scale=on),
+                                             stats.truncpareto(k, t_max / off, scale=off),
+                                             taus, 4000.0, np.random.default_rng(12))
+        curve = blinking_g2_curve(corr, p, i_b, i_g)
+    return np.sum(curve.reshape(grid.shape) * weights, axis=1)
+
+
+def _bunching_truth(m, n, res, sigma, lo, hi):
+    """(relative amplitude, tau_c) of the model fitted to the expected curve."""
+    sel = (res.tau_s >= lo) & (res.tau_s <= hi)
+    y = _expected_g2(m, n, res)[sel]
+    grid, weights = res.delay_weights(32)
+    grid, weights = grid[sel], weights[sel]
+    x = res.tau_s[sel]
+
+    def f(_, a, tc, c):  # the model averaged over each bin's delay weighting
+        return c + a * np.sum(np.exp(-grid / tc) * weights, axis=1)
+
+    p, _ = optimize.curve_fit(f, x, y, p0=[y[0] - y[-1], np.sqrt(x[0] * x[-1]), y[-1]],
+                              sigma=sigma[sel], maxfev=20000)
+    return p[0] / p[2], p[1]
+
+
+def _datasets(m, n, duration, count, seed):
+    """``count`` NCs that do not bleach during their acquisition (batches of one vmapped
+    simulation each)."""
+    kept, batch = [], 0
+    while len(kept) < count:
+        streams = simsps.simulate_population([m] * BATCH, duration, n,
+                                             seed=(seed * 1000 + batch) % 2**32)
+        for s in streams:
+            if s.truth.bleach_time_s[s.meta["first_emitter"]] >= duration:
+                kept.append(s)
+        batch += 1
+    return kept[:count]
 
 
 @pytest.mark.slow
-def test_95_percent_intervals_cover_the_truth():
-    signal = 2.5e6 * photons_per_pulse(0.9, 0.06, 1.0, efficiency=0.025)
-    bg = signal * 0.3 / 0.7
-    m = simsps.load_model("zn-treated", ideal_overrides(
-        **{"background.rate_cps": bg, "detection.jitter_fwhm_ps": 350.0}))
-    g2_truth = g2_zero_closed_form(0.9, 0.06, 1.0)
-    tau_truth = m.exciton.lifetime_ns
-    duration = N_DATASETS * SEGMENT_PULSES / m.excitation.rep_rate_hz
-    hits_g2 = hits_tau = done = 0
-    for k, chunk in enumerate(simsps.simulate_chunks(m, duration, seed=2024,
-                                                     chunk_pulses=SEGMENT_PULSES)):
-        part = dataclasses.replace(chunk, sync=chunk.sync - k * SEGMENT_PULSES,
-                                   n_pulses=SEGMENT_PULSES)
-        g = pulsed_g2(part)
+@pytest.mark.parametrize("preset,n", [("zn-treated", 1.0), ("zn-treated", 3.0),
+                                      ("pristine", 1.0), ("pristine", 3.0)])
+def test_95_percent_intervals_cover_the_truth(preset, n):
+    m = simsps.load_model(preset)
+    duration = DURATION_S[preset]
+    bg = independent_rate(m, n)
+    lo_fit, hi_fit = 20 / m.excitation.rep_rate_hz, FIT_MAX_S[preset]
+    truth_tau = (m.trion.lifetime_ns, m.exciton.lifetime_ns)
+    hits = np.zeros(5)
+    bunching, sigmas, values = [], [], []
+    streams = _datasets(m, n, duration, N_DATASETS, seed=int(100 * n) + len(preset))
+    g2_true = g2_truth(m, n)
+    for s in streams:
+        ap = afterpulsing(s)
+        g = pulsed_g2(s, background=bg, afterpulsing=ap)
         a, b = g.interval(0.95)
-        hits_g2 += a <= g2_truth <= b
-        f = fit_decay(decay(part))
-        a, b = f.interval(0, 0.95)
-        hits_tau += a <= tau_truth <= b
-        done += 1
-    assert done == N_DATASETS
-    cov_g2, cov_tau = hits_g2 / done, hits_tau / done
-    assert 0.93 <= cov_g2 <= 0.97, f"g2(0) coverage {cov_g2:.3f}"
-    assert 0.93 <= cov_tau <= 0.97, f"lifetime coverage {cov_tau:.3f}"
+        hits[0] += a <= g2_true <= b
+        d = decay(s, afterpulsing=ap)
+        peak = (np.argmax(d.counts) + 0.5) * d.resolution_ns
+        f = fit_decay(d, n_exp=2, fit_start_ns=peak + FIT_START_NS)
+        for j in range(2):
+            a, b = f.interval(j, 0.95)
+            hits[1 + j] += a <= truth_tau[j] <= b
+        r = g2_log(s, tau_max_s=TAU_MAX_S[preset], fit_max_s=hi_fit, background=bg)
+        bunching.append((r.fit.interval("relative_amplitude"), r.fit.interval("tau_c_s")))
+        values.append((r.fit.relative_amplitude, r.fit.relative_amplitude_stderr,
+                       r.fit.tau_c_s, r.fit.tau_c_stderr_s))
+        sigmas.append(r.stderr_poisson)
+    amp_true, tau_c_true = _bunching_truth(m, n, r, np.mean(sigmas, axis=0), lo_fit, hi_fit)
+    for (amp_lo, amp_hi), (tc_lo, tc_hi) in bunching:
+        hits[3] += amp_lo <= amp_true <= amp_hi
+        hits[4] += tc_lo <= tau_c_true <= tc_hi
+    coverage = dict(zip(["g2(0)", "trion lifetime", "exciton lifetime", "bunching amplitude",
+                         "tau_c"], hits / len(streams)))
+    v = np.array(values)
+    print(f"\n{preset} at {n:g} Psat, {len(streams)} NCs: " +
+          ", ".join(f"{k} {v:.3f}" for k, v in coverage.items()) +
+          f"\n  bunching {v[:, 0].mean():.4f} (sd {v[:, 0].std():.4f}, stated {v[:, 1].mean():.4f},"
+          f" truth {amp_true:.4f}); tau_c {v[:, 2].mean():.4g} s (sd {v[:, 2].std():.2g}, "
+          f"stated {v[:, 3].mean():.2g}, truth {tau_c_true:.4g})")
+    if N_DATASETS >= 500:
+        for k, v in coverage.items():
+            assert 0.93 <= v <= 0.97, (k, coverage)

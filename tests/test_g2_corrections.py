@@ -38,7 +38,11 @@ def g2_truth(m, n):
             (1 - b.auger_charging_fraction) * p1 / q1 + b.auger_charging_fraction * p2 / q2)
         if b.dwell == "exponential":
             return (on / f) / (on / f + off)
-        return 0.5 if f == 1 else None  # equal power laws at Psat
+        # power laws: the bright cut-off shortens with power; occupation by the mean dwells
+        t_max = b.power_law_max_s * (1e6 if on is b.bright_dwell_us else 1e3)
+        mean = [stats.truncpareto(b.power_law_exponent - 1, t_max / x, scale=x).mean()
+                for x in (on / f, off)]
+        return mean[0] / (mean[0] + mean[1])
 
     pb = bright(m.blinking, m.blinking.bright_dwell_us, m.blinking.grey_dwell_us) * bright(
         m.slow_blinking, m.slow_blinking.bright_dwell_ms, m.slow_blinking.grey_dwell_ms)

@@ -31,8 +31,24 @@ def test_row_comparisons():
     r = row("fig3a_cew_range_nm", "3a", "q", [503.0, 519.5], dataset="d", how="h")
     assert r.ok and r.simulated == [503.0, 519.5] and r.paper == [504.0, 518.0]
     assert not row("fig3a_cew_range_nm", "3a", "q", [501.0, 519.0], dataset="d", how="h").ok
+    # a range must reach the paper's ends: a narrow population fails
+    assert not row("fig3a_cew_range_nm", "3a", "q", [507.0, 515.0], dataset="d", how="h").ok
+    assert row("fig3a_cew_range_nm", "3a", "q", [505.9, 516.1], dataset="d", how="h").ok
     with pytest.raises(KeyError):
         row("no_such_key", "1", "q", 1.0, dataset="d", how="h")
+
+
+@pytest.mark.slow
+def test_quick_run_is_within_every_band(tmp_path):
+    """`make demo`'s run (--quick): every figure, a row per paper number, every row within
+    its band (each row's negative control is in test_reproduce_controls.py)."""
+    doc = reproduce(tmp_path, quick=True, seed=0, progress=False)
+    bad = [f"{r['key']}: {r['simulated']}" for r in doc["rows"] if not r["ok"]]
+    assert not bad, bad
+    assert doc["mode"] == "quick"
+    for name, _, _ in FIGURES:
+        assert (tmp_path / f"fig{name}.png").stat().st_size > 10_000, name
+    assert doc["details"]["4c"]["intensity_lifetime_correlation"] > 0.4
 
 
 @pytest.mark.slow

@@ -4,8 +4,8 @@ delete-one-block jackknife.
 Blinking makes photons arrive in bunches for as long as a dwell lasts, so counts of pairs
 (g2) are not Poisson: neighbouring pairs share a dwell. The acquisition is cut into ``B``
 contiguous blocks of equal length (``DEFAULT_BLOCKS``); every statistic an estimate is made
-of is summed per block (pairs are assigned to the block of their channel-a photon), and
-the estimate is recomputed with one block left out at a time:
+of is counted per block, and the estimate is recomputed with one block left out at a time
+(its photons of both channels, so pairs with either photon in it, and the time it covers):
 
     var = (B - 1) / B * sum_b (theta_(-b) - mean_b theta_(-b))^2
 
@@ -18,8 +18,6 @@ blinking.
 """
 
 from __future__ import annotations
-
-from typing import Callable
 
 import numpy as np
 
@@ -39,19 +37,3 @@ def time_slices(times_ps: np.ndarray, edges_ps: np.ndarray) -> list[slice]:
     """Slices of the sorted ``times_ps`` that fall in each block [edges[b], edges[b + 1])."""
     cut = np.searchsorted(times_ps, edges_ps, side="left")
     return [slice(int(cut[b]), int(cut[b + 1])) for b in range(len(edges_ps) - 1)]
-
-
-def jackknife(per_block: np.ndarray, estimate: Callable[[np.ndarray], np.ndarray]):
-    """``estimate`` of the summed statistics and its delete-one-block standard error.
-
-    ``per_block``: (B, ...) statistics of each block; ``estimate(total)`` maps their sum
-    (shape ``per_block.shape[1:]``) to a number or an array. Returns (value, stderr,
-    leave-one-out values of shape (B, ...)); NaN where an estimate fails."""
-    per_block = np.asarray(per_block, np.float64)
-    total = per_block.sum(axis=0)
-    value = np.asarray(estimate(total), np.float64)
-    loo = np.array([np.asarray(estimate(total - blk), np.float64) for blk in per_block])
-    n = len(per_block)
-    spread = loo - loo.mean(axis=0)
-    stderr = np.sqrt((n - 1) / n * np.sum(spread**2, axis=0))
-    return value, stderr, loo

@@ -143,8 +143,13 @@ def _detector(channel, tc, to, delay_ps, window, period, duration_ps,
         return p, best.x, excess, p * x
 
     p, log_tau, excess, model = fit(acc.sum(0), xco.sum(0), n_c)
-    loo = np.array([fit(acc.sum(0) - acc[j], xco.sum(0) - xco[j], n_c - counts[j])[0]
-                    for j in range(n_blocks)])
+    # leave-one-block-out p at the fitted delay law (linear given tau): the error of p,
+    # which is what corrections use (tau's own error moves p only at second order)
+    shape = law(math.exp(log_tau))
+    var_all = np.maximum(acc.sum(0) + r * r * xco.sum(0), 1.0)
+    ex_loo = excess[None, :] - (acc - r * xco)
+    x_loo = (n_c - counts)[:, None] * shape[None, :]
+    loo = np.sum(x_loo * ex_loo / var_all, axis=1) / np.sum(x_loo**2 / var_all, axis=1)
     se = math.sqrt((n_blocks - 1) / n_blocks * np.sum((loo - loo.mean()) ** 2))
     # goodness of fit with the blocks' own scatter of each bin (blinking makes it super-Poisson)
     per_block = acc - r * xco

@@ -35,8 +35,8 @@ dwells; the jackknife measures it, for delays well below a block's length (teste
 the seed-to-seed scatter under both presets' blinking; beyond a tenth of a block, pairs
 reach into other blocks and the error is only approximate, which a warning says). The
 Poisson error (plus the covariance of pairs sharing a photon near the ends) is kept as
-``stderr_poisson``; the bunching fit is weighted by it times the jackknife's (smoothed)
-inflation, its parameter errors come from refitting with each block left out and its chi2
+``stderr_poisson``; the bunching fit is weighted by it times a smooth fit of the
+jackknife's inflation of it, its parameter errors come from refitting with each block left out and its chi2
 uses the jackknife errors.
 """
 
@@ -65,6 +65,7 @@ class BunchingFit:
     chi2_per_dof: float  # with the jackknife errors of the bins
     dof: float  # degrees of freedom of the parameter errors (jackknife blocks - 1)
     fit_range_s: tuple[float, float]
+    log_tau_c_stderr: float = float("nan")  # error of ln(tau_c) (tau_c_stderr_s / tau_c_s)
     warnings: tuple[str, ...] = ()
 
     def model(self, tau_s):
@@ -72,12 +73,16 @@ class BunchingFit:
 
     def interval(self, name: str = "relative_amplitude", level: float = 0.95):
         """Confidence interval of ``amplitude``, ``relative_amplitude``, ``tau_c_s`` or
-        ``baseline`` (Student's t with the jackknife's degrees of freedom)."""
+        ``baseline`` (Student's t with the jackknife's degrees of freedom); ``tau_c_s`` on
+        the log scale, where its errors are symmetric."""
         se = {"amplitude": self.amplitude_stderr, "tau_c_s": self.tau_c_stderr_s,
               "baseline": self.baseline_stderr,
               "relative_amplitude": self.relative_amplitude_stderr}
         if name not in se:
             raise AnalysisError(f"no parameter {name!r}: choose one of {', '.join(se)}")
+        if name == "tau_c_s" and math.isfinite(self.log_tau_c_stderr):
+            lo, hi = interval(math.log(self.tau_c_s), self.log_tau_c_stderr, self.dof, level)
+            return math.exp(lo), math.exp(hi)
         return interval(getattr(self, name), se[name], self.dof, level)
 
     def decayed_by(self, fraction: float = 1 / math.e) -> float:
@@ -96,6 +101,7 @@ class G2Log:
     split_s: float  # delay where exact pairs hand over to the gridded count
     fit: BunchingFit | None
     block_s: float = 0.0  # length of the jackknife's time blocks
+    quantum_s: np.ndarray | None = None  # per bin: its grid quantum (0: exact pairs)
     warnings: tuple[str, ...] = ()
     _loo: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
 
@@ -103,6 +109,38 @@ class G2Log:
         from .plots import plot_g2_log
 
         return plot_g2_log(self, ax=ax, **kw)
+
+    def average(self, lo_s: float, hi_s: float) -> tuple[float, float]:
+        """g2 averaged over the bins with centres in [lo_s, hi_s] (weighted by their Poisson
+        errors) and its jackknife error (the bins' errors are correlated by the blinking,
+        so they are not combined as if independent)."""
+        sel = (self.tau_s >= lo_s) & (self.tau_s <= hi_s) & (self.pairs > 0)
+        if not sel.any():
+            raise AnalysisError(f"no populated delay bins in {lo_s:g} .. {hi_s:g} s")
+        w = 1.0 / self.stderr_poisson[sel] ** 2
+        value = float(np.sum(w * self.g2[sel]) / w.sum())
+        if self._loo is None:
+            return value, float(1.0 / math.sqrt(w.sum()))
+        loo = self._loo[:, sel] @ w / w.sum()
+        n = len(loo)
+        return value, float(math.sqrt((n - 1) / n * np.sum((loo - loo.mean()) ** 2)))
+
+    def delay_weights(self, n: int = 64):
+        """Each bin's weighting of delays, on which its g2 is an average: uniform over
+        [lo, hi) for exact pairs; for a gridded bin (quantum r, edges E1 r .. E2 r) the sum
+        of the triangles of width 2r around each cell difference, a trapezoid from
+        (E1 - 1) r to E2 r. Returns (delays, weights), each (bins, n), weights summing to
+        1 per bin (midpoint rule)."""
+        lo, hi = self.tau_edges_s[:-1], self.tau_edges_s[1:]
+        r = np.zeros_like(lo) if self.quantum_s is None else self.quantum_s
+        a = np.where(r > 0, lo - r, lo)
+        u = (np.arange(n) + 0.5) / n
+        tau = a[:, None] + (hi - a)[:, None] * u[None, :]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rise = np.where(r[:, None] > 0, np.clip((tau - a[:, None]) / r[:, None], 0, 1), 1.0)
+            fall = np.where(r[:, None] > 0, np.clip((hi[:, None] - tau) / r[:, None], 0, 1), 1.0)
+        w = np.minimum(rise, fall)
+        return tau, w / w.sum(axis=1, keepdims=True)
 
 
 def log_edges_ps(tau_min_s: float, tau_max_s: float, bins_per_decade: int,
@@ -174,6 +212,8 @@ def g2_log(stream, *, tau_min_s: float = 1e-8, tau_max_s: float = 1.0,
     # differences E1 .. E2-1 weigh delays by overlapping triangles centred (E1 + E2 - 1) r / 2
     middle = edges[:-1] + width / 2
 
+    quantum = np.zeros(n_bins)  # grid quantum of each bin (ps), 0 for exact pairs
+
     def count(hist, bins, *args):
         bins[0][:] = hist(ta, tb, *args, cuts=cuts_a)
         bins[1][:] = hist(tb, ta, *args, cuts=cuts_b)
@@ -192,6 +232,7 @@ def g2_log(stream, *, tau_min_s: float = 1e-8, tau_max_s: float = 1.0,
             full[:, j:stop] = np.diff(c, axis=1)
         width[j:stop] = np.diff(grid_edges) * r
         middle[j:stop] = (grid_edges[:-1] + grid_edges[1:] - 1) * r / 2
+        quantum[j:stop] = r
     pairs = A.sum(axis=0)
     centre = np.sqrt(edges[:-1] * edges[1:].astype(np.float64))
     # uncorrelated pairs: b density times the delay range of the bin (both signs) that keeps
@@ -233,7 +274,7 @@ def g2_log(stream, *, tau_min_s: float = 1e-8, tau_max_s: float = 1.0,
     res = G2Log(tau_s=centre / 1e12, tau_edges_s=edges / 1e12, g2=g2, stderr=stderr,
                 stderr_poisson=stderr_poisson, pairs=pairs,
                 split_s=float(edges[split]) / 1e12, fit=None, block_s=block_s,
-                warnings=tuple(warn), _loo=loo)
+                quantum_s=quantum / 1e12, warnings=tuple(warn), _loo=loo)
     if fit:
         period_s = stream.sync_period_ps * 1e-12
         lo = fit_min_s if fit_min_s is not None else 20 * period_s
@@ -348,28 +389,41 @@ def _choose_split(edges, na: int, nb: int, duration_ps: float, bins_per_decade: 
     return min(options)[2]
 
 
-def _fit_sigma(res: G2Log) -> np.ndarray:
-    """Weights of the bunching fit: the Poisson error times the jackknife's inflation of it,
-    smoothed (median over five neighbouring bins: the raw jackknife errors scatter by about
-    1/sqrt(2 B)) and at least 1. Blinking inflates the error more the longer the delay, so
-    long delays weigh what they are worth instead of dominating a Poisson-weighted fit
-    (where a single exponential can lock onto a weak slow process)."""
-    sp = res.stderr_poisson
-    if res._loo is None:
-        return sp
-    ratio = np.where(sp > 0, res.stderr / np.where(sp > 0, sp, 1.0), 1.0)
-    logr = np.log(np.maximum(ratio, 1.0))
-    pad = np.pad(logr, 2, mode="edge")
-    smooth = np.median(np.lib.stride_tricks.sliding_window_view(pad, 5), axis=1)
-    return sp * np.exp(smooth)
+def _bin_average_exp(res: G2Log, sel):
+    """tau_c -> the average of exp(-tau / tau_c) over each selected bin's delay weight
+    (:meth:`G2Log.delay_weights`), in closed form: the model is compared with what the bin
+    holds, not evaluated at its centre."""
+    lo, hi = res.tau_edges_s[:-1][sel], res.tau_edges_s[1:][sel]
+    r = (np.zeros_like(lo) if res.quantum_s is None else res.quantum_s[sel])
+    grid = r > 0
+    e1 = np.where(grid, np.round(lo / np.where(grid, r, 1.0)), 0.0)
+    e2 = np.where(grid, np.round(hi / np.where(grid, r, 1.0)), 1.0)
+
+    def avg(tc):
+        out = np.empty(len(lo))
+        box = ~grid
+        out[box] = tc * (np.exp(-lo[box] / tc) - np.exp(-hi[box] / tc)) / (hi[box] - lo[box])
+        if grid.any():
+            u = r[grid] / tc
+            tri = np.where(u > 1e-6, 2 * (np.cosh(u) - 1) / np.maximum(u, 1e-6) ** 2, 1.0)
+            k = e2[grid] - e1[grid]
+            geo = np.exp(-e1[grid] * u) * -np.expm1(-k * u) / np.where(u > 0, -np.expm1(-u), 1.0)
+            out[grid] = tri * geo / k
+        return out
+
+    return avg
 
 
 def fit_bunching(res: G2Log, fit_min_s: float, fit_max_s: float, *,
                  baseline: str = "free") -> BunchingFit:
-    """Weighted least squares of ``baseline + A exp(-tau/tau_c)`` over [fit_min_s, fit_max_s],
-    ``baseline`` "free" or "fixed" (1), weights from :func:`_fit_sigma` (the same in every
-    jackknife refit). Parameter errors: the fit redone with each block left out (when
-    ``res`` has them); chi2 with the jackknife errors of the bins."""
+    """Weighted least squares of ``baseline + A exp(-tau/tau_c)``, the model averaged over
+    each bin's delay weighting, over [fit_min_s, fit_max_s]; ``baseline`` "free" or
+    "fixed" (1). Weighted by the Poisson errors: weights that follow the data's own
+    (blinking-inflated) scatter would differ from one acquisition to the next and, where one
+    exponential does not describe the blinking, move the result by more than the jackknife
+    sees (tested). Parameter errors: the leave-one-block-out fits (when ``res`` has
+    blocks), linearised about the full fit, tau_c on the log scale; chi2 with the
+    jackknife errors of the bins."""
     from scipy.optimize import curve_fit
 
     if baseline not in ("fixed", "free"):
@@ -378,16 +432,17 @@ def fit_bunching(res: G2Log, fit_min_s: float, fit_max_s: float, *,
     if sel.sum() < 4:
         raise AnalysisError(f"too few populated delay bins in {fit_min_s:g} .. {fit_max_s:g} s "
                             "to fit the bunching")
-    x, y, s = res.tau_s[sel], res.g2[sel], _fit_sigma(res)[sel]
+    x, y, s = res.tau_s[sel], res.g2[sel], res.stderr_poisson[sel]
     excess = y - 1.0
     a0 = max(float(np.average(excess[: max(3, len(x) // 10)])), 1e-3)
     above = x[excess > a0 / math.e]
     t0 = float(above.max()) if len(above) else float(np.sqrt(x[0] * x[-1]))
+    decay_avg = _bin_average_exp(res, sel)
     if baseline == "fixed":
-        f = lambda tau, amp, tc: 1.0 + amp * np.exp(-tau / tc)  # noqa: E731
+        f = lambda tau, amp, tc: 1.0 + amp * decay_avg(tc)  # noqa: E731
         p0 = [a0, t0]
     else:
-        f = lambda tau, amp, tc, c: c + amp * np.exp(-tau / tc)  # noqa: E731
+        f = lambda tau, amp, tc, c: c + amp * decay_avg(tc)  # noqa: E731
         p0 = [a0, t0, 1.0]
     bounds = ([-np.inf, 0.0] + ([-np.inf] if baseline == "free" else []), np.inf)
 
@@ -404,19 +459,35 @@ def fit_bunching(res: G2Log, fit_min_s: float, fit_max_s: float, *,
     warn = Warnings()
     n_par = 3 if baseline == "free" else 2
     if res._loo is not None:
-        loo = []
-        for yy in res._loo[:, sel]:
-            try:
-                loo.append(fit_once(yy, est[:n_par] if baseline == "free" else est[:2])[0])
-            except (RuntimeError, ValueError):
-                loo.append(np.full(4, np.nan))
-        loo = np.array(loo)
+        # leave-one-block-out fits, linearised about the full fit (one Gauss-Newton step
+        # from it for each block: the first-order jackknife, without 32 refits), in
+        # (A, log tau_c, baseline): tau_c's error is then relative, as its scatter is
+        theta = np.array([est[0], math.log(est[1])] + ([est[2]] if baseline == "free" else []))
+
+        def g(q):
+            return f(x, q[0], math.exp(q[1]), *q[2:])
+
+        jac = np.empty((len(x), n_par))
+        for i in range(n_par):
+            h = 1e-6 * max(abs(theta[i]), 1e-3)
+            hi_, lo_ = theta.copy(), theta.copy()
+            hi_[i] += h
+            lo_[i] -= h
+            jac[:, i] = (g(hi_) - g(lo_)) / (2 * h)
+        wj = jac / s[:, None] ** 2
+        step = np.linalg.lstsq(jac.T @ wj, wj.T @ (res._loo[:, sel] - y).T, rcond=None)[0].T
+        th = theta[None, :] + step
+        base = th[:, 2] if baseline == "free" else np.ones(len(th))
+        loo = np.column_stack([th[:, 0], th[:, 1], base, th[:, 0] / base])  # log tau_c
         nb = len(loo)
         err = np.sqrt((nb - 1) / nb * np.nansum((loo - np.nanmean(loo, axis=0)) ** 2, axis=0))
+        log_tau_err = err[1]
+        err[1] = est[1] * log_tau_err  # delta method, for the stated stderr
         dof = float(nb - 1)
         s_chi = res.stderr[sel]
     else:  # no blocks: the fit's own covariance
         d = np.sqrt(np.diag(cov))
+        log_tau_err = d[1] / est[1]
         rel = math.hypot(d[0] / est[2], est[0] * (d[2] if baseline == "free" else 0) / est[2] ** 2)
         err = np.array([d[0], d[1], d[2] if baseline == "free" else 0.0, rel])
         dof, s_chi = None, s
@@ -437,4 +508,5 @@ def fit_bunching(res: G2Log, fit_min_s: float, fit_max_s: float, *,
                        relative_amplitude=float(est[3]),
                        relative_amplitude_stderr=float(err[3]),
                        chi2_per_dof=chi2, dof=dof if dof is not None else math.inf,
-                       fit_range_s=(float(fit_min_s), float(fit_max_s)), warnings=tuple(warn))
+                       fit_range_s=(float(fit_min_s), float(fit_max_s)),
+                       log_tau_c_stderr=float(log_tau_err), warnings=tuple(warn))

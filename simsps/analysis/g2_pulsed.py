@@ -60,7 +60,7 @@ import math
 
 import numpy as np
 
-from ._blocks import DEFAULT_BLOCKS, block_edges, jackknife, time_slices
+from ._blocks import DEFAULT_BLOCKS, block_edges
 from ._common import (AnalysisError, Warnings, background_rates, channel_delay_ps,
                       channel_times, check_stream, interval)
 
@@ -162,14 +162,27 @@ def pulsed_g2(stream, *, n_side_peaks: int = 10, channels: tuple[int, int] = (0,
     edges_ps = block_edges(int(round(n_pulses)), n_blocks) * period
     from ._kernels import signed_pairs
 
-    slices = time_slices(ta, edges_ps)
-    cuts = np.array([sl.start for sl in slices] + [len(ta)])
-    pairs, offsets = signed_pairs(ta, tb, int(half * w + abs(delay)) + 1, cuts=cuts)
-    idx = np.floor((pairs - delay) / w).astype(np.int64) + half
-    block = np.repeat(np.arange(n_blocks), np.diff(offsets))
-    ok = (idx >= 0) & (idx < 2 * half)
-    hist = np.bincount(block[ok] * (2 * half) + idx[ok],
-                       minlength=n_blocks * 2 * half).reshape(n_blocks, 2 * half)
+    # pairs by block, for the delete-one-block jackknife: a photon in block j (A), b photon
+    # in block j (B), both in block j (W); leaving block j out removes A_j + B_j - W_j
+    window = int(half * w + abs(delay)) + 1
+    cuts_a = np.searchsorted(ta, edges_ps, side="left")
+    cuts_b = np.searchsorted(tb, edges_ps, side="left")
+    n_fine = 2 * half
+
+    def binned(d, offsets):
+        idx = np.floor((d - delay) / w).astype(np.int64) + half
+        block = np.repeat(np.arange(n_blocks), np.diff(offsets))
+        ok = (idx >= 0) & (idx < n_fine)
+        return np.bincount(block[ok] * n_fine + idx[ok],
+                           minlength=n_blocks * n_fine).reshape(n_blocks, n_fine)
+
+    hist_a = binned(*signed_pairs(ta, tb, window, cuts=cuts_a))
+    d_b, off_b = signed_pairs(tb, ta, window, cuts=cuts_b)
+    hist_b = binned(-d_b, off_b)  # t_b - t_a
+    within = [signed_pairs(ta[cuts_a[j]:cuts_a[j + 1]], tb[cuts_b[j]:cuts_b[j + 1]], window,
+                           threads=1) for j in range(n_blocks)]
+    hist_w = binned(np.concatenate(within), np.concatenate([[0], np.cumsum([len(x) for x in
+                                                                          within])]))
 
     # regions in bins relative to zero: whole-period windows and the gaps' middles
     zero = half
@@ -183,7 +196,7 @@ def pulsed_g2(stream, *, n_side_peaks: int = 10, channels: tuple[int, int] = (0,
     ends = np.array([e for _, e in win] + [e for _, e in gaps])
     i = np.arange(2 * half)
     inside = ((i >= starts[:, None]) & (i < ends[:, None])).astype(np.float64)
-    per_raw = hist @ inside.T  # (blocks, regions)
+    inside = inside.T
 
     def ap_operator(det, sign):
         """Matrix of the afterpulse coincidences of one detector in each region: channel
@@ -200,24 +213,36 @@ def pulsed_g2(stream, *, n_side_peaks: int = 10, channels: tuple[int, int] = (0,
             return upto(i - starts[:, None] + 1) - upto(i - ends[:, None] + 1)
         return upto(ends[:, None] - i) - upto(starts[:, None] - i)  # s - j <= i < e - j
 
-    if ap is not None:
-        rem = [hist @ ap_operator(det, sign).T for det, sign in zip(ap.detectors, (1, -1))]
-    else:
-        rem = [np.zeros_like(per_raw), np.zeros_like(per_raw)]
-    per_removed = rem[0] + rem[1]
+    operators = [ap_operator(det, sign).T for det, sign in zip(ap.detectors, (1, -1))] \
+        if ap is not None else []
+
+    def regions(h):
+        """Raw region sums and the afterpulse coincidences of each detector in them."""
+        return h @ inside, [h @ op for op in operators] or [np.zeros((len(h), len(starts)))] * 2
+
+    (raw_a, rem_a), (raw_b, rem_b), (raw_w, rem_w) = (regions(h) for h in
+                                                      (hist_a, hist_b, hist_w))
     n_win = 2 * k + 1
-    raw_total = per_raw.sum(axis=0)
+    raw_total = raw_a.sum(axis=0)
     areas = raw_total[:n_win]
     m0_raw, sides_raw = areas[k], np.delete(areas, k)
     m1_raw = float(sides_raw.mean())
     if m1_raw <= 0:
         raise AnalysisError("no coincidences in the side peaks: too few photons for g2")
     floor_counts = int(raw_total[n_win:].sum())
-
-    # ---- per-block statistics: corrected windows, floor, a-photon counts, pulses --------
     ap_frac = (0.0, 0.0) if ap is None else (ap[0].probability, ap[1].probability)
-    a_counts = np.array([sl.stop - sl.start for sl in slices], float)
-    pulses = np.diff(edges_ps) / period
+    counts = np.column_stack([np.diff(cuts_a), np.diff(cuts_b), np.diff(edges_ps) / period])
+
+    def stats(p_scale=(1.0, 1.0), raw=False):
+        """Summed statistics of the whole stream and of each block's removal: regions
+        (afterpulses taken out unless ``raw``), channel counts, pulses."""
+        def corrected(r, rem):
+            return r if raw else r - p_scale[0] * rem[0] - p_scale[1] * rem[1]
+
+        full = np.concatenate([corrected(raw_a, rem_a).sum(axis=0), counts.sum(axis=0)])
+        out = np.column_stack([corrected(raw_a, rem_a) + corrected(raw_b, rem_b)
+                               - corrected(raw_w, rem_w), counts])
+        return full, out
 
     # ---- independent background ------------------------------------------------------
     bg_mode, bg_rates, bg_rate_var = background_rates(background, stream, channels, na, nb)
@@ -225,28 +250,28 @@ def pulsed_g2(stream, *, n_side_peaks: int = 10, channels: tuple[int, int] = (0,
         assumptions.append(PRONE_FLOOR)
 
     # ---- peak shape when the decay does not finish within the period -------------------
-    shape = _overlap(stream, a, b, k, g_half / SUB, delay, warn)
+    shape = _overlap(stream, a, b, k, g_half / SUB, delay, ap, warn)
     q0 = shape["q"][k]
 
-    def solve(stats, nb_eff=nb, rates=bg_rates, p=ap_frac):
-        """(g2 corrected, M0, Ms, F, rho_a, rho_b) from summed block statistics."""
-        corrected = stats[:n_win + len(gaps)]
-        n_a, n_pul = stats[-2], stats[-1]
+    def solve(st, rates=bg_rates, p=ap_frac):
+        """(g2 corrected, M0, Ms, F, rho_a, rho_b) from summed statistics."""
+        corrected = st[:n_win + len(gaps)]
+        n_a, n_b, n_pul = st[-3], st[-2], st[-1]
         cw = corrected[:n_win]
         c0, cbar = cw[k], float(np.delete(cw, k).mean())
         g_floor = float(corrected[n_win:].sum())
         qbar = float(np.delete(shape["q"], k).mean())
         # non-afterpulse photons of each channel
-        a_eff, b_eff = n_a * (1 - p[0]), nb_eff * (1 - p[1])
+        a_eff, b_eff = n_a * (1 - p[0]), n_b * (1 - p[1])
         if bg_mode == "floor":
             mat = np.array([[q0, 1 - q0, 1.0], [qbar, 1 - qbar, 1.0],
                             [shape["gamma0"], shape["gamma_all"] - shape["gamma0"], gap_width]])
             m0, ms, f = np.linalg.solve(mat, [c0, cbar, g_floor])
             rho = (math.sqrt(max(1 - f / (ms + f), 0.0)) if ms + f > 0 else 0.0,) * 2
         else:
-            ba = rates[0] * n_pul * period * 1e-12  # background photons beside the a photons
-            bb = rates[1] * duration_ps * 1e-12
-            f = (a_eff * b_eff - (a_eff - ba) * (b_eff - bb)) / n_pulses
+            seconds = n_pul * period * 1e-12
+            ba, bb = rates[0] * seconds, rates[1] * seconds  # independent photons
+            f = (a_eff * b_eff - (a_eff - ba) * (b_eff - bb)) / n_pul
             mat = np.array([[q0, 1 - q0], [qbar, 1 - qbar]])
             m0, ms = np.linalg.solve(mat, [c0 - f, cbar - f])
             rho = (1 - ba / a_eff if a_eff > 0 else 0.0, 1 - bb / b_eff if b_eff > 0 else 0.0)
@@ -256,14 +281,14 @@ def pulsed_g2(stream, *, n_side_peaks: int = 10, channels: tuple[int, int] = (0,
             g = _legacy(correction, m0 + f, ms + f, f, rho, cw, k, bg_mode)
         return np.array([g, m0, ms, f, rho[0], rho[1]])
 
-    def block_stats(p_scale=(1.0, 1.0)):
-        removed = p_scale[0] * rem[0] + p_scale[1] * rem[1]
-        return np.column_stack([per_raw - removed, a_counts, pulses])
+    def jackknifed(estimate, full, removals):
+        loo = np.array([estimate(full - r) for r in removals])
+        spread = loo - loo.mean()
+        return estimate(full), math.sqrt((n_blocks - 1) / n_blocks * np.sum(spread**2))
 
-    stats = block_stats()
-    value, se, _ = jackknife(stats, lambda s: solve(s)[0])
-    full = solve(stats.sum(axis=0))
-    g, m0, ms, f, rho_a, rho_b = full
+    full_stats, removals = stats()
+    g, se = jackknifed(lambda st: solve(st)[0], full_stats, removals)
+    _, m0, ms, f, rho_a, rho_b = solve(full_stats)
     if f >= 0.95 * (ms + f):
         raise AnalysisError(f"the uncorrelated floor ({f:.4g} per peak window) is as large as "
                             f"the side peaks ({ms + f:.4g}): no signal to correct")
@@ -276,23 +301,23 @@ def pulsed_g2(stream, *, n_side_peaks: int = 10, channels: tuple[int, int] = (0,
                 scale[i] = 1 + det.probability_stderr / det.probability
                 p2 = list(ap_frac)
                 p2[i] = ap_frac[i] * scale[i]
-                g2 = solve(block_stats(tuple(scale)).sum(axis=0), p=tuple(p2))[0]
-                var += (g2 - g) ** 2
+                var += (solve(stats(tuple(scale))[0], p=tuple(p2))[0] - g) ** 2
     if bg_rate_var is not None:
         for i in (0, 1):
             h = math.sqrt(bg_rate_var[i])
             if h > 0:
                 r2 = list(bg_rates)
                 r2[i] += h
-                var += (solve(stats.sum(axis=0), rates=tuple(r2))[0] - g) ** 2
+                var += (solve(full_stats, rates=tuple(r2))[0] - g) ** 2
     stderr = math.sqrt(var)
     dof = float(n_blocks - 1)
 
     # raw g2(0) and its jackknife error
-    raw_stats = np.column_stack([per_raw[:, :n_win], a_counts])
-    g_raw, se_raw, _ = jackknife(raw_stats, lambda s: s[k] / np.delete(s[:n_win], k).mean())
+    raw_full, raw_removals = stats(raw=True)
+    g_raw, se_raw = jackknifed(lambda st: st[k] / np.delete(st[:n_win], k).mean(), raw_full,
+                               raw_removals)
 
-    ap_removed = per_removed.sum(axis=0)[:n_win]
+    ap_removed = (raw_total - full_stats[:len(raw_total)])[:n_win]
     if not warn.add(g + 2 * stderr < 0,
                     f"the corrected g2(0) = {g:.3g} +- {stderr:.2g} is below zero beyond its "
                     "error: more was subtracted than the centre peak holds (background rates "
@@ -300,14 +325,16 @@ def pulsed_g2(stream, *, n_side_peaks: int = 10, channels: tuple[int, int] = (0,
         warn.add(g < 0, f"the corrected g2(0) = {g:.3g} +- {stderr:.2g} is negative, which no "
                         "emitter gives; it is consistent with a small positive value within "
                         "its error")
+    warn.add(f < 0, f"the accidental floor came out negative ({f:.3g} per window): the floor "
+                    "between the peaks holds fewer coincidences than the peak shape predicts")
     warn.add(m0_raw < 10, f"only {int(m0_raw)} coincidences in the centre peak: g2(0) and its "
                           "error rest on very few counts")
     warn.add(m1_raw < 30, f"only {m1_raw:.3g} coincidences per side peak on average: too few "
                           "for a reliable normalisation")
-    bin_ns, centres, counts = _display(hist.sum(axis=0), w, half, k, period, bin_ps,
-                                       stream.resolution_ps)
+    bin_ns, centres, shown = _display(hist_a.sum(axis=0), w, half, k, period, bin_ps,
+                                      stream.resolution_ps)
     return PulsedG2(
-        delay_ns=centres, counts=counts, bin_ns=bin_ns, peak_index=np.arange(-k, k + 1),
+        delay_ns=centres, counts=shown, bin_ns=bin_ns, peak_index=np.arange(-k, k + 1),
         peak_area=areas.astype(np.float64), side_mean=m1_raw, floor_per_peak=float(f),
         floor_counts=floor_counts if bg_mode == "floor" else 0,
         afterpulse_per_peak=(float(ap_removed[k]), float(np.delete(ap_removed, k).mean())),
@@ -335,7 +362,8 @@ def _legacy(correction, m0, m1, f, rho, windows, k, bg_mode):
         np.mean(s + mb - 2 * np.sqrt(np.maximum(s, 0.0) * mb)))
 
 
-def _overlap(stream, a: int, b: int, k: int, gap_half: float, delay_ps: float, warn) -> dict:
+def _overlap(stream, a: int, b: int, k: int, gap_half: float, delay_ps: float, ap,
+             warn) -> dict:
     """Window shares ``q_m`` of the centre peak, its mass in the floor regions
     (``gamma0``) and the periodic comb's (``gamma_all``), from the decays (module doc)."""
     from .decay import decay, fit_decay
@@ -346,7 +374,7 @@ def _overlap(stream, a: int, b: int, k: int, gap_half: float, delay_ps: float, w
     comps, centres, widths = [], [], []
     for c in (a, b):
         try:
-            d = decay(stream, channels=c)
+            d = decay(stream, channels=c, afterpulsing=ap)
             quick = fit_decay(d, n_exp=1)
         except AnalysisError:
             return short

@@ -36,10 +36,11 @@ FIGURES = [
 
 
 def reproduce(out_dir, *, quick: bool = False, seed: int = 0, progress: bool = True,
-              only=None, config: Config | None = None) -> dict:
+              only=None, config: Config | None = None, overrides: dict | None = None) -> dict:
     """Write ``fig<name>.png`` for every seed figure (or those in ``only``), then
     ``report.md`` and ``report.json`` into ``out_dir``; returns the report as a dict.
-    ``config`` overrides the dataset sizes of ``quick`` (e.g. ``Config.tiny()``)."""
+    ``config`` overrides the dataset sizes of ``quick`` (e.g. ``Config.tiny()``);
+    ``overrides`` the models (see :class:`Data`)."""
     import json
 
     from matplotlib.figure import Figure
@@ -59,7 +60,7 @@ def reproduce(out_dir, *, quick: bool = False, seed: int = 0, progress: bool = T
     t0 = time.perf_counter()
     started = datetime.datetime.now().isoformat(timespec="seconds")
     config = config or Config.make(quick)
-    data = Data(config, seed)
+    data = Data(config, seed, overrides)
     todo = [f for f in FIGURES if only is None or f[0] in only]
     rows, written = [], []
     bar = tqdm(todo, unit="figure", disable=not progress, leave=True)
@@ -74,9 +75,12 @@ def reproduce(out_dir, *, quick: bool = False, seed: int = 0, progress: bool = T
     mode = "quick" if quick else "full"
     if config != Config.make(quick):
         mode = "custom sizes"
+    if overrides:
+        mode += ", models overridden"
     header = dict(mode=mode, seed=int(seed), simsps=__version__, config=dataclasses.asdict(config),
                   started=started, wall_s=time.perf_counter() - t0,
                   machine=f"{platform.machine()}, {os.cpu_count()} CPUs",
-                  datasets=data.used, figures=written, details=data.details)
+                  datasets=data.used, figures=written, details=data.details,
+                  overrides=overrides or {})
     write_report(out, rows, header)
     return json.loads((out / "report.json").read_text())

@@ -120,19 +120,18 @@ def fig_4d(data, fig):
     ax = fig.subplots()
     plot_g2_log(r, ax)
     bunch = 1.0 + f.relative_amplitude
-    err = f.amplitude_stderr / f.baseline
-    far = (r.tau_s >= 1e-4) & (r.tau_s <= 0.1)
-    w = 1.0 / r.stderr[far] ** 2
-    plateau = float(np.sum(w * r.g2[far]) / w.sum())
+    err = f.relative_amplitude_stderr
+    plateau, plateau_err = r.average(1e-4, 0.1)
     data.details["4d"] = dict(tau_c_us=f.tau_c_s * 1e6, tau_c_stderr_us=f.tau_c_stderr_s * 1e6,
                               excess_at_5_percent_us=f.decayed_by(0.05) * 1e6,
                               baseline=f.baseline, chi2_per_dof=f.chi2_per_dof)
     return [
         row("fig4d_bunching_below_10us", "4d", "bunching g2 at short delays (1 + A / "
             "baseline)", bunch, err, dataset="zn_psat",
-            how="g2_log() 10 ns - 1 s, fit of baseline + A exp(-tau / tau_c) above 20 "
-            f"periods (tau_c = {f.tau_c_s * 1e6:.1f} us)"),
+            how="g2_log() 10 ns - 1 s with the empty spot's rate as background, fit of "
+            f"baseline + A exp(-tau / tau_c) from 20 periods to {f.fit_range_s[1] * 1e3:g} ms "
+            f"(tau_c = {f.tau_c_s * 1e6:.1f} us, chi2/dof {f.chi2_per_dof:.2g})"),
         row("fig4d_g2_above_100us", "4d", "g2 between 100 us and 0.1 s", plateau,
-            float(1.0 / np.sqrt(w.sum())), dataset="zn_psat",
-            how="g2_log(), weighted mean of the bins from 100 us to 0.1 s"),
+            plateau_err, dataset="zn_psat",
+            how="G2Log.average(): the bins from 100 us to 0.1 s, jackknife error"),
     ]

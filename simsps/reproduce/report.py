@@ -48,6 +48,9 @@ class Row:
 
 def _band(entry: dict) -> str:
     kind = entry["kind"]
+    if isinstance(entry["value"], list) and kind == "band":
+        (p_lo, p_hi), lo, hi = entry["value"], entry["low"], entry["high"]
+        return f"min {lo:g} .. {2 * p_lo - lo:g}, max {2 * p_hi - hi:g} .. {hi:g}"
     if kind == "band":
         return f"{entry['low']:g} .. {entry['high']:g}"
     if kind == "max":
@@ -58,13 +61,20 @@ def _band(entry: dict) -> str:
 def row(key: str, figure: str, quantity: str, simulated, stderr=None, *, dataset: str,
         how: str) -> Row:
     """Compare ``simulated`` (a number, or (min, max) for a range entry) with the paper's
-    band for ``key``. NaN or missing values are never ok."""
+    band for ``key``. NaN or missing values are never ok. A range (the paper's [min, max])
+    must reach out to both of the paper's ends: each simulated end within the band and no
+    further inside than the band's margin (min <= paper min + (paper min - low), max >=
+    paper max - (high - paper max)); a narrow population is not a twin of a wide one."""
     entry = _seed_numbers()[key]
     kind, lo, hi = entry["kind"], entry.get("low", -math.inf), entry.get("high", math.inf)
     values = list(simulated) if isinstance(simulated, (list, tuple)) else [simulated]
     finite = all(v is not None and math.isfinite(float(v)) for v in values)
     if not finite:
         ok = False
+    elif isinstance(entry["value"], list) and kind == "band":
+        p_lo, p_hi = entry["value"]
+        v_lo, v_hi = float(values[0]), float(values[-1])
+        ok = lo <= v_lo <= p_lo + (p_lo - lo) and p_hi - (hi - p_hi) <= v_hi <= hi
     elif kind == "band":
         ok = all(lo <= float(v) <= hi for v in values)
     elif kind == "max":

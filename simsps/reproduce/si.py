@@ -31,7 +31,7 @@ def fig_s6(data, fig):
     ax1.set_xlabel("time (s)")
     ax1.set_ylabel(f"counts / {BIN_S * 1e3:g} ms")
     ax1.set_title("(a) pristine NC at Psat", fontsize=9)
-    rp = g2_log(p, tau_max_s=min(1.0, p.duration_s / 4))
+    rp = g2_log(p, tau_max_s=min(1.0, p.duration_s / 4), background=data.background_cps(1.0))
     rz = data.zn_g2_log
     plot_g2_log(rp, ax2, color="C3", label="pristine")
     plot_g2_log(rz, ax2, color="C0", label="Zn-treated", show_fit=False)
@@ -40,13 +40,13 @@ def fig_s6(data, fig):
     plot_flid(flid(p, BIN_S), ax3)
     ax3.set_title("(c) FLID", fontsize=9)
     a_p, a_z = rp.fit.relative_amplitude, rz.fit.relative_amplitude
-    e_p = rp.fit.amplitude_stderr / rp.fit.baseline
-    e_z = rz.fit.amplitude_stderr / rz.fit.baseline
+    e_p, e_z = rp.fit.relative_amplitude_stderr, rz.fit.relative_amplitude_stderr
     ratio = a_p / a_z
     err = ratio * ((e_p / a_p) ** 2 + (e_z / a_z) ** 2) ** 0.5
     return [row("figs6_bunching_pristine_over_zn", "S6", "bunching amplitude, pristine / Zn",
                 ratio, err, dataset="pristine_psat, zn_psat",
-                how="g2_log() fits of both NCs: ratio of A / baseline")]
+                how="g2_log() fits of both NCs (empty spot's rate as background): ratio of "
+                "A / baseline")]
 
 
 def fig_s7(data, fig):
