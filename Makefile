@@ -18,10 +18,10 @@ demo: $(STAMP)
 	$(BIN)/simsps reproduce --quick --out out/reproduce
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --durations=15
+	$(BIN)/python -m pytest -n 2 --dist worksteal --durations=15
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -n 2 -m "not slow"
+	$(BIN)/python -m pytest -n 2 --dist worksteal -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/simulate.py

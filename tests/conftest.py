@@ -12,6 +12,19 @@ import simsps  # noqa: E402
 ALPHA = 1e-3  # significance level of every statistical test
 
 
+# The coverage tests take minutes each: under `pytest -n 2 --dist worksteal` (make test)
+# each worker's half of the queue starts with half of them, and the short tests fill in
+# by stealing, so the wall time is about half the total instead of one worker's backlog.
+LONG = ("tests/test_coverage.py::",)
+
+
+def pytest_collection_modifyitems(config, items):
+    long = [it for it in items if it.nodeid.startswith(LONG)]
+    rest = [it for it in items if not it.nodeid.startswith(LONG)]
+    half = (len(rest) + len(long) % 2) // 2
+    items[:] = long[0::2] + rest[:half] + long[1::2] + rest[half:]
+
+
 @pytest.fixture(scope="session")
 def zn():
     return simsps.load_model("zn-treated")

@@ -142,3 +142,56 @@ def blinking_g2_curve(corr, p, i_bright, i_grey):
     mean = i_grey + (i_bright - i_grey) * p
     second = i_grey**2 + 2 * i_grey * (i_bright - i_grey) * p + (i_bright - i_grey) ** 2 * corr
     return second / mean**2
+
+
+def charging_factor(b, n):
+    """Charging rate at mean excitation n over that at Psat, for a blinking section:
+    spontaneous part + power-driven part (one- and two-excitation channels)."""
+    p1, p2 = -math.expm1(-n), 1 - math.exp(-n) * (1 + n)
+    q1, q2 = -math.expm1(-1), 1 - math.exp(-1) * 2
+    return b.spontaneous_charging_fraction + (1 - b.spontaneous_charging_fraction) * (
+        (1 - b.auger_charging_fraction) * p1 / q1 + b.auger_charging_fraction * p2 / q2)
+
+
+def dwells_s(m, section, n):
+    """(bright, grey) dwell scales in seconds at mean excitation n (bright shortened by the
+    charging factor): mean dwells for exponential laws, lower cut-offs for power laws."""
+    b = getattr(m, section)
+    to_s = 1e-6 if section == "blinking" else 1e-3
+    unit = "us" if section == "blinking" else "ms"
+    on = getattr(b, f"bright_dwell_{unit}") * to_s / charging_factor(b, n)
+    return on, getattr(b, f"grey_dwell_{unit}") * to_s
+
+
+def neutral_fraction(m, n):
+    """Fraction of time both telegraph processes are bright (occupations by mean dwells;
+    truncated power laws via scipy)."""
+    p = 1.0
+    for section in ("blinking", "slow_blinking"):
+        b = getattr(m, section)
+        if not b.enabled:
+            continue
+        on, off = dwells_s(m, section, n)
+        if b.dwell == "power_law":
+            on, off = (stats.truncpareto(b.power_law_exponent - 1, b.power_law_max_s / x,
+                                         scale=x).mean() for x in (on, off))
+        p *= on / (on + off)
+    return p
+
+
+def state_intensities(m, n, efficiency=1.0):
+    """Detected photons per pulse in the neutral and the charged state."""
+    return (photons_per_pulse(m.exciton.quantum_yield, m.biexciton.quantum_yield, n, efficiency),
+            photons_per_pulse(m.trion.quantum_yield, m.charged_biexciton.quantum_yield, n,
+                              efficiency))
+
+
+def g2_truth(m, n):
+    """Emitter g2(0) of a model (PHYSICS.md 3 with blinking): over the charge states, the
+    centre-peak pair rate over the squared intensities, weighted by their occupation."""
+    p2 = 1 - math.exp(-n) * (1 + n)
+    pb = neutral_fraction(m, n)
+    i_b, i_g = state_intensities(m, n)
+    num = pb * 2 * p2 * m.exciton.quantum_yield * m.biexciton.quantum_yield + (1 - pb) * 2 * p2 \
+        * m.trion.quantum_yield * m.charged_biexciton.quantum_yield
+    return num / (pb * i_b**2 + (1 - pb) * i_g**2)

@@ -19,39 +19,9 @@ from simsps.analysis import AnalysisError, afterpulsing, pulsed_g2
 from simsps.reference import simulate_reference
 
 from .conftest import ALPHA, ideal_overrides
-from .helpers import Z_CRIT
+from .helpers import Z_CRIT, g2_truth
 
 Z_2 = stats.norm.isf(ALPHA / 4)  # two checks on one population
-
-
-def g2_truth(m, n):
-    """Emitter g2(0) of a preset (PHYSICS.md 3 with blinking): sum over the charge states of
-    the centre-peak pair rate over the sum of the squared intensities, the states weighted
-    by their occupation (both processes exponential)."""
-    p1, p2 = -math.expm1(-n), 1 - math.exp(-n) * (1 + n)
-    q1, q2 = -math.expm1(-1), 1 - math.exp(-1) * 2
-
-    def bright(b, on, off):
-        if not b.enabled:
-            return 1.0
-        f = b.spontaneous_charging_fraction + (1 - b.spontaneous_charging_fraction) * (
-            (1 - b.auger_charging_fraction) * p1 / q1 + b.auger_charging_fraction * p2 / q2)
-        if b.dwell == "exponential":
-            return (on / f) / (on / f + off)
-        # power laws: the bright cut-off shortens with power; occupation by the mean dwells
-        t_max = b.power_law_max_s * (1e6 if on is b.bright_dwell_us else 1e3)
-        mean = [stats.truncpareto(b.power_law_exponent - 1, t_max / x, scale=x).mean()
-                for x in (on / f, off)]
-        return mean[0] / (mean[0] + mean[1])
-
-    pb = bright(m.blinking, m.blinking.bright_dwell_us, m.blinking.grey_dwell_us) * bright(
-        m.slow_blinking, m.slow_blinking.bright_dwell_ms, m.slow_blinking.grey_dwell_ms)
-    num = den = 0.0
-    for w, x, bx in ((pb, m.exciton, m.biexciton), (1 - pb, m.trion, m.charged_biexciton)):
-        i = p1 * x.quantum_yield + p2 * bx.quantum_yield
-        num += w * 2 * p2 * x.quantum_yield * bx.quantum_yield
-        den += w * i * i
-    return num / den
 
 
 def independent_rate(m, n):

@@ -16,8 +16,9 @@ from simsps.physics.blinking import BlinkTrajectory, combine_windows, residual_d
 from simsps.reference import _Telegraph, simulate_reference
 
 from .conftest import ALPHA, ideal_overrides
-from .helpers import (Z_CRIT, autocorrelation, counts_per_pulse, eq1_psat, photons_per_pulse,
-                      poisson_z, run, two_process_bunching)
+from .helpers import (Z_CRIT, autocorrelation, counts_per_pulse, eq1_psat, neutral_fraction,
+                      photons_per_pulse, poisson_z, run, state_intensities,
+                      two_process_bunching)
 
 
 def _states(state0, rel, n):
@@ -119,23 +120,10 @@ def test_grey_fraction_of_the_zn_preset(zn):
 
 
 def _expected_rate(m, n):
-    """Emitter photons per pulse of a preset, written out from PHYSICS.md 2-3: occupations
-    of both (exponential) processes with the charging factor of each."""
-    p_ge1, p_ge2 = -math.expm1(-n), 1 - math.exp(-n) * (1 + n)
-    q1, q2 = -math.expm1(-1), 1 - math.exp(-1) * 2
-
-    def bright(b, bright_s, grey_s):
-        if not b.enabled:
-            return 1.0
-        f = b.spontaneous_charging_fraction + (1 - b.spontaneous_charging_fraction) * (
-            (1 - b.auger_charging_fraction) * p_ge1 / q1 + b.auger_charging_fraction * p_ge2 / q2)
-        return (bright_s / f) / (bright_s / f + grey_s)
-
-    pb = bright(m.blinking, m.blinking.bright_dwell_us, m.blinking.grey_dwell_us) * \
-        bright(m.slow_blinking, m.slow_blinking.bright_dwell_ms, m.slow_blinking.grey_dwell_ms)
-    d = m.detection.efficiency
-    i_b = d * (p_ge1 * m.exciton.quantum_yield + p_ge2 * m.biexciton.quantum_yield)
-    i_g = d * (p_ge1 * m.trion.quantum_yield + p_ge2 * m.charged_biexciton.quantum_yield)
+    """Emitter photons per pulse of a model (PHYSICS.md 2-3): the states' intensities
+    weighted by the occupations of both processes."""
+    pb = neutral_fraction(m, n)
+    i_b, i_g = state_intensities(m, n, m.detection.efficiency)
     return pb * i_b + (1 - pb) * i_g
 
 

@@ -183,9 +183,11 @@ def fit_decay(d: Decay, *, n_exp: int = 1, background: bool = True, irf=None,
             raise AnalysisError("a measured IRF must be a histogram on the decay's bins")
         irf_hist = irf_hist / irf_hist.sum()
 
-    def shapes(p):
+    def shapes(p, x=x, w=w, coarse=1):
+        """Unit-amplitude bin integrals on bins of width ``w`` starting at ``x - w / 2``
+        (``coarse`` fine bins each: the start search runs on summed bins)."""
         taus = np.exp(p[:n_exp])
-        if mode == "tail":
+        if mode == "tail":  # the sum of fine-bin integrals is the coarse-bin integral
             return [np.exp(-(x - start) / tau) * (1 - math.exp(-w / tau)) for tau in taus]
         if mode == "gaussian":  # bin integrals, this pulse and every earlier one
             t0 = p[2 * n_exp + 1]
@@ -194,21 +196,22 @@ def fit_decay(d: Decay, *, n_exp: int = 1, background: bool = True, irf=None,
             return [periodic_bin_integrals(edges, tau, t0, sig, d.period_ns) for tau in taus]
         out = []
         for tau in taus:  # periodic convolution of the bin-integrated exponential with the IRF
-            e = np.exp(-d.time_ns / tau) * (1 - math.exp(-w / tau))
+            e = np.exp(-d.time_ns / tau) * (1 - math.exp(-d.resolution_ns / tau))
             e = e / (1 - math.exp(-d.period_ns / tau))
-            out.append(np.fft.irfft(np.fft.rfft(e) * np.fft.rfft(irf_hist), len(e))[sel])
+            full = np.fft.irfft(np.fft.rfft(e) * np.fft.rfft(irf_hist), len(e))[sel]
+            out.append(full[:len(x) * coarse].reshape(len(x), coarse).sum(axis=1))
         return out
 
     fixed = d.afterpulse_counts[sel] if afterpulses and d.afterpulse_counts is not None else 0.0
 
-    def mu(p):
+    def mu(p, x=x, w=w, coarse=1, fixed=fixed):
         amps = np.exp(p[n_exp:2 * n_exp])
-        m = sum(a * s for a, s in zip(amps, shapes(p)))
-        bg = math.exp(p[2 * n_exp]) if background else 0.0
+        m = sum(a * s for a, s in zip(amps, shapes(p, x, w, coarse)))
+        bg = math.exp(p[2 * n_exp]) * coarse if background else 0.0
         return m + bg + fixed
 
-    def nll(p):
-        m = np.maximum(mu(p), 1e-300)
+    def nll(p, y=y, **kw):
+        m = np.maximum(mu(p, **kw), 1e-300)
         return float(np.sum(m - y * np.log(m)))
 
     # starting values: lifetimes from the mean delay, amplitudes from the counts
@@ -248,8 +251,16 @@ def fit_decay(d: Decay, *, n_exp: int = 1, background: bool = True, irf=None,
         dev = 2 * (np.where(y > 0, y * np.log(np.maximum(y, 1e-300) / m), 0.0) - (y - m))
         return np.sign(y - m) * np.sqrt(np.maximum(dev, 0.0))
 
-    # a few simplex steps make the start robust, trust-region least squares converges
-    r = optimize.minimize(nll, p0, method="Nelder-Mead", bounds=list(zip(lo_b, hi_b)),
+    # a few simplex steps make the start robust (on bins summed to a few hundred: the same
+    # likelihood surface, coarser), trust-region least squares converges on the full bins
+    c = max(1, len(y) // 300)
+    g = len(y) // c
+    summed = dict(x=x[:g * c:c] + (w * (c - 1) / 2 if mode == "gaussian" else 0.0),
+                  w=w * c, coarse=c, y=y[:g * c].reshape(g, c).sum(axis=1),
+                  fixed=(fixed[:g * c].reshape(g, c).sum(axis=1)
+                         if np.ndim(fixed) else 0.0))
+    r = optimize.minimize(lambda q: nll(q, **summed), p0, method="Nelder-Mead",
+                          bounds=list(zip(lo_b, hi_b)),
                           options=dict(maxiter=40 * len(p0), xatol=1e-4, fatol=1e-6))
     try:
         r = optimize.least_squares(deviance_residuals, np.clip(r.x, lo_b + 1e-12, hi_b - 1e-12),
