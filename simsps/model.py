@@ -59,18 +59,13 @@ class EmittingState:
     quantum_yield: float = num(0.0, 1.0, doc="radiative fraction of the state in isolation")
 
 
-@pytree_dataclass
-class Blinking:
-    enabled: bool = flag("telegraph blinking between neutral (bright) and charged (grey)")
+@dataclasses.dataclass(frozen=True)
+class _Telegraph:
+    """What both blinking processes share: the dwell law and how charging depends on
+    power (their dwell scales differ in unit, us and ms, and are the subclasses')."""
+
+    enabled: bool = flag("blinking between neutral (bright) and charged (grey)")
     dwell: str = choice(DWELL_KINDS, "dwell-time law")
-    bright_dwell_us: float = num(
-        0.0, 1e9, open_lo=True,
-        doc="exponential: mean bright dwell at Psat; power_law: lower cut-off t_min",
-    )
-    grey_dwell_us: float = num(
-        0.0, 1e9, open_lo=True,
-        doc="exponential: mean grey dwell; power_law: lower cut-off t_min",
-    )
     power_law_exponent: float = num(1.0, 4.0, open_lo=True, doc="m in p(t) ~ t^-m")
     power_law_max_s: float = num(0.0, 1e6, open_lo=True, doc="upper cut-off of power-law dwells")
     auger_charging_fraction: float = num(
@@ -83,39 +78,34 @@ class Blinking:
     @property
     def dwell_scales_s(self) -> tuple[float, float]:
         """(bright, grey) dwell scale at Psat in seconds."""
-        return self.bright_dwell_us * 1e-6, self.grey_dwell_us * 1e-6
+        unit, scale = self.DWELL_UNIT
+        return (getattr(self, f"bright_dwell_{unit}") * scale,
+                getattr(self, f"grey_dwell_{unit}") * scale)
+
+
+DWELL_DOC = {"bright": "exponential: mean bright dwell at Psat; power_law: lower cut-off t_min",
+             "grey": "exponential: mean grey dwell; power_law: lower cut-off t_min"}
 
 
 @pytree_dataclass
-class SlowBlinking:
+class Blinking(_Telegraph):
+    """The fast telegraph flicker (us) between the neutral and the charged NC."""
+
+    DWELL_UNIT = ("us", 1e-6)  # not a field: the unit of the two dwell keys
+    bright_dwell_us: float = num(0.0, 1e9, open_lo=True, doc=DWELL_DOC["bright"])
+    grey_dwell_us: float = num(0.0, 1e9, open_lo=True, doc=DWELL_DOC["grey"])
+
+
+@pytree_dataclass
+class SlowBlinking(_Telegraph):
     """A second, slow telegraph process (ms to s): while it is in its grey state the NC is
     charged whatever the fast flicker of :class:`Blinking` does (a long-lived trapped
     charge). It is what 10 ms intensity traces show (seed Fig. 4a-c); the us flicker
     averages out there (PHYSICS.md 9)."""
 
-    enabled: bool = flag("slow blinking between neutral and long-lived charged periods")
-    dwell: str = choice(DWELL_KINDS, "dwell-time law")
-    bright_dwell_ms: float = num(
-        0.0, 1e9, open_lo=True,
-        doc="exponential: mean bright dwell at Psat; power_law: lower cut-off t_min",
-    )
-    grey_dwell_ms: float = num(
-        0.0, 1e9, open_lo=True,
-        doc="exponential: mean grey dwell; power_law: lower cut-off t_min",
-    )
-    power_law_exponent: float = num(1.0, 4.0, open_lo=True, doc="m in p(t) ~ t^-m")
-    power_law_max_s: float = num(0.0, 1e6, open_lo=True, doc="upper cut-off of power-law dwells")
-    auger_charging_fraction: float = num(
-        0.0, 1.0, doc="of the power-driven charging at Psat, the part that scales with P(n>=2)"
-    )
-    spontaneous_charging_fraction: float = num(
-        0.0, 1.0, doc="part of the charging rate at Psat that does not depend on power"
-    )
-
-    @property
-    def dwell_scales_s(self) -> tuple[float, float]:
-        """(bright, grey) dwell scale at Psat in seconds."""
-        return self.bright_dwell_ms * 1e-3, self.grey_dwell_ms * 1e-3
+    DWELL_UNIT = ("ms", 1e-3)
+    bright_dwell_ms: float = num(0.0, 1e9, open_lo=True, doc=DWELL_DOC["bright"])
+    grey_dwell_ms: float = num(0.0, 1e9, open_lo=True, doc=DWELL_DOC["grey"])
 
 
 @pytree_dataclass

@@ -130,20 +130,6 @@ def test_change_point_false_alarm_rate(n, alpha):
     assert np.mean(stat > _horvath(n, alpha)) < alpha / 2
 
 
-def test_change_points_find_short_dwells(zn):
-    """Grey dwells of 20 ms between 200 ms bright ones: the simulated critical values find
-    them (the dwell means within their errors, most of them found)."""
-    m = zn.replace(ideal_overrides(**{"blinking.enabled": True, "blinking.bright_dwell_us": 200e3,
-                                      "blinking.grey_dwell_us": 20e3,
-                                      "blinking.auger_charging_fraction": 0.0,
-                                      "detection.efficiency": 0.05}))
-    s = simsps.simulate(m, 60.0, seed=19)
-    seg = change_points(s)
-    for fit, want in ((seg.bright_fit, 0.2), (seg.grey_fit, 0.02)):
-        assert fit.n > 150
-        assert abs(fit.exp_mean_s - want) / fit.exp_mean_stderr_s < Z_CRIT, (fit, want)
-
-
 def test_change_point_critical_values_off_the_table():
     """Margins and sizes the table does not hold are simulated on first use, and agree with
     the table where both exist."""

@@ -38,6 +38,20 @@ def zscore(values, errors, truth):
     return (values.mean() - truth) / (np.sqrt(np.mean(errors**2)) / math.sqrt(len(values)))
 
 
+def z_of(results, truth):
+    """z-score of the mean corrected g2(0) of ``results`` against ``truth``."""
+    return zscore([r.g2_zero_corrected for r in results], [r.g2_zero_stderr for r in results],
+                  truth)
+
+
+def given_rate(m, n, seed, count=40, **kw):
+    """(streams, pulsed_g2 results with the independent background rate, truth) of
+    ``count`` NCs x 10 s."""
+    streams = population(m, n, count, 10.0, seed=seed)
+    bg = independent_rate(m, n)
+    return streams, [pulsed_g2(s, background=bg, **kw) for s in streams], g2_truth(m, n)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("n", [1.0, 3.0])
 def test_prompt_background_needs_the_empty_spot_rate(zn, n):
@@ -46,13 +60,11 @@ def test_prompt_background_needs_the_empty_spot_rate(zn, n):
     inter-peak floor alone leaves the prompt part in and reads high (the +18 % / +30 % of
     the issue)."""
     m = zn.replace({"bleaching.enabled": False})
-    streams = population(m, n, 48, 10.0, seed=int(11 * n))
-    truth = g2_truth(m, n)
-    given = [pulsed_g2(s, background=independent_rate(m, n)) for s in streams]
+    streams, given, truth = given_rate(m, n, int(11 * n), count=48)
     floor = [pulsed_g2(s) for s in streams]
-    z = zscore([r.g2_zero_corrected for r in given], [r.g2_zero_stderr for r in given], truth)
+    z = z_of(given, truth)
     assert abs(z) < Z_2, z
-    zf = zscore([r.g2_zero_corrected for r in floor], [r.g2_zero_stderr for r in floor], truth)
+    zf = z_of(floor, truth)
     assert zf > Z_2, zf
     assert all(r.assumptions for r in floor) and not any(r.assumptions for r in given)
 
@@ -65,15 +77,11 @@ def test_afterpulses_are_taken_out(zn):
     without it reads low (the floor holds afterpulse coincidences the centre lacks)."""
     m = zn.replace({"bleaching.enabled": False, "detection.afterpulse_probability": 0.03})
     n = 1.0
-    streams = population(m, n, 40, 10.0, seed=21)
-    truth = g2_truth(m, n)
-    bg = independent_rate(m, n)
-    fixed = [pulsed_g2(s, background=bg) for s in streams]
-    z = zscore([r.g2_zero_corrected for r in fixed], [r.g2_zero_stderr for r in fixed], truth)
+    streams, fixed, truth = given_rate(m, n, 21)
+    z = z_of(fixed, truth)
     assert abs(z) < Z_CRIT, z
-    raw = [pulsed_g2(s, background=bg, afterpulsing=None) for s in streams]
-    assert zscore([r.g2_zero_corrected for r in raw], [r.g2_zero_stderr for r in raw],
-                  truth) > Z_CRIT
+    raw = [pulsed_g2(s, background=independent_rate(m, n), afterpulsing=None) for s in streams]
+    assert z_of(raw, truth) > Z_CRIT
 
 
 def test_afterpulse_law_is_measured(zn):
@@ -102,11 +110,8 @@ def test_rate_background_under_blinking(pristine):
     over-subtracts."""
     m = pristine.replace({"bleaching.enabled": False})
     n = 1.0
-    streams = population(m, n, 40, 10.0, seed=31)
-    truth = g2_truth(m, n)
-    bg = independent_rate(m, n)
-    res = [pulsed_g2(s, background=bg) for s in streams]
-    z = zscore([r.g2_zero_corrected for r in res], [r.g2_zero_stderr for r in res], truth)
+    _, res, truth = given_rate(m, n, 31)
+    z = z_of(res, truth)
     assert abs(z) < Z_2, z
     old = []
     for r in res:  # (M0 - F') / (M1 - F') with F' = (1 - rho_a rho_b) M1
