@@ -90,11 +90,13 @@ def channel_delay_ps(stream, a: int, b: int) -> float:
     period = float(stream.sync_period_ps)
     res = float(stream.resolution_ps)
     n = max(int(math.ceil(period / res)), 2)
-    hist = []
-    for c in (a, b):
-        d = stream.dtime[stream.channel == c].astype(np.int64) % n
-        hist.append(np.bincount(d, minlength=n)[:n].astype(np.float64))
-    ha, hb = (h - h.mean() for h in hist)
+    lo, hi = min(a, b), max(a, b)  # one counting pass over (channel, microtime bin)
+    keep = (stream.channel >= lo) & (stream.channel <= hi)
+    cells = ((stream.channel[keep].astype(np.int64) - lo) * n
+             + stream.dtime[keep].astype(np.int64) % n)
+    both = np.bincount(cells, minlength=(hi - lo + 1) * n).astype(np.float64)
+    ha, hb = (both[(c - lo) * n:(c - lo + 1) * n] for c in (a, b))
+    ha, hb = ha - ha.mean(), hb - hb.mean()
     xc = np.fft.irfft(np.conj(np.fft.rfft(ha)) * np.fft.rfft(hb), n)
     k = int(np.argmax(xc))
     y0, y1, y2 = xc[k - 1], xc[k], xc[(k + 1) % n]

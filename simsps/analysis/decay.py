@@ -93,7 +93,8 @@ def decay(stream, *, channels=None, window_s: tuple[float, float] | None = None,
     check_stream(stream)
     sel = np.ones(len(stream), bool)
     if channels is not None:
-        sel &= np.isin(stream.channel, np.atleast_1d(channels))
+        chans = np.atleast_1d(channels)
+        sel &= (stream.channel == chans[0]) if len(chans) == 1 else np.isin(stream.channel, chans)
     if window_s is not None:
         t = stream.sync * (stream.sync_period_ps * 1e-12)
         lo, hi = window_s

@@ -373,15 +373,15 @@ def _overlap(stream, a: int, b: int, k: int, gap_half: float, delay_ps: float, a
     short = {"q": np.eye(2 * k + 1)[k], "gamma0": 0.0, "gamma_all": 0.0}
     comps, centres, widths = [], [], []
     for c in (a, b):
-        try:
-            d = decay(stream, channels=c, afterpulsing=ap)
-            quick = fit_decay(d, n_exp=1)
+        try:  # the decision needs no afterpulse model (their hump is slow and small)
+            quick = fit_decay(decay(stream, channels=c, afterpulsing=None), n_exp=1)
         except AnalysisError:
             return short
         tau, err = quick.lifetimes_ns[0], quick.lifetimes_stderr_ns[0]
         if tau < period_ns / 20 or not err < 0.3 * tau:  # short, or no decay to speak of
             return short
         try:
+            d = decay(stream, channels=c, afterpulsing=ap)
             fit = fit_decay(d, n_exp=2, irf="gaussian")
         except AnalysisError as e:
             warn.append(f"the decay does not finish within the period but its fit failed ({e}); "
