@@ -90,13 +90,13 @@ def channel_delay_ps(stream, a: int, b: int) -> float:
     period = float(stream.sync_period_ps)
     res = float(stream.resolution_ps)
     n = max(int(math.ceil(period / res)), 2)
-    lo, hi = min(a, b), max(a, b)  # one counting pass over (channel, microtime bin)
-    keep = (stream.channel >= lo) & (stream.channel <= hi)
-    cells = ((stream.channel[keep].astype(np.int64) - lo) * n
-             + stream.dtime[keep].astype(np.int64) % n)
-    both = np.bincount(cells, minlength=(hi - lo + 1) * n).astype(np.float64)
-    ha, hb = (both[(c - lo) * n:(c - lo + 1) * n] for c in (a, b))
-    ha, hb = ha - ha.mean(), hb - hb.mean()
+    if a == b:
+        return 0.0
+    is_b = stream.channel == b  # one counting pass over (detector, microtime bin)
+    keep = is_b | (stream.channel == a)
+    cells = is_b[keep].astype(np.int64) * n + stream.dtime[keep].astype(np.int64) % n
+    both = np.bincount(cells, minlength=2 * n).astype(np.float64)
+    ha, hb = both[:n] - both[:n].mean(), both[n:] - both[n:].mean()
     xc = np.fft.irfft(np.conj(np.fft.rfft(ha)) * np.fft.rfft(hb), n)
     k = int(np.argmax(xc))
     y0, y1, y2 = xc[k - 1], xc[k], xc[(k + 1) % n]
