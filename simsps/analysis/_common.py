@@ -61,6 +61,20 @@ def channel_times(stream, a: int = 0, b: int = 1) -> tuple[np.ndarray, np.ndarra
     return out[0], out[1]
 
 
+def central_jacobian(fn, theta, *, floor: float = 1e-3) -> np.ndarray:
+    """d fn / d theta by central differences, step ``1e-6 * max(|theta_i|, floor)``;
+    ``fn`` maps a parameter vector to an array. Returns (len(fn(theta)), len(theta))."""
+    theta = np.asarray(theta, np.float64)
+    cols = []
+    for i in range(len(theta)):
+        h = 1e-6 * max(abs(theta[i]), floor)
+        hi, lo = theta.copy(), theta.copy()
+        hi[i] += h
+        lo[i] -= h
+        cols.append((np.asarray(fn(hi)) - np.asarray(fn(lo))) / (2 * h))
+    return np.column_stack(cols)
+
+
 def interval(value: float, stderr: float, dof: float | None, level: float) -> tuple[float, float]:
     """Two-sided confidence interval: Student's t with ``dof`` degrees of freedom (the
     block jackknife's), the normal law when ``dof`` is None or infinite."""

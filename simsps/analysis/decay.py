@@ -33,7 +33,7 @@ import math
 import numpy as np
 from scipy import optimize, special
 
-from ._common import AnalysisError, Warnings, check_stream, interval
+from ._common import AnalysisError, Warnings, central_jacobian, check_stream, interval
 from ._shapes import periodic_bin_integrals
 
 
@@ -278,13 +278,7 @@ def fit_decay(d: Decay, *, n_exp: int = 1, background: bool = True, irf=None,
     def mu_nat(q):
         return mu(_to_internal(q, n_exp, mode, irf_fwhm_ps))
     m = mu(p)
-    jac = np.empty((len(m), len(nat)))
-    for i in range(len(nat)):
-        h = 1e-6 * max(abs(nat[i]), 1e-3)
-        hi, lo = nat.copy(), nat.copy()
-        hi[i] += h
-        lo[i] -= h
-        jac[:, i] = (mu_nat(hi) - mu_nat(lo)) / (2 * h)
+    jac = central_jacobian(mu_nat, nat)
     if not background:
         jac[:, 2 * n_exp] = 0.0
     fisher = jac.T @ (jac / np.maximum(m, 1e-12)[:, None])

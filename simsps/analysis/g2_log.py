@@ -49,7 +49,7 @@ import numpy as np
 
 from ._blocks import DEFAULT_BLOCKS, block_edges, time_slices
 from ._common import (AnalysisError, Warnings, background_rates, channel_times, check_stream,
-                      interval)
+                      central_jacobian, interval)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -481,13 +481,7 @@ def fit_bunching(res: G2Log, fit_min_s: float, fit_max_s: float, *,
         def g(q):
             return f(x, q[0], math.exp(q[1]), *q[2:])
 
-        jac = np.empty((len(x), n_par))
-        for i in range(n_par):
-            h = 1e-6 * max(abs(theta[i]), 1e-3)
-            hi_, lo_ = theta.copy(), theta.copy()
-            hi_[i] += h
-            lo_[i] -= h
-            jac[:, i] = (g(hi_) - g(lo_)) / (2 * h)
+        jac = central_jacobian(g, theta)
         wj = jac / s[:, None] ** 2
         step = np.linalg.lstsq(jac.T @ wj, wj.T @ (res._loo[:, sel] - y).T, rcond=None)[0].T
         th = theta[None, :] + step

@@ -16,7 +16,7 @@ from scipy import stats
 from scipy.optimize import minimize
 
 from ..sample import HC_EV_NM
-from ._common import AnalysisError, Warnings
+from ._common import AnalysisError, Warnings, central_jacobian
 
 __all__ = ["SpectrumFit", "fit_spectrum", "CewDrift", "cew_drift"]
 
@@ -81,13 +81,7 @@ def fit_spectrum(wavelength_nm, counts) -> SpectrumFit:
     amp, e0, sigma, bg = p = unpack(res.x)
     # Fisher information of (amp, e0, sigma, bg) for Poisson counts: J^T diag(1/mu) J
     mu = _model(lam, p)
-    jac = np.empty((len(lam), 4))
-    for i in range(4):
-        h = 1e-6 * max(abs(p[i]), 1e-6)
-        hi, lo = list(p), list(p)
-        hi[i] += h
-        lo[i] -= h
-        jac[:, i] = (_model(lam, hi) - _model(lam, lo)) / (2 * h)
+    jac = central_jacobian(lambda q: _model(lam, q), p, floor=1e-6)
     try:
         cov = np.linalg.inv(jac.T @ (jac / mu[:, None]))
     except np.linalg.LinAlgError:
