@@ -35,7 +35,7 @@ from .stream import Source
 __all__ = ["BLOCK_PULSES", "KernelParams", "chunk_kernel", "signal_capacity", "noise_capacity"]
 
 BLOCK_PULSES = 1 << 18
-SLOT_QUANTUM = 64  # capacities are multiples of this (few distinct compiled shapes)
+SLOT_QUANTUM = 64  # the smallest capacity; capacities are buckets (see _quantise)
 _TWO_PI = np.float32(2 * np.pi)
 _NOISE_STREAM = 1 << 16  # counter offset of the noise words within a block
 
@@ -62,7 +62,15 @@ class KernelParams:
 
 
 def _quantise(n: float) -> int:
-    return max(SLOT_QUANTUM, SLOT_QUANTUM * math.ceil(n / SLOT_QUANTUM))
+    """The smallest bucket ``64 x 2^k x {1, 5/4, 3/2, 7/4}`` holding ``n`` slots: four
+    buckets per octave, so a sweep over parameters compiles the kernel a few times while a
+    bucket wastes at most a fifth of its slots (the kernel's cost is per slot), and
+    doubling a bucket (overflow) gives a bucket."""
+    if n <= SLOT_QUANTUM:
+        return SLOT_QUANTUM
+    k = max(0, math.ceil(math.log2(n / SLOT_QUANTUM)) - 1)
+    base = SLOT_QUANTUM << k  # base < n <= 2 base
+    return next(base * q // 4 for q in (5, 6, 7, 8) if n <= base * q // 4)
 
 
 def signal_capacity(q_max: float) -> int:

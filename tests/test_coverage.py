@@ -8,7 +8,7 @@ each coverage within the binomial band of 500 trials at the suite's alpha = 1e-3
 checks all land inside it only about half the time, so the test asserts the binomial band
 and prints the coverages (measured: README, tests section). Negative control: for
 pristine, g2_log's Poisson-only errors (n_blocks=None), which ignore the blinking, cover
-the bunching amplitude far less often (the band fails).
+the bunching amplitude far less often (the band fails; on the first 200 NCs).
 
 Truths, none from the estimators:
 - g2(0): the closed form of PHYSICS.md 3 over the charge states (test_g2_corrections).
@@ -48,6 +48,7 @@ FIT_MAX_S = {"zn-treated": 2e-3, "pristine": 0.05}  # fast flicker / power-law m
 TAU_MAX_S = {"zn-treated": 0.01, "pristine": 0.1}
 FIT_START_NS = 2.0
 BATCH = 50
+N_CONTROL = 200
 
 
 def _expected_g2(m, n, res):
@@ -135,7 +136,8 @@ def test_95_percent_intervals_cover_the_truth(preset, n):
         values.append((r.fit.relative_amplitude, r.fit.relative_amplitude_stderr,
                        r.fit.tau_c_s, r.fit.tau_c_stderr_s))
         sigmas.append(r.stderr_poisson)
-        if preset == "pristine":  # negative control: errors blind to the blinking
+        if preset == "pristine" and len(poisson) < N_CONTROL:  # negative control:
+            # errors blind to the blinking (a few hundred NCs tell 95 % from what they give)
             r0 = g2_log(s, tau_max_s=TAU_MAX_S[preset], fit_max_s=hi_fit, background=bg,
                         n_blocks=None)
             poisson.append(r0.fit.interval("relative_amplitude"))

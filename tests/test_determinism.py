@@ -62,3 +62,25 @@ def test_stream_is_time_ordered_and_well_formed(zn):
 def test_duration_not_multiple_of_block(zn):
     s = simsps.simulate(zn, 0.1301, seed=0)  # 325250 pulses: one full block and a part
     assert s.n_pulses == 325250 and s.sync.max() < 325250 and s.sync.max() > 320000
+
+
+def test_a_parameter_sweep_compiles_the_kernel_a_few_times(zn):
+    """Kernel shapes come from capacity buckets (four per octave of the per-pulse detection
+    probability), not from the parameters: a 5 x 4 loop over biexciton yield x power
+    compiles about once per power (the yield moves the detection probability by less than
+    a bucket, except where it crosses a bucket's edge), and a second pass over the same
+    grid compiles nothing. With capacities that follow the parameters (multiples of 64
+    slots, before issue 13) the same loop compiled 14 times; now 5."""
+    from simsps import kernel
+
+    yields, powers = (0.02, 0.05, 0.1, 0.2, 0.3), (0.25, 0.5, 1.0, 3.0)
+    counts = []
+    for _ in range(2):
+        before = kernel.chunk_kernel._cache_size()
+        for p in powers:
+            for y in yields:
+                simsps.simulate(zn.replace({"biexciton.quantum_yield": y}), 0.05, p, seed=1)
+        counts.append(kernel.chunk_kernel._cache_size() - before)
+    print("compiles over the grid:", counts)
+    assert counts[0] <= 6, counts
+    assert counts[1] == 0, counts

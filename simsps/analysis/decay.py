@@ -46,6 +46,20 @@ class Decay:
     n_photons: int
     afterpulse_counts: np.ndarray | None = None  # expected afterpulses per bin (their law)
 
+    def rebinned(self, factor: int) -> "Decay":
+        """The histogram on bins ``factor`` times wider (a partial last bin is dropped)."""
+        f = int(factor)
+        if f < 1:
+            raise AnalysisError(f"factor = {factor!r} must be a positive integer")
+        n = len(self.counts) // f * f
+        if n == 0:
+            raise AnalysisError(f"factor = {factor!r} exceeds the {len(self.counts)} bins")
+        ap = None if self.afterpulse_counts is None else \
+            self.afterpulse_counts[:n].reshape(-1, f).sum(axis=1)
+        return dataclasses.replace(self, time_ns=self.time_ns[:n:f],
+                                   counts=self.counts[:n].reshape(-1, f).sum(axis=1),
+                                   resolution_ns=self.resolution_ns * f, afterpulse_counts=ap)
+
     def plot(self, ax=None, fit=None, **kw):
         from .plots import plot_decay
 
@@ -262,7 +276,7 @@ def fit_decay(d: Decay, *, n_exp: int = 1, background: bool = True, irf=None,
                          if np.ndim(fixed) else 0.0))
     r = optimize.minimize(lambda q: nll(q, **summed), p0, method="Nelder-Mead",
                           bounds=list(zip(lo_b, hi_b)),
-                          options=dict(maxiter=40 * len(p0), xatol=1e-4, fatol=1e-6))
+                          options=dict(maxiter=15 * len(p0), xatol=1e-3, fatol=1e-4))
     try:
         r = optimize.least_squares(deviance_residuals, np.clip(r.x, lo_b + 1e-12, hi_b - 1e-12),
                                    bounds=(lo_b, hi_b), method="trf", x_scale="jac",
