@@ -18,8 +18,8 @@ import tempfile
 import time
 
 import simsps
-from simsps.ensemble import draw_population, simulate_ensemble
-from simsps.sample import load_sample
+from simsps.samples.ensemble import draw_population, simulate_ensemble
+from simsps.params.sample import load_sample
 
 
 def population(n_spots: int = 32, duration_s: float = 10.0) -> None:
@@ -55,7 +55,7 @@ def main(argv=None) -> int:
     population()
     if a.population_only:
         return 0
-    import simsps.reproduce as R
+    import simsps.apps.reproduce as R
 
     times = {}
 

@@ -21,7 +21,7 @@ import time
 
 
 import simsps
-from simsps.reference import simulate_reference
+from simsps.sim.reference import simulate_reference
 
 TARGET_S, TARGET_RATIO, TARGET_MIB = 5.0, 15.0, 1024
 

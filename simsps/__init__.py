@@ -1,16 +1,39 @@
 """simsps: Monte Carlo simulator of single-photon emitters (nanocrystals under pulsed
-excitation in a Hanbury Brown-Twiss setup) producing TTTR photon streams with ground truth."""
+excitation in a Hanbury Brown-Twiss setup) producing TTTR photon streams with ground truth.
+
+The flat API is what is promised (submodule paths are not): ``simsps.load_model``,
+``simsps.simulate`` / ``simulate_chunks`` / ``simulate_population``, ``simsps.read`` /
+``simsps.write``, ``simsps.PhotonStream``, ``simsps.analysis``. The package is layered,
+lowest first: ``stream`` (the shared type), ``params`` (TOML presets, validated),
+``physics`` (laws and closed forms), ``sim`` (keys, kernel, detector, engine, reference),
+``samples`` (populations, spectra, widefield), ``io`` (files), ``analysis`` (estimators),
+``apps`` (cli, analyze report, reproduce, demo)."""
 
 from ._jax_setup import configure as _configure_jax
 
 _configure_jax()
 
-from .engine import (simulate, simulate_chunks, simulate_population,  # noqa: E402
-                     simulate_population_chunks)
-from .model import Model, ModelError, load_model, preset_names  # noqa: E402
+from .sim.engine import (simulate, simulate_chunks, simulate_population,  # noqa: E402
+                         simulate_population_chunks)
+from .params.model import Model, ModelError, load_model, preset_names  # noqa: E402
 from .stream import PhotonStream, Source, State, Truth  # noqa: E402
 
 __version__ = "0.1.0"
+
+_LAZY = {"read": ("io", "read"), "write": ("io", "write"), "analysis": ("analysis", None),
+         "io": ("io", None)}
+
+
+def __getattr__(name):
+    """``simsps.read``, ``simsps.write``, ``simsps.analysis``, ``simsps.io``: imported on
+    first use (they pull in scipy, h5py and numba, which ``import simsps`` does not need)."""
+    if name not in _LAZY:
+        raise AttributeError(f"module 'simsps' has no attribute {name!r}")
+    import importlib
+
+    mod, attr = _LAZY[name]
+    value = importlib.import_module(f".{mod}", __name__)
+    return value if attr is None else getattr(value, attr)
 
 __all__ = [
     "Model",
@@ -25,5 +48,8 @@ __all__ = [
     "simulate_chunks",
     "simulate_population",
     "simulate_population_chunks",
+    "read",
+    "write",
+    "analysis",
     "__version__",
 ]

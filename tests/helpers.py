@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 import simsps
-from simsps.reference import simulate_reference
+from simsps.sim.reference import simulate_reference
 
 Z_CRIT = stats.norm.isf(0.5e-3)  # two-sided alpha = 1e-3
 

@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 
 from simsps.physics.bleaching import bleach_pulse_from_uniform
-from simsps.reference import simulate_reference
+from simsps.sim.reference import simulate_reference
 
 import simsps
 

@@ -9,7 +9,7 @@ import pytest
 from scipy import stats, optimize
 
 from simsps.physics.blinking import BlinkTrajectory, charging_factor, dwell_parameters, sample_dwells
-from simsps.reference import _Telegraph
+from simsps.sim.reference import _Telegraph
 
 from .conftest import ALPHA, ideal_overrides
 from .helpers import autocorrelation, counts_per_pulse, photons_per_pulse, run
@@ -127,7 +127,7 @@ def test_zn_preset_bunching_matches_the_paper(zn):
 
 def test_state_truth_follows_the_trajectory(zn):
     """Every emitter photon's state label is the trajectory state at its pulse (keys as
-    documented in simsps.engine: blinking of emitter e from fold_in(fold_in(root, 1), e))."""
+    documented in simsps.sim.engine: blinking of emitter e from fold_in(fold_in(root, 1), e))."""
     m = zn.replace(ideal_overrides(**{"blinking.enabled": True, "detection.efficiency": 0.2}))
     s = run("jax", m, 0.3, seed=81)
     root = jax.random.key(81, impl="threefry2x32")

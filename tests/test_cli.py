@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import simsps
-from simsps.cli import main
+from simsps.apps.cli import main
 from simsps.io import read
 
 
@@ -96,7 +96,7 @@ def test_help_everywhere(capsys, command):
 
 
 def test_installed_entry_point():
-    r = subprocess.run([sys.executable, "-m", "simsps.cli", "--version"], capture_output=True,
+    r = subprocess.run([sys.executable, "-m", "simsps.apps.cli", "--version"], capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.startswith("simsps ")
 

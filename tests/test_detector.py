@@ -9,7 +9,7 @@ from scipy import stats
 
 import simsps
 from simsps import Source
-from simsps.detector import DetectorChain, Events, dead_time_filter
+from simsps.sim.detector import DetectorChain, Events, dead_time_filter
 
 from .conftest import ALPHA
 from .helpers import Z_CRIT, poisson_z, run, two_rate_z

@@ -71,7 +71,7 @@ def test_a_parameter_sweep_compiles_the_kernel_a_few_times(zn):
     a bucket, except where it crosses a bucket's edge), and a second pass over the same
     grid compiles nothing. With capacities that follow the parameters (multiples of 64
     slots, before issue 13) the same loop compiled 14 times; now 5."""
-    from simsps import kernel
+    from simsps.sim import kernel
 
     yields, powers = (0.02, 0.05, 0.1, 0.2, 0.3), (0.25, 0.5, 1.0, 3.0)
     counts = []

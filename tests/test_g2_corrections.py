@@ -16,7 +16,7 @@ from scipy import stats
 
 import simsps
 from simsps.analysis import AnalysisError, afterpulsing, pulsed_g2
-from simsps.reference import simulate_reference
+from simsps.sim.reference import simulate_reference
 
 from .conftest import ALPHA, ideal_overrides
 from .helpers import Z_CRIT, g2_truth

@@ -6,7 +6,7 @@ import jax
 import pytest
 
 import simsps
-from simsps.model import ALL_KEYS, ModelError, load_model, parse_override
+from simsps.params.model import ALL_KEYS, ModelError, load_model, parse_override
 
 REQUIRED = """exciton.lifetime_ns exciton.quantum_yield trion.lifetime_ns trion.quantum_yield
 biexciton.lifetime_ns biexciton.quantum_yield blinking.enabled blinking.dwell
@@ -29,7 +29,7 @@ def test_preset_names():
 
 
 def test_presets_carry_a_source_for_every_number():
-    from simsps.model import preset_path
+    from simsps.params.model import preset_path
 
     for name in ("zn-treated", "pristine"):
         for line in preset_path(name).read_text().splitlines():

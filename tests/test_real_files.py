@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from simsps.cli import main
+from simsps.apps.cli import main
 
 DATA = Path(__file__).parent / "data" / "picoquant"
 

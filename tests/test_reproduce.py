@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from simsps.cli import main
-from simsps.reproduce import FIGURES, Config, reproduce, seed_numbers
-from simsps.reproduce.report import row
+from simsps.apps.cli import main
+from simsps.apps.reproduce import FIGURES, Config, reproduce, seed_numbers
+from simsps.apps.reproduce.report import row
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "seed_numbers.toml"
 

@@ -8,8 +8,8 @@ is test_reproduce.py::test_quick_run_is_within_every_band.
 import pytest
 from matplotlib.figure import Figure
 
-from simsps.reproduce import FIGURES, Config, Data, seed_numbers
-from simsps.reproduce.data import POWERS
+from simsps.apps.reproduce import FIGURES, Config, Data, seed_numbers
+from simsps.apps.reproduce.data import POWERS
 
 PANELS = {name: panel for name, panel, _ in FIGURES}
 CONTROL = Config(True, 20.0, {0.25: 120.0, 0.5: 40.0, 1.0: 20.0, 1.5: 15.0, 2.0: 15.0,

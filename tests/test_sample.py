@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from simsps.ensemble import draw_population, nc_model
-from simsps.model import ModelError
-from simsps.sample import load_sample
+from simsps.samples.ensemble import draw_population, nc_model
+from simsps.params.model import ModelError
+from simsps.params.sample import load_sample
 
 from .helpers import Z_CRIT
 

@@ -13,7 +13,7 @@ from scipy import integrate, stats
 
 import simsps
 from simsps.physics.blinking import BlinkTrajectory, combine_windows, residual_dwell
-from simsps.reference import _Telegraph, simulate_reference
+from simsps.sim.reference import _Telegraph, simulate_reference
 
 from .conftest import ALPHA, ideal_overrides
 from .helpers import (Z_CRIT, autocorrelation, counts_per_pulse, eq1_psat, neutral_fraction,

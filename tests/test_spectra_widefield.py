@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from simsps.analysis import AnalysisError, cew_drift, fit_spectrum, survival
-from simsps.sample import HC_EV_NM, load_sample
-from simsps.spectra import spectrometer_frames
-from simsps.widefield import widefield_movie
+from simsps.params.sample import HC_EV_NM, load_sample
+from simsps.samples.spectra import spectrometer_frames
+from simsps.samples.widefield import widefield_movie
 
 from .helpers import Z_CRIT
 

@@ -15,7 +15,7 @@ import numpy as np
 from scipy import stats
 from scipy.optimize import minimize
 
-from ..sample import HC_EV_NM
+from ..params.sample import HC_EV_NM
 from ._common import AnalysisError, Warnings, central_jacobian
 
 __all__ = ["SpectrumFit", "fit_spectrum", "CewDrift", "cew_drift"]
@@ -123,7 +123,7 @@ class CewDrift:
 
 
 def cew_drift(frames) -> CewDrift:
-    """Fit every frame of a :class:`~simsps.spectra.SpectrumFrames` and the CEW trend.
+    """Fit every frame of a :class:`~simsps.samples.spectra.SpectrumFrames` and the CEW trend.
 
     The line's scatter between frames (spectral diffusion) exceeds the fit errors, so the
     trend's stderr comes from the residual scatter, not from the per-frame errors."""

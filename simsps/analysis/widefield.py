@@ -44,7 +44,7 @@ class Survival:
 
 def survival(movie=None, *, time_s=None, counts=None, empty_counts=None,
              threshold_sigma: float = 5.0) -> Survival:
-    """Survival curve of a :class:`~simsps.widefield.WidefieldMovie` (or of ``time_s``,
+    """Survival curve of a :class:`~simsps.samples.widefield.WidefieldMovie` (or of ``time_s``,
     ``counts`` (frames x NCs) and ``empty_counts`` (frames x empty spots) from a real one)."""
     if movie is not None:
         time_s, counts, empty_counts = movie.time_s, movie.counts, movie.empty_counts

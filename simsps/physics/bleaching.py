@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..model import Model
+from ..params.model import Model
 from .excitation import excitation_classes
 
 __all__ = ["bleach_probability_per_pulse", "bleach_pulse_from_uniform"]

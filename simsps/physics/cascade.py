@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..model import Model
+from ..params.model import Model
 from .excitation import excitation_classes
 
 __all__ = ["state_yields", "outcome_probabilities", "OUTCOMES"]

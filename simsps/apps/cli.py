@@ -44,8 +44,8 @@ def _seed(text):
 
 
 def _parser() -> argparse.ArgumentParser:
-    from . import __version__
-    from .io import RECORD_FORMATS
+    from .. import __version__
+    from ..io import RECORD_FORMATS
 
     p = argparse.ArgumentParser(
         prog="simsps", description="Monte Carlo single-photon emitter -> synthetic TTTR files.",
@@ -116,9 +116,9 @@ def _parser() -> argparse.ArgumentParser:
 
 # ---------------------------------------------------------------------------- commands
 def _cmd_simulate(a) -> int:
-    from . import load_model, simulate_chunks
-    from .model import parse_override
-    from .io import write
+    from .. import load_model, simulate_chunks
+    from ..params.model import parse_override
+    from ..io import write
 
     suffix = a.out.suffix.lower()
     if suffix not in (".ptu", ".h5", ".hdf5"):
@@ -143,7 +143,7 @@ def _cmd_simulate(a) -> int:
 
     path = write(a.out, all_chunks(), a.format)
     if not a.quiet:
-        from .io import summarize
+        from ..io import summarize
 
         s = summarize(path)
         print(f"wrote {path}: {s['photons']} photons in {s['duration_s']:g} s "
@@ -153,7 +153,7 @@ def _cmd_simulate(a) -> int:
 
 
 def _cmd_info(a) -> int:
-    from .io import summarize
+    from ..io import summarize
 
     s = summarize(a.file, progress=sys.stderr.isatty())
     if a.json:
@@ -182,8 +182,8 @@ def _cmd_info(a) -> int:
 
 
 def _cmd_analyze(a) -> int:
-    from .analysis.report import analyze
-    from .io import read
+    from .analyze import analyze
+    from ..io import read
 
     stream = read(a.file)
     background = None
@@ -222,7 +222,7 @@ def _cmd_analyze(a) -> int:
 
 
 def _cmd_models(a) -> int:
-    from .model import ModelError, load_model, preset_names, preset_path
+    from ..params.model import ModelError, load_model, preset_names, preset_path
 
     if a.toml:
         try:

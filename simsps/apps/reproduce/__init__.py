@@ -46,8 +46,8 @@ def reproduce(out_dir, *, quick: bool = False, seed: int = 0, progress: bool = T
     from matplotlib.figure import Figure
     from tqdm.auto import tqdm
 
-    from .. import __version__
-    from ..analysis.report import save_figure
+    from ... import __version__
+    from ..analyze import save_figure
 
     names = [n for n, _, _ in FIGURES]
     if only is not None:

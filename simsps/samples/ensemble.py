@@ -27,9 +27,10 @@ import dataclasses
 import jax
 import numpy as np
 
-from .engine import simulate_population
-from .model import Model
-from .sample import HC_EV_NM, Ensemble
+from ..sim import keys
+from ..sim.engine import simulate_population
+from ..params.model import Model
+from ..params.sample import HC_EV_NM, Ensemble
 
 __all__ = ["Population", "nc_model", "draw_population", "simulate_ensemble"]
 
@@ -77,7 +78,7 @@ def draw_population(model: Model, ens: Ensemble, n_spots: int, seed: int = 0) ->
     """``n_spots`` spots: single NCs, or with probability ``cluster_fraction`` clusters."""
     if not isinstance(n_spots, (int, np.integer)) or n_spots < 1:
         raise ValueError(f"n_spots = {n_spots!r} must be a positive integer")
-    root = jax.random.fold_in(jax.random.key(int(seed), impl="threefry2x32"), 10)
+    root = keys.stream(keys.root(seed), keys.ENSEMBLE)
     edges, spots, cews = [], [], []
     for s in range(int(n_spots)):
         k = jax.random.fold_in(root, s)

@@ -7,8 +7,8 @@ import functools
 
 import numpy as np
 
-from ..analysis import fit_spectrum, pulsed_g2
-from ..analysis.plots import plot_pulsed_g2, plot_spectrum
+from ...analysis import fit_spectrum, pulsed_g2
+from ...analysis.plots import plot_pulsed_g2, plot_spectrum
 from .report import row
 
 BLUE_NM, RED_NM = 506.0, 515.0  # seed Fig. 3d groups (seed_numbers.toml)

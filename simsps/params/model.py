@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
-from ._pytree import pytree_dataclass, static_field
+from .._pytree import pytree_dataclass, static_field
 
 __all__ = [
     "ModelError",
@@ -201,7 +201,7 @@ SECTIONS = {
     "background": Background,
 }
 
-# sections of the same files read by simsps.sample (populations, spectra, widefield)
+# sections of the same files read by simsps.params.sample (populations, spectra, widefield)
 SAMPLE_SECTION_NAMES = ("ensemble", "spectrum", "widefield")
 
 ALL_KEYS = tuple(
@@ -319,7 +319,7 @@ def _deep_merge(base: dict, top: Mapping) -> dict:
 
 def _presets_dir() -> Path:
     """``models/`` of a source checkout, else the installed copy ``simsps.presets``."""
-    source = Path(__file__).resolve().parent.parent / "models"
+    source = Path(__file__).resolve().parents[2] / "models"
     if (source / "zn_treated.toml").is_file():
         return source
     return Path(str(resources.files("simsps.presets")))

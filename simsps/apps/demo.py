@@ -1,4 +1,4 @@
-"""``python -m simsps.demo``: simulate the embedded Zn-treated preset and print a summary.
+"""``python -m simsps.apps.demo``: simulate the embedded Zn-treated preset and print a summary.
 
 The summary compares what came out of the simulation (counted from the photon stream and
 its ground-truth labels) with what the model says it should be (closed forms).
@@ -12,9 +12,9 @@ import time
 
 import numpy as np
 
-from . import load_model, simulate
-from .physics import closed_forms as cf
-from .stream import EMITTER_SOURCES, Source
+from .. import load_model, simulate
+from ..physics import closed_forms as cf
+from ..stream import EMITTER_SOURCES, Source
 
 
 def summary(stream, model, power: float) -> str:
@@ -54,7 +54,7 @@ def summary(stream, model, power: float) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m simsps.demo", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m simsps.apps.demo", description=__doc__)
     p.add_argument("--model", default="zn-treated", help="preset name or TOML path")
     p.add_argument("--duration", type=float, default=60.0, help="seconds of acquisition")
     p.add_argument("--power", type=float, default=1.0, help="excitation power in units of Psat")

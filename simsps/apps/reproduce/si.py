@@ -3,8 +3,8 @@ S6: the pristine NC (trace, long-delay g2, FLID); S7: traces and FLIDs at six po
 
 from __future__ import annotations
 
-from ..analysis import decay, fit_decay, flid, g2_log, intensity_trace
-from ..analysis.plots import plot_decay, plot_flid, plot_g2_log, plot_pulsed_g2
+from ...analysis import decay, fit_decay, flid, g2_log, intensity_trace
+from ...analysis.plots import plot_decay, plot_flid, plot_g2_log, plot_pulsed_g2
 from .data import POWERS
 from .fig5 import _flids
 from .report import row

@@ -12,8 +12,8 @@ import tomllib
 from importlib import resources
 from pathlib import Path
 
-from ..analysis.report import jsonable
-from ..io._atomic import write_text_atomic
+from ..analyze import jsonable
+from ...io._atomic import write_text_atomic
 
 __all__ = ["Row", "seed_numbers", "row", "write_report"]
 
@@ -25,7 +25,7 @@ def seed_numbers() -> dict:
 
 @functools.cache
 def _seed_numbers() -> dict:
-    text = resources.files("simsps.reproduce").joinpath("seed_numbers.toml").read_text()
+    text = resources.files("simsps.apps.reproduce").joinpath("seed_numbers.toml").read_text()
     return tomllib.loads(text)
 
 

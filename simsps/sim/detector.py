@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .stream import NO_EMITTER, Source, State
+from ..stream import NO_EMITTER, Source, State
 
 __all__ = ["Events", "dead_time_filter", "DetectorChain", "process_chains"]
 

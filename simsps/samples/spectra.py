@@ -1,7 +1,7 @@
 """Spectrometer frames of single NCs and spots: line shape, spectral diffusion, photo-etching.
 
 The [spectrum] section of a preset: each NC emits a Gaussian line in energy (FWHM
-``fwhm_mev``) centred on its gap (:mod:`simsps.ensemble`); between frames the centre wanders
+``fwhm_mev``) centred on its gap (:mod:`simsps.samples.ensemble`); between frames the centre wanders
 (rms ``jitter_mev``, independent per frame); under excitation the NC is photo-etched, its
 edge shrinking by ``etch_edge_nm_per_hour_at_psat`` x (excitations per pulse relative to
 Psat), which blue-shifts the line through ``E(L)``. A frame is Poisson counts per pixel of
@@ -18,7 +18,7 @@ import jax
 import numpy as np
 from scipy.special import ndtr
 
-from .sample import HC_EV_NM, Ensemble, Spectrum
+from ..params.sample import HC_EV_NM, Ensemble, Spectrum
 
 __all__ = ["SpectrumFrames", "pixel_edges_nm", "spectrometer_frames"]
 

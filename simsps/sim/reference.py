@@ -23,9 +23,9 @@ import math
 import numpy as np
 from scipy import optimize, stats
 
-from .model import Model
-from .physics.excitation import check_power
-from .stream import NO_EMITTER, PhotonStream, Source, State, Truth
+from ..params.model import Model
+from ..physics.excitation import check_power
+from ..stream import NO_EMITTER, PhotonStream, Source, State, Truth
 
 __all__ = ["simulate_reference"]
 
@@ -248,6 +248,6 @@ def simulate_reference(
     truth = Truth(source=out["source"], state=out["state"], emitter=emitter,
                   emission_delay_ps=out["delay"], arrival_ps=t, bleach_time_s=[bleach_s])
     meta = dict(model=m.name, model_toml=m.to_toml(), seed=int(seed), power=n_mean,
-                duration_s=float(duration_s), emitters=1, generator="simsps.reference")
+                duration_s=float(duration_s), emitters=1, generator="simsps.sim.reference")
     return PhotonStream.from_arrivals(t, out["channel"], period_ps, det.resolution_ps,
                                       truth=truth, meta=meta, n_pulses=n_pulses)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io._atomic import atomic_path, write_text_atomic
-from ._common import AnalysisError
+from ..analysis._common import AnalysisError
 
 
 def jsonable(x):
@@ -54,7 +54,7 @@ def analyze(stream, out_dir, *, bin_s: float = 0.01, tau_max_s: float | None = N
     matplotlib.use("Agg")
     from tqdm.auto import tqdm
 
-    from . import (decay, dwell_times, fit_decay, flid, g2_log, intensity_trace, lifetime_trace,
+    from ..analysis import (decay, dwell_times, fit_decay, flid, g2_log, intensity_trace, lifetime_trace,
                    pulsed_g2, two_level)
 
     out = Path(out_dir)

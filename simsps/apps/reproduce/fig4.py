@@ -8,9 +8,9 @@ import functools
 
 import numpy as np
 
-from ..analysis import (AnalysisError, decay, fit_decay, intensity_trace, lifetime_trace,
+from ...analysis import (AnalysisError, decay, fit_decay, intensity_trace, lifetime_trace,
                         photon_mask, two_level)
-from ..analysis.plots import plot_decay, plot_g2_log
+from ...analysis.plots import plot_decay, plot_g2_log
 from .report import row
 
 BIN_S = 0.01  # seed: 10 ms bins

@@ -7,8 +7,8 @@ import functools
 
 import numpy as np
 
-from ..analysis import flid, power_series
-from ..analysis.plots import plot_flid
+from ...analysis import flid, power_series
+from ...analysis.plots import plot_flid
 from .data import POWERS
 from .report import row
 

@@ -12,13 +12,13 @@ import functools
 
 import numpy as np
 
-from ..analysis import g2_log, intensity_trace, pulsed_g2
-from ..engine import simulate
-from ..ensemble import draw_population, simulate_ensemble
-from ..model import load_model
-from ..sample import load_sample
-from ..spectra import spectrometer_frames
-from ..widefield import widefield_movie
+from ...analysis import g2_log, intensity_trace, pulsed_g2
+from ...sim.engine import simulate
+from ...samples.ensemble import draw_population, simulate_ensemble
+from ...params.model import load_model
+from ...params.sample import load_sample
+from ...samples.spectra import spectrometer_frames
+from ...samples.widefield import widefield_movie
 
 POWERS = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0)  # seed Fig. 5a, S7: x Psat
 BUNCHING_FIT_MAX_S = 1e-3  # seed Fig. 4d: the flicker bunching lives below ~100 us

@@ -1,7 +1,7 @@
 """Sample-level parameters: the population of NCs on a substrate ([ensemble]), their
 emission spectra ([spectrum]) and their widefield photostability ([widefield]).
 
-They live in the same preset TOML files as the single-NC :class:`~simsps.model.Model`
+They live in the same preset TOML files as the single-NC :class:`~simsps.params.model.Model`
 (sections the Model loader leaves alone), with units in the key names and a source for
 every number. ``load_sample("zn-treated")`` reads them; a user TOML with
 ``[model] base = "zn-treated"`` inherits and overrides them like the model keys.
@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ._pytree import pytree_dataclass
+from .._pytree import pytree_dataclass
 from .model import ModelError, _resolve, num
 
 __all__ = ["Ensemble", "Spectrum", "Widefield", "Sample", "load_sample", "SAMPLE_SECTIONS",

@@ -29,8 +29,8 @@ import numpy as np
 
 from jax.extend.random import threefry2x32_p
 
-from ._pytree import pytree_dataclass
-from .stream import Source
+from .._pytree import pytree_dataclass
+from ..stream import Source
 
 __all__ = ["BLOCK_PULSES", "KernelParams", "chunk_kernel", "signal_capacity", "noise_capacity"]
 

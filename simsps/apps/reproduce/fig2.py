@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..analysis import cew_drift, survival
-from ..analysis.plots import plot_spectrum, plot_survival
+from ...analysis import cew_drift, survival
+from ...analysis.plots import plot_spectrum, plot_survival
 from .data import DILUTIONS
 from .report import row
 

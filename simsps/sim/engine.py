@@ -1,12 +1,8 @@
 """Plan chunks, derive keys, run the kernel, assemble int64 times: ``simulate``.
 
-Keys: ``root = key(seed)``; emitter ``e`` draws its pulses from
-``fold_in(fold_in(fold_in(root, 0), e), block)``, its fast blinking from
-``fold_in(fold_in(root, 1), e)``, its slow blinking from ``fold_in(fold_in(root, 4), e)``,
-its bleach time from ``fold_in(root, 2)``; the detectors of spot 0 from ``fold_in(root, 3)``
-and of spot ``k > 0`` from ``fold_in(fold_in(root, 3), k)``. Blocks have a fixed size
-(``BLOCK_PULSES``), so a stream does not depend on ``chunk_pulses`` nor on how many
-emitters are simulated together.
+Keys come from the tree of :mod:`simsps.sim.keys` (pulses by emitter and block, blinking and
+bleaching by emitter, detectors by spot). Blocks have a fixed size (``BLOCK_PULSES``), so a
+stream does not depend on ``chunk_pulses`` nor on how many emitters are simulated together.
 """
 
 from __future__ import annotations
@@ -18,14 +14,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import keys
 from .detector import DetectorChain, Events, process_chains
 from .kernel import BLOCK_PULSES, KernelParams, chunk_kernel, noise_capacity, signal_capacity
-from .model import Model, ModelError
-from .physics.blinking import BlinkTrajectory, combine_windows
-from .physics.bleaching import bleach_probability_per_pulse, bleach_pulse_from_uniform
-from .physics.cascade import outcome_probabilities, state_yields
-from .physics.excitation import check_power
-from .stream import NO_EMITTER, PhotonStream, State, Truth
+from ..params.model import Model, ModelError
+from ..physics.blinking import BlinkTrajectory, combine_windows
+from ..physics.bleaching import bleach_probability_per_pulse, bleach_pulse_from_uniform
+from ..physics.cascade import outcome_probabilities, state_yields
+from ..physics.excitation import check_power
+from ..stream import NO_EMITTER, PhotonStream, State, Truth
 
 __all__ = ["simulate", "simulate_chunks", "simulate_population", "simulate_population_chunks",
            "DEFAULT_CHUNK_PULSES", "kernel_params"]
@@ -39,7 +36,7 @@ def _pow2ceil(n: int) -> int:
 
 
 # an excitation may outlive the next pulse with at most this probability: the kernel treats
-# every pulse as starting from the ground state (simsps.reference carries it exactly)
+# every pulse as starting from the ground state (simsps.sim.reference carries it exactly)
 CARRY_OVER_LIMIT = 1e-4
 
 
@@ -55,7 +52,7 @@ def check_lifetimes(m: Model) -> None:
                 f"an excitation would outlive the next pulse with probability "
                 f"{math.exp(-period_ns / tau):.2g}, and simsps.simulate starts every pulse from "
                 f"the ground state; lifetimes up to period / ln(1/{CARRY_OVER_LIMIT:g}) = "
-                f"{limit_ns:.3g} ns are allowed (simsps.reference.simulate_reference carries "
+                f"{limit_ns:.3g} ns are allowed (simsps.sim.reference.simulate_reference carries "
                 "the state across pulses and takes any lifetime)")
 
 
@@ -226,9 +223,8 @@ def _population_chunks(models, duration_s, power, seed, *, spot, chunk_pulses, p
     first_of_spot = np.zeros(emitters, bool)
     first_of_spot[np.unique(spot, return_index=True)[1]] = True
 
-    root = jax.random.key(int(seed), impl="threefry2x32")
-    ids = jnp.arange(emitters, dtype=jnp.uint32)
-    emitter_keys = jax.vmap(jax.random.fold_in, (None, 0))(jax.random.fold_in(root, 0), ids)
+    root = keys.root(seed)
+    emitter_keys = keys.emitter_keys(root, emitters)
     # the background and dark counts of a spot ride with its first NC
     kps = [kernel_params(me, p, with_noise=bool(first_of_spot[e]))
            for e, (me, p) in enumerate(zip(models, powers))]
@@ -236,15 +232,14 @@ def _population_chunks(models, duration_s, power, seed, *, spot, chunk_pulses, p
 
     # fast flicker and slow blinking of each NC; the NC is charged while either is grey
     trajectories = [
-        [BlinkTrajectory(jax.random.fold_in(jax.random.fold_in(root, k), e), getattr(me, sec),
-                         p, me.excitation.rep_rate_hz)
-         for k, sec in ((1, "blinking"), (4, "slow_blinking")) if getattr(me, sec).enabled]
+        [BlinkTrajectory(keys.blink_key(root, sec, e), getattr(me, sec), p,
+                         me.excitation.rep_rate_hz)
+         for sec in ("blinking", "slow_blinking") if getattr(me, sec).enabled]
         for e, (me, p) in enumerate(zip(models, powers))
     ]
-    bleach_key = jax.random.fold_in(root, 2)
     u_bleach = np.asarray(
         jax.vmap(lambda k: jax.random.uniform(k, minval=jnp.finfo(jnp.float32).tiny, maxval=1.0))(
-            jax.vmap(jax.random.fold_in, (None, 0))(bleach_key, ids)
+            keys.bleach_keys(root, emitters)
         )
     )
     bleach_pulse = np.array([
@@ -255,10 +250,9 @@ def _population_chunks(models, duration_s, power, seed, *, spot, chunk_pulses, p
         bleach_pulse < n_pulses, bleach_pulse / m.excitation.rep_rate_hz, np.inf
     )
     # one detector pair per spot; spot 0 keeps the key of a single-spot run
-    chain_key = jax.random.fold_in(root, 3)
     chains = [
         DetectorChain(
-            chain_key if k == 0 else jax.random.fold_in(chain_key, k),
+            keys.detector_key(root, k),
             dead_time_ns=m.detection.dead_time_ns,
             afterpulse_probability=m.detection.afterpulse_probability,
             afterpulse_time_constant_ns=m.detection.afterpulse_time_constant_ns,

@@ -24,7 +24,8 @@ import dataclasses
 import jax
 import numpy as np
 
-from .sample import Widefield
+from ..params.sample import Widefield
+from ..sim import keys
 
 __all__ = ["WidefieldMovie", "widefield_movie"]
 
@@ -56,7 +57,7 @@ def widefield_movie(wf: Widefield, dilution: float, n_ncs: int, *, duration_s: f
                          f"{duration_s!r}")
     tau = float(wf.bleach_time_at(dilution))
     t = np.arange(0.0, duration_s + 1e-9, frame_interval_s)
-    key = jax.random.fold_in(jax.random.key(int(seed), impl="threefry2x32"), 30)
+    key = keys.stream(keys.root(seed), keys.WIDEFIELD)
     # one stream of numbers per dilution (to 0.001), independent of the other dilutions
     k_b, k_s, k_e, k_r1, k_r2 = jax.random.split(
         jax.random.fold_in(key, int(round(dilution * 1000)) % 2**31), 5)

@@ -1,0 +1,2 @@
+"""Samples beyond one NC: populations on a substrate, spectrometer frames, widefield
+photostability movies."""
