@@ -66,14 +66,19 @@ def child(duration: float, out: str) -> None:
 
 
 def run_child(duration: float, out: str) -> dict:
-    r = subprocess.run([sys.executable, __file__, "--child", str(duration), out],
-                       capture_output=True, text=True, check=True)
+    r = subprocess.run(
+        [sys.executable, __file__, "--child", str(duration), out],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--quick", action="store_true", help="stream 60 s instead of 600 s")
     p.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
@@ -82,8 +87,10 @@ def main(argv=None) -> int:
         return 0
     import jax
 
-    print(f"simsps {simsps.__version__}, jax {jax.__version__} on {jax.devices()[0].platform}, "
-          f"{os.cpu_count()} CPUs; model zn-treated at Psat")
+    print(
+        f"simsps {simsps.__version__}, jax {jax.__version__} on {jax.devices()[0].platform}, "
+        f"{os.cpu_count()} CPUs; model zn-treated at Psat"
+    )
     m = simsps.load_model("zn-treated")
     s = simsps.simulate(m, 60.0, seed=0)
     n = len(s)
@@ -94,13 +101,17 @@ def main(argv=None) -> int:
         tmp = Path(tmp)
         for fmt in ("picoharp-t3", "hydraharp-t3"):
             path = tmp / f"{fmt}.ptu"
-            w, _ = _best(lambda: write(path, s, fmt))
-            print(f"{'write PTU ' + fmt:38s} {w:8.3f} {n / w / 1e6:11.2f} "
-                  f"{path.stat().st_size / 1e6:7.1f}")
+            w, _ = _best(lambda path=path, fmt=fmt: write(path, s, fmt))
+            print(
+                f"{'write PTU ' + fmt:38s} {w:8.3f} {n / w / 1e6:11.2f} "
+                f"{path.stat().st_size / 1e6:7.1f}"
+            )
         h5 = tmp / "s.h5"
         w, _ = _best(lambda: write(h5, s), repeat=2)  # the first includes importing phconvert
-        print(f"{'write Photon-HDF5 (with truth)':38s} {w:8.3f} {n / w / 1e6:11.2f} "
-              f"{h5.stat().st_size / 1e6:7.1f}")
+        print(
+            f"{'write Photon-HDF5 (with truth)':38s} {w:8.3f} {n / w / 1e6:11.2f} "
+            f"{h5.stat().st_size / 1e6:7.1f}"
+        )
         ptu = tmp / "picoharp-t3.ptu"
         t_ours, r = _best(lambda: read(ptu))
         assert r.equal_records(s)
@@ -122,25 +133,34 @@ def main(argv=None) -> int:
         print(f"{'read Photon-HDF5 (with truth)':38s} {t_h5:8.3f} {n / t_h5 / 1e6:11.2f}")
 
         duration = 60.0 if a.quick else 600.0
-        print(f"\n2. {duration:g} s simulated and streamed to disk (separate processes, "
-              "after compilation)")
+        print(
+            f"\n2. {duration:g} s simulated and streamed to disk (separate processes, "
+            "after compilation)"
+        )
         print(f"{'':24s} {'wall s':>8s} {'photons':>10s} {'MB':>7s} {'peak MiB':>9s}")
         rows = {}
-        for name, out in (("simulate only", "-"), ("-> PTU (picoharp-t3)", str(tmp / "a.ptu")),
-                          ("-> Photon-HDF5", str(tmp / "a.h5"))):
+        for name, out in (
+            ("simulate only", "-"),
+            ("-> PTU (picoharp-t3)", str(tmp / "a.ptu")),
+            ("-> Photon-HDF5", str(tmp / "a.h5")),
+        ):
             r = run_child(duration, out)
             rows[name] = r
-            print(f"{name:24s} {r['wall_s']:8.2f} {r['photons']:10.3g} {r['bytes'] / 1e6:7.1f} "
-                  f"{r['peak_mib']:9.0f}")
+            print(
+                f"{name:24s} {r['wall_s']:8.2f} {r['photons']:10.3g} {r['bytes'] / 1e6:7.1f} "
+                f"{r['peak_mib']:9.0f}"
+            )
         base = rows["simulate only"]["wall_s"]
         for name in ("-> PTU (picoharp-t3)", "-> Photon-HDF5"):
             r = rows[name]
             mem_ok = r["peak_mib"] < TARGET_MIB
             ok &= mem_ok
-            print(f"  {name}: writing adds {r['wall_s'] / base - 1:+.0%} to the simulation "
-                  f"({r['photons'] / (r['wall_s']) / 1e6:.2f} Mphotons/s end to end); "
-                  f"peak {r['peak_mib']:.0f} MiB [target < {TARGET_MIB} MiB: "
-                  f"{'ok' if mem_ok else 'MISSED'}]")
+            print(
+                f"  {name}: writing adds {r['wall_s'] / base - 1:+.0%} to the simulation "
+                f"({r['photons'] / (r['wall_s']) / 1e6:.2f} Mphotons/s end to end); "
+                f"peak {r['peak_mib']:.0f} MiB [target < {TARGET_MIB} MiB: "
+                f"{'ok' if mem_ok else 'MISSED'}]"
+            )
     return 0 if ok else 1
 
 

@@ -18,8 +18,8 @@ import tempfile
 import time
 
 import simsps
-from simsps.samples.ensemble import draw_population, simulate_ensemble
 from simsps.params.sample import load_sample
+from simsps.samples.ensemble import draw_population, simulate_ensemble
 
 
 def population(n_spots: int = 32, duration_s: float = 10.0) -> None:
@@ -35,23 +35,29 @@ def population(n_spots: int = 32, duration_s: float = 10.0) -> None:
         simsps.simulate(m, duration_s, seed=1)
     t_loop = time.perf_counter() - t0
     n = sum(len(s) for s in streams)
-    print(f"population: {len(pop.models)} NCs in {n_spots} spots, {duration_s:g} s each, "
-          f"{n:.3g} photons")
+    print(
+        f"population: {len(pop.models)} NCs in {n_spots} spots, {duration_s:g} s each, "
+        f"{n:.3g} photons"
+    )
     print(f"  one vmapped call per chunk : {t_batch:7.2f} s")
-    print(f"  one simulate() per NC      : {t_loop:7.2f} s   batch is {t_loop / t_batch:.1f}x "
-          "faster")
+    print(
+        f"  one simulate() per NC      : {t_loop:7.2f} s   batch is {t_loop / t_batch:.1f}x faster"
+    )
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--full", action="store_true", help="full sizes instead of --quick")
     p.add_argument("--population-only", action="store_true")
     a = p.parse_args(argv)
     import jax
 
-    print(f"simsps {simsps.__version__}, jax {jax.__version__} on {jax.default_backend()}, "
-          f"{os.cpu_count()} CPUs\n")
+    print(
+        f"simsps {simsps.__version__}, jax {jax.__version__} on {jax.default_backend()}, "
+        f"{os.cpu_count()} CPUs\n"
+    )
     population()
     if a.population_only:
         return 0
@@ -65,6 +71,7 @@ def main(argv=None) -> int:
             out = fn(data, fig)
             times[name] = time.perf_counter() - t0
             return out
+
         return run
 
     figures = list(R.FIGURES)
@@ -74,13 +81,17 @@ def main(argv=None) -> int:
         doc = R.reproduce(out, quick=not a.full, progress=False)
     wall = time.perf_counter() - t0
     R.FIGURES[:] = figures
-    print(f"\nreproduce {'full' if a.full else '--quick'}: per figure (s; the first figure "
-          "to use a dataset pays for simulating it)")
+    print(
+        f"\nreproduce {'full' if a.full else '--quick'}: per figure (s; the first figure "
+        "to use a dataset pays for simulating it)"
+    )
     for name, t in times.items():
         print(f"  {name:4s} {t:8.1f}")
     target = 1800 if a.full else 300
-    print(f"total {wall:.0f} s [target < {target} s: {'ok' if wall < target else 'MISSED'}], "
-          f"{doc['n_ok']} of {doc['n_rows']} rows ok")
+    print(
+        f"total {wall:.0f} s [target < {target} s: {'ok' if wall < target else 'MISSED'}], "
+        f"{doc['n_ok']} of {doc['n_rows']} rows ok"
+    )
     return 0 if wall < target and doc["all_ok"] else 1
 
 

@@ -19,7 +19,6 @@ import subprocess
 import sys
 import time
 
-
 import simsps
 from simsps.sim.reference import simulate_reference
 
@@ -44,13 +43,19 @@ def child(duration: float) -> None:
 
 
 def peak_memory(duration: float) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", str(duration)],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", str(duration)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--quick", action="store_true", help="60 s instead of 600 s, no memory runs")
     p.add_argument("--reference-s", type=float, default=2.0, help="seconds given to the reference")
     p.add_argument("--child", type=float, help=argparse.SUPPRESS)
@@ -63,8 +68,10 @@ def main(argv=None) -> int:
     m = simsps.load_model("zn-treated")
     duration = 60.0 if a.quick else 600.0
     rep = m.excitation.rep_rate_hz
-    print(f"simsps {simsps.__version__}, jax {jax.__version__} on {jax.devices()[0].platform}, "
-          f"{os.cpu_count()} CPUs; model zn-treated at Psat")
+    print(
+        f"simsps {simsps.__version__}, jax {jax.__version__} on {jax.devices()[0].platform}, "
+        f"{os.cpu_count()} CPUs; model zn-treated at Psat"
+    )
 
     t0 = time.perf_counter()
     stream_through(m, 20.0)  # compile every chunk shape used below
@@ -89,12 +96,16 @@ def main(argv=None) -> int:
         print(f"{name:32s} {d:8.1f} {w:8.3f} {d * rep / w / 1e6:10.1f} {n / w / 1e3:11.1f}")
     ratio = (duration / t_jax) / (ref_s / t_ref)
     ratio_same = t_ref / t_jax_same
-    print(f"\nspeed-up over the reference: {ratio:.1f}x (pulses/s, {duration:g} s run), "
-          f"{ratio_same:.1f}x (same {ref_s:g} s)")
+    print(
+        f"\nspeed-up over the reference: {ratio:.1f}x (pulses/s, {duration:g} s run), "
+        f"{ratio_same:.1f}x (same {ref_s:g} s)"
+    )
     ok = ratio >= TARGET_RATIO
     if not a.quick:
-        print(f"600 s at Psat ({600 * rep:.2g} pulses): {t_jax:.2f} s "
-              f"[target <= {TARGET_S:g} s: {'ok' if t_jax <= TARGET_S else 'MISSED'}]")
+        print(
+            f"600 s at Psat ({600 * rep:.2g} pulses): {t_jax:.2f} s "
+            f"[target <= {TARGET_S:g} s: {'ok' if t_jax <= TARGET_S else 'MISSED'}]"
+        )
         ok &= t_jax <= TARGET_S
         print("\npeak resident memory (separate processes, streaming chunks):")
         base = peak_memory(0.0)
@@ -110,9 +121,11 @@ def main(argv=None) -> int:
         on_gpu = jax.devices()[0].platform != "cpu"
         judged = mems[1] - base["peak_mib"] if on_gpu else mems[1]
         mem_ok = judged < TARGET_MIB and grow < 64
-        print(f"  growth 60 s -> 600 s: {grow:+.0f} MiB; "
-              f"{'above the runtime' if on_gpu else 'peak'} {judged:.0f} MiB "
-              f"[target < {TARGET_MIB} MiB and flat: {'ok' if mem_ok else 'MISSED'}]")
+        print(
+            f"  growth 60 s -> 600 s: {grow:+.0f} MiB; "
+            f"{'above the runtime' if on_gpu else 'peak'} {judged:.0f} MiB "
+            f"[target < {TARGET_MIB} MiB and flat: {'ok' if mem_ok else 'MISSED'}]"
+        )
         ok &= mem_ok
     print(f"\nspeed-up target >= {TARGET_RATIO:g}x: {'ok' if ratio >= TARGET_RATIO else 'MISSED'}")
     return 0 if ok else 1

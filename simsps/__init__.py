@@ -13,15 +13,18 @@ from ._jax_setup import configure as _configure_jax
 
 _configure_jax()
 
-from .sim.engine import (simulate, simulate_chunks, simulate_population,  # noqa: E402
-                         simulate_population_chunks)
 from .params.model import Model, ModelError, load_model, preset_names  # noqa: E402
+from .sim.engine import simulate, simulate_chunks, simulate_population, simulate_population_chunks  # noqa: E402
 from .stream import PhotonStream, Source, State, Truth  # noqa: E402
 
 __version__ = "0.1.0"
 
-_LAZY = {"read": ("io", "read"), "write": ("io", "write"), "analysis": ("analysis", None),
-         "io": ("io", None)}
+_LAZY = {
+    "read": ("io", "read"),
+    "write": ("io", "write"),
+    "analysis": ("analysis", None),
+    "io": ("io", None),
+}
 
 
 def __getattr__(name):
@@ -34,6 +37,7 @@ def __getattr__(name):
     mod, attr = _LAZY[name]
     value = importlib.import_module(f".{mod}", __name__)
     return value if attr is None else getattr(value, attr)
+
 
 __all__ = [
     "Model",

@@ -75,13 +75,16 @@ class Truth:
         return len(self.source)
 
     def take(self, idx) -> "Truth":
-        return Truth(**{k: getattr(self, k)[idx] for k in _TRUTH_DTYPES},
-                     bleach_time_s=self.bleach_time_s)
+        return Truth(
+            **{k: getattr(self, k)[idx] for k in _TRUTH_DTYPES}, bleach_time_s=self.bleach_time_s
+        )
 
     @staticmethod
     def empty(bleach_time_s=()) -> "Truth":
-        return Truth(**{k: np.empty(0, dt) for k, dt in _TRUTH_DTYPES.items()},
-                     bleach_time_s=np.asarray(bleach_time_s, np.float64))
+        return Truth(
+            **{k: np.empty(0, dt) for k, dt in _TRUTH_DTYPES.items()},
+            bleach_time_s=np.asarray(bleach_time_s, np.float64),
+        )
 
     @staticmethod
     def concat(parts: Iterable["Truth"]) -> "Truth":
@@ -117,7 +120,9 @@ class PhotonStream:
         if dtime.dtype.kind not in "iu":
             if dtime.size and not np.all(np.mod(dtime, 1) == 0):
                 raise ValueError("dtime must hold integer microtime bins")
-        dtime = np.ascontiguousarray(dtime, dtype=np.uint32 if dtime.size and dtime.max() > 65535 else np.uint16)
+        dtime = np.ascontiguousarray(
+            dtime, dtype=np.uint32 if dtime.size and dtime.max() > 65535 else np.uint16
+        )
         channel = np.ascontiguousarray(self.channel, dtype=np.uint8)
         if not (len(sync) == len(dtime) == len(channel)):
             raise ValueError(
@@ -137,15 +142,22 @@ class PhotonStream:
         return len(self.sync)
 
     @classmethod
-    def from_arrivals(cls, arrival_ps, channel, sync_period_ps: int, resolution_ps: float,
-                      **kwargs) -> "PhotonStream":
+    def from_arrivals(
+        cls, arrival_ps, channel, sync_period_ps: int, resolution_ps: float, **kwargs
+    ) -> "PhotonStream":
         """TCSPC quantisation of absolute int64 arrival times (ps): the sync index of the last
         pulse at or before each arrival, and the microtime bin since that pulse."""
         t = np.asarray(arrival_ps, np.int64)
         sync = t // int(sync_period_ps)
         dtime = np.floor((t - sync * int(sync_period_ps)) / resolution_ps).astype(np.uint32)
-        return cls(sync=sync, dtime=dtime, channel=channel, sync_period_ps=float(sync_period_ps),
-                   resolution_ps=float(resolution_ps), **kwargs)
+        return cls(
+            sync=sync,
+            dtime=dtime,
+            channel=channel,
+            sync_period_ps=float(sync_period_ps),
+            resolution_ps=float(resolution_ps),
+            **kwargs,
+        )
 
     def __repr__(self) -> str:
         return (
@@ -177,7 +189,10 @@ class PhotonStream:
 
     def take(self, idx) -> "PhotonStream":
         return dataclasses.replace(
-            self, sync=self.sync[idx], dtime=self.dtime[idx], channel=self.channel[idx],
+            self,
+            sync=self.sync[idx],
+            dtime=self.dtime[idx],
+            channel=self.channel[idx],
             truth=None if self.truth is None else self.truth.take(idx),
         )
 

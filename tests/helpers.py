@@ -76,7 +76,7 @@ def assert_damaged_file_fails_cleanly(data, raw: bytes, path, min_changes: int =
     raw = bytearray(raw)
     for _ in range(data.draw(st.integers(min_changes, 8))):
         raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
-    path.write_bytes(bytes(raw[:data.draw(st.integers(0, len(raw)))]))
+    path.write_bytes(bytes(raw[: data.draw(st.integers(0, len(raw)))]))
     try:
         r = read(path)
     except TTTRFileError as e:
@@ -107,8 +107,13 @@ def eq1_psat(powers, rates, sigma=None):
     from scipy.optimize import curve_fit
 
     f = lambda p, a, psat, b: a * (1 - np.exp(-p / psat)) + b * p  # noqa: E731
-    par, _ = curve_fit(f, np.asarray(powers, float), np.asarray(rates, float),
-                       p0=[max(rates), 1.0, 0.0], sigma=sigma)
+    par, _ = curve_fit(
+        f,
+        np.asarray(powers, float),
+        np.asarray(rates, float),
+        p0=[max(rates), 1.0, 0.0],
+        sigma=sigma,
+    )
     return float(par[1])
 
 
@@ -150,7 +155,8 @@ def charging_factor(b, n):
     p1, p2 = -math.expm1(-n), 1 - math.exp(-n) * (1 + n)
     q1, q2 = -math.expm1(-1), 1 - math.exp(-1) * 2
     return b.spontaneous_charging_fraction + (1 - b.spontaneous_charging_fraction) * (
-        (1 - b.auger_charging_fraction) * p1 / q1 + b.auger_charging_fraction * p2 / q2)
+        (1 - b.auger_charging_fraction) * p1 / q1 + b.auger_charging_fraction * p2 / q2
+    )
 
 
 def dwells_s(m, section, n):
@@ -173,17 +179,20 @@ def neutral_fraction(m, n):
             continue
         on, off = dwells_s(m, section, n)
         if b.dwell == "power_law":
-            on, off = (stats.truncpareto(b.power_law_exponent - 1, b.power_law_max_s / x,
-                                         scale=x).mean() for x in (on, off))
+            on, off = (
+                stats.truncpareto(b.power_law_exponent - 1, b.power_law_max_s / x, scale=x).mean()
+                for x in (on, off)
+            )
         p *= on / (on + off)
     return p
 
 
 def state_intensities(m, n, efficiency=1.0):
     """Detected photons per pulse in the neutral and the charged state."""
-    return (photons_per_pulse(m.exciton.quantum_yield, m.biexciton.quantum_yield, n, efficiency),
-            photons_per_pulse(m.trion.quantum_yield, m.charged_biexciton.quantum_yield, n,
-                              efficiency))
+    return (
+        photons_per_pulse(m.exciton.quantum_yield, m.biexciton.quantum_yield, n, efficiency),
+        photons_per_pulse(m.trion.quantum_yield, m.charged_biexciton.quantum_yield, n, efficiency),
+    )
 
 
 def g2_truth(m, n):
@@ -192,6 +201,8 @@ def g2_truth(m, n):
     p2 = 1 - math.exp(-n) * (1 + n)
     pb = neutral_fraction(m, n)
     i_b, i_g = state_intensities(m, n)
-    num = pb * 2 * p2 * m.exciton.quantum_yield * m.biexciton.quantum_yield + (1 - pb) * 2 * p2 \
-        * m.trion.quantum_yield * m.charged_biexciton.quantum_yield
+    num = (
+        pb * 2 * p2 * m.exciton.quantum_yield * m.biexciton.quantum_yield
+        + (1 - pb) * 2 * p2 * m.trion.quantum_yield * m.charged_biexciton.quantum_yield
+    )
     return num / (pb * i_b**2 + (1 - pb) * i_g**2)

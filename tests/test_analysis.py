@@ -12,9 +12,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import simsps
-from simsps.analysis import (AnalysisError, decay, dwell_times, fit_decay, fit_saturation, flid,
-                             g2_log, intensity_trace, lifetime_trace, photon_mask, pulsed_g2,
-                             power_series, two_level)
+from simsps.analysis import (
+    AnalysisError,
+    decay,
+    dwell_times,
+    fit_decay,
+    fit_saturation,
+    flid,
+    g2_log,
+    intensity_trace,
+    lifetime_trace,
+    photon_mask,
+    power_series,
+    pulsed_g2,
+    two_level,
+)
 from simsps.physics.blinking import dwell_parameters, telegraph_bunching
 
 from .conftest import ideal_overrides
@@ -58,7 +70,9 @@ def test_pulsed_g2_is_emitter_g2_from_truth_labels(zn):
     emitter = s.take(np.isin(s.truth.source, [int(x) for x in simsps.stream.EMITTER_SOURCES]))
     full = pulsed_g2(s)
     ref = pulsed_g2(emitter)
-    z = (full.g2_zero_corrected - ref.g2_zero) / math.hypot(full.g2_zero_stderr, ref.g2_zero_stderr_raw)
+    z = (full.g2_zero_corrected - ref.g2_zero) / math.hypot(
+        full.g2_zero_stderr, ref.g2_zero_stderr_raw
+    )
     assert abs(z) < Z_CRIT
 
 
@@ -101,14 +115,16 @@ def test_g2_log_matches_pycorrelate(zn):
     t = s.time_ps
     ta, tb = t[s.channel == 0], t[s.channel == 1]
     edges = np.round(r.tau_edges_s * 1e12).astype(np.int64)
-    pc = pycorrelate.pcorrelate(ta, tb, edges, normalize=False) \
-        + pycorrelate.pcorrelate(tb, ta, edges, normalize=False)  # pairs per unit delay
+    pc = pycorrelate.pcorrelate(ta, tb, edges, normalize=False) + pycorrelate.pcorrelate(
+        tb, ta, edges, normalize=False
+    )  # pairs per unit delay
     np.testing.assert_array_equal(r.pairs, np.rint(pc * np.diff(edges)))
 
 
 def test_mono_exponential_lifetime(zn):
-    m = zn.replace(ideal_overrides(**{"background.rate_cps": 3000.0,
-                                      "detection.jitter_fwhm_ps": 350.0}))
+    m = zn.replace(
+        ideal_overrides(**{"background.rate_cps": 3000.0, "detection.jitter_fwhm_ps": 350.0})
+    )
     d = decay(simsps.simulate(m, 1.0, power=0.2, seed=16))
     for irf in (None, "gaussian"):
         f = fit_decay(d, irf=irf)
@@ -139,9 +155,16 @@ def test_bi_exponential_bright_and_grey_lifetimes(zn):
 
 def test_traces_two_levels_and_dwell_times(zn):
     # slow telegraph (ms dwells) that a 1 ms trace resolves
-    m = zn.replace(ideal_overrides(**{"blinking.enabled": True, "blinking.bright_dwell_us": 40e3,
-                                      "blinking.grey_dwell_us": 20e3,
-                                      "blinking.auger_charging_fraction": 0.0}))
+    m = zn.replace(
+        ideal_overrides(
+            **{
+                "blinking.enabled": True,
+                "blinking.bright_dwell_us": 40e3,
+                "blinking.grey_dwell_us": 20e3,
+                "blinking.auger_charging_fraction": 0.0,
+            }
+        )
+    )
     s = simsps.simulate(m, 30.0, seed=18)
     tr = intensity_trace(s, 0.001)
     assert tr.counts.sum() == len(s) and len(tr.counts) == 30000
@@ -149,7 +172,9 @@ def test_traces_two_levels_and_dwell_times(zn):
     assert lv.bright_fraction == pytest.approx(2 / 3, abs=0.05)
     i_b = 2.5e6 * photons_per_pulse(0.9, 0.06, 1.0, 0.025) * 1e-3
     i_g = 2.5e6 * photons_per_pulse(0.23, 0.03, 1.0, 0.025) * 1e-3
-    assert lv.bright_mean == pytest.approx(i_b, rel=0.03) and lv.grey_mean == pytest.approx(i_g, rel=0.1)
+    assert lv.bright_mean == pytest.approx(i_b, rel=0.03) and lv.grey_mean == pytest.approx(
+        i_g, rel=0.1
+    )
     dw = dwell_times(tr, lv)
     # binning shortens nothing on average but cuts dwells into whole bins: 10 % tolerance
     assert dw.bright_fit.exp_mean_s == pytest.approx(0.040, rel=0.1)
@@ -164,7 +189,8 @@ def test_lifetime_trace_and_flid(zn):
     s = simsps.simulate(m, 10.0, seed=19)
     lt = lifetime_trace(s, 0.01)
     assert np.nanmean(lt.lifetime_ns) == pytest.approx(
-        np.average([10.2, 1.3], weights=[0.9, 0.1]), rel=0.15)
+        np.average([10.2, 1.3], weights=[0.9, 0.1]), rel=0.15
+    )
     f = flid(s, 0.01)
     dx = np.diff(f.intensity_edges)[0]
     dy = np.diff(f.lifetime_edges_ns)[0]
@@ -209,8 +235,9 @@ def test_garbage_in_gives_clear_errors(zn):
     with pytest.raises(AnalysisError, match="at least"):
         fit_saturation([1.0, 2.0], [1.0, 2.0])
     with pytest.raises(ValueError, match="sync_period_ps"):  # a stream needs its sync rate
-        simsps.PhotonStream(sync=[1], dtime=[1], channel=[0], sync_period_ps=float("nan"),
-                            resolution_ps=128.0)
+        simsps.PhotonStream(
+            sync=[1], dtime=[1], channel=[0], sync_period_ps=float("nan"), resolution_ps=128.0
+        )
     assert issubclass(AnalysisError, ValueError)
 
 
@@ -237,21 +264,31 @@ def test_plots_have_labels_and_save(tmp_path, with_background, zn):
     assert len(list(tmp_path.glob("*.png"))) == len(axes)
 
 
-@pytest.mark.parametrize("bright_s,grey_s,efficiency,seed,n_min", [
-    (0.2, 0.1, 0.025, 18, 120),
-    (0.2, 0.02, 0.05, 19, 150),  # short grey dwells: found with the simulated critical values
-])
-def test_change_points_recover_dwell_times_without_binning(zn, bright_s, grey_s, efficiency,
-                                                           seed, n_min):
+@pytest.mark.parametrize(
+    "bright_s,grey_s,efficiency,seed,n_min",
+    [
+        (0.2, 0.1, 0.025, 18, 120),
+        (0.2, 0.02, 0.05, 19, 150),  # short grey dwells: found with the simulated critical values
+    ],
+)
+def test_change_points_recover_dwell_times_without_binning(
+    zn, bright_s, grey_s, efficiency, seed, n_min
+):
     """Watkins-Yang segmentation of a telegraph: dwell means within their errors of the
     model's, most dwells found (short dwells, which it misses, are rare at these means)."""
     from simsps.analysis import change_points
 
-    m = zn.replace(ideal_overrides(**{"blinking.enabled": True,
-                                      "blinking.bright_dwell_us": bright_s * 1e6,
-                                      "blinking.grey_dwell_us": grey_s * 1e6,
-                                      "blinking.auger_charging_fraction": 0.0,
-                                      "detection.efficiency": efficiency}))
+    m = zn.replace(
+        ideal_overrides(
+            **{
+                "blinking.enabled": True,
+                "blinking.bright_dwell_us": bright_s * 1e6,
+                "blinking.grey_dwell_us": grey_s * 1e6,
+                "blinking.auger_charging_fraction": 0.0,
+                "detection.efficiency": efficiency,
+            }
+        )
+    )
     s = simsps.simulate(m, 60.0, seed=seed)
     seg = change_points(s)
     for fit, want in ((seg.bright_fit, bright_s), (seg.grey_fit, grey_s)):
@@ -286,8 +323,13 @@ def test_g2_log_agrees_with_tttrlib(zn):
 
 
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 400), frac_a=st.floats(0.05, 0.95),
-       threads=st.integers(1, 3), block=st.sampled_from([2, 7, 1 << 16]))
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(0, 400),
+    frac_a=st.floats(0.05, 0.95),
+    threads=st.integers(1, 3),
+    block=st.sampled_from([2, 7, 1 << 16]),
+)
 def test_pair_kernels_against_brute_force(seed, n, frac_a, threads, block):
     from simsps.analysis import _kernels as K
 
@@ -301,16 +343,19 @@ def test_pair_kernels_against_brute_force(seed, n, frac_a, threads, block):
     edges = np.unique(rng.integers(1, 10**8, 6))
     if len(edges) < 2:
         edges = np.array([1, 10**8])
-    np.testing.assert_array_equal(K.pair_histogram(ta, tb, edges, threads),
-                                  np.histogram(np.abs(d), edges)[0])
+    np.testing.assert_array_equal(
+        K.pair_histogram(ta, tb, edges, threads), np.histogram(np.abs(d), edges)[0]
+    )
     window = int(edges[-1])
-    np.testing.assert_array_equal(np.sort(K.signed_pairs(ta, tb, window, threads)),
-                                  np.sort(d[np.abs(d) < window]))
+    np.testing.assert_array_equal(
+        np.sort(K.signed_pairs(ta, tb, window, threads)), np.sort(d[np.abs(d) < window])
+    )
     r = int(rng.integers(1, 10**6))
     grid = np.unique(rng.integers(1, 300, 5))
     q = (tb[None, :] // r - ta[:, None] // r).ravel()
-    np.testing.assert_array_equal(K.grid_histogram(ta, tb, r, grid, block, threads),
-                                  [(np.abs(q) < e).sum() for e in grid])
+    np.testing.assert_array_equal(
+        K.grid_histogram(ta, tb, r, grid, block, threads), [(np.abs(q) < e).sum() for e in grid]
+    )
 
 
 def test_review_edge_cases(zn, with_background):
@@ -323,7 +368,7 @@ def test_review_edge_cases(zn, with_background):
     with pytest.raises(AnalysisError, match="no two intensity levels"):
         two_level(intensity_trace(s, 0.01))
     # photons out of time order
-    shuffled = s.take(np.r_[1, 0, 2:len(s)])
+    shuffled = s.take(np.r_[1, 0, 2 : len(s)])
     with pytest.raises(AnalysisError, match="not in time order"):
         pulsed_g2(shuffled)
     # background only: nothing to correct
@@ -349,8 +394,9 @@ def test_g2_log_errors_cover_long_bins():
     for _ in range(300):
         n = rng.poisson(4000)
         t = np.sort(rng.integers(0, 2 * 10**12, n))
-        s = simsps.PhotonStream.from_arrivals(t, rng.integers(0, 2, n).astype(np.uint8),
-                                              400_000, 128.0, n_pulses=5_000_000)
+        s = simsps.PhotonStream.from_arrivals(
+            t, rng.integers(0, 2, n).astype(np.uint8), 400_000, 128.0, n_pulses=5_000_000
+        )
         r = g2_log(s, tau_min_s=1e-3, tau_max_s=0.3, bins_per_decade=2, fit=False)
         z.append((r.g2 - 1) / r.stderr_poisson)
         zj.append((r.g2 - 1) / r.stderr)

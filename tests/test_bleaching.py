@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
+import simsps
 from simsps.physics.bleaching import bleach_pulse_from_uniform
 from simsps.sim.reference import simulate_reference
-
-import simsps
 
 from .conftest import ALPHA, ideal_overrides
 
@@ -17,9 +16,15 @@ P_B = 1.0 / (2500 * -math.expm1(-1.0))  # mean bleach time 1 ms at N = 1
 
 
 def _model(zn):
-    return zn.replace(ideal_overrides(**{"bleaching.enabled": True,
-                                         "bleaching.probability_per_excitation": P_B,
-                                         "detection.efficiency": 0.2}))
+    return zn.replace(
+        ideal_overrides(
+            **{
+                "bleaching.enabled": True,
+                "bleaching.probability_per_excitation": P_B,
+                "detection.efficiency": 0.2,
+            }
+        )
+    )
 
 
 @pytest.mark.parametrize("n", [1.0, 3.0])
@@ -59,8 +64,9 @@ def test_kernel_and_reference_bleach_alike(zn):
     """Two-sample KS of bleach times: kernel (200 emitters at once) vs reference (200 runs)."""
     m = _model(zn).replace({"detection.efficiency": 0.01})
     jax_bt = simsps.simulate(m, 0.01, seed=3, emitters=200).truth.bleach_time_s
-    ref_bt = np.array([simulate_reference(m, 0.01, seed=1000 + i).truth.bleach_time_s[0]
-                       for i in range(200)])
+    ref_bt = np.array(
+        [simulate_reference(m, 0.01, seed=1000 + i).truth.bleach_time_s[0] for i in range(200)]
+    )
     # censored at 10 ms (survival e^-10): compare min(t, 10 ms)
     assert stats.ks_2samp(np.minimum(jax_bt, 0.01), np.minimum(ref_bt, 0.01)).pvalue > ALPHA
 

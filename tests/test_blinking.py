@@ -6,9 +6,14 @@ import math
 import jax
 import numpy as np
 import pytest
-from scipy import stats, optimize
+from scipy import optimize, stats
 
-from simsps.physics.blinking import BlinkTrajectory, charging_factor, dwell_parameters, sample_dwells
+from simsps.physics.blinking import (
+    BlinkTrajectory,
+    charging_factor,
+    dwell_parameters,
+    sample_dwells,
+)
 from simsps.sim.reference import _Telegraph
 
 from .conftest import ALPHA, ideal_overrides
@@ -18,16 +23,27 @@ LAGS = np.array([1, 4, 16, 40, 63, 100, 160, 250])  # pulses (400 ns each)
 
 
 def test_exponential_dwells_match_scipy():
-    d = np.asarray(sample_dwells(jax.random.key(0), np.float32([50.0, 20.0]), np.float32(1.5),
-                                 np.float32(1e6), kind="exponential", n=20_000))
+    d = np.asarray(
+        sample_dwells(
+            jax.random.key(0),
+            np.float32([50.0, 20.0]),
+            np.float32(1.5),
+            np.float32(1e6),
+            kind="exponential",
+            n=20_000,
+        )
+    )
     assert stats.kstest(d[:, 0], stats.expon(scale=50.0).cdf).pvalue > ALPHA / 2
     assert stats.kstest(d[:, 1], stats.expon(scale=20.0).cdf).pvalue > ALPHA / 2
 
 
 def test_power_law_dwells_match_scipy_truncpareto():
     t_min, t_max, m = np.float32([250.0, 100.0]), 2.5e6, 1.5
-    d = np.asarray(sample_dwells(jax.random.key(1), t_min, np.float32(m), np.float32(t_max),
-                                 kind="power_law", n=20_000))
+    d = np.asarray(
+        sample_dwells(
+            jax.random.key(1), t_min, np.float32(m), np.float32(t_max), kind="power_law", n=20_000
+        )
+    )
     for j in range(2):
         law = stats.truncpareto(m - 1, t_max / t_min[j], scale=t_min[j])
         assert stats.kstest(d[:, j], law.cdf).pvalue > ALPHA / 2
@@ -131,8 +147,12 @@ def test_state_truth_follows_the_trajectory(zn):
     m = zn.replace(ideal_overrides(**{"blinking.enabled": True, "detection.efficiency": 0.2}))
     s = run("jax", m, 0.3, seed=81)
     root = jax.random.key(81, impl="threefry2x32")
-    traj = BlinkTrajectory(jax.random.fold_in(jax.random.fold_in(root, 1), 0), m.blinking, 1.0,
-                           m.excitation.rep_rate_hz)
+    traj = BlinkTrajectory(
+        jax.random.fold_in(jax.random.fold_in(root, 1), 0),
+        m.blinking,
+        1.0,
+        m.excitation.rep_rate_hz,
+    )
     s0, rel = traj.window(0, s.n_pulses)
     states = _states_from_switches(s0, rel, s.n_pulses)
     np.testing.assert_array_equal(s.truth.state, states[s.sync])

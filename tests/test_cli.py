@@ -14,8 +14,24 @@ from simsps.io import read
 
 def test_simulate_ptu_then_info(tmp_path, capsys):
     out = tmp_path / "nc.ptu"
-    rc = main(["simulate", "zn-treated", "--duration", "0.3", "--power", "2", "--seed", "4",
-               "--out", str(out), "--format", "hydraharp-t3", "--set", "blinking.enabled=false"])
+    rc = main(
+        [
+            "simulate",
+            "zn-treated",
+            "--duration",
+            "0.3",
+            "--power",
+            "2",
+            "--seed",
+            "4",
+            "--out",
+            str(out),
+            "--format",
+            "hydraharp-t3",
+            "--set",
+            "blinking.enabled=false",
+        ]
+    )
     assert rc == 0 and "wrote" in capsys.readouterr().out
     s = read(out)
     m = simsps.load_model("zn-treated", {"blinking.enabled": False})
@@ -51,23 +67,61 @@ def test_models(capsys):
     assert "[exciton]" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["simulate", "zn-treated", "--duration", "-1", "--out", "x.ptu"], "must be positive"),
-    (["simulate", "zn-treated", "--duration", "1"], "--out"),
-    (["simulate", "nope", "--duration", "1", "--out", "x.ptu"], "unknown model 'nope'"),
-    (["simulate", "zn-treated", "--duration", "1", "--out", "x.ptu",
-      "--set", "exciton.lifetime_ns=-3"], "exciton.lifetime_ns"),
-    (["simulate", "zn-treated", "--duration", "1", "--out", "x.ptu", "--set", "nosuch.key=1"],
-     "nosuch"),
-    (["simulate", "zn-treated", "--duration", "1", "--out", "x.csv"], "unknown extension"),
-    (["simulate", "zn-treated", "--duration", "1", "--out", "x.h5", "--format", "picoharp-t3"],
-     "applies to .ptu"),
-    (["simulate", "zn-treated", "--duration", "1", "--out", "x.ptu", "--format", "t2"],
-     "invalid choice"),
-    (["info"], "FILE"),
-    (["frobnicate"], "invalid choice"),
-    (["models", "--toml", "nope"], "unknown model"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["simulate", "zn-treated", "--duration", "-1", "--out", "x.ptu"], "must be positive"),
+        (["simulate", "zn-treated", "--duration", "1"], "--out"),
+        (["simulate", "nope", "--duration", "1", "--out", "x.ptu"], "unknown model 'nope'"),
+        (
+            [
+                "simulate",
+                "zn-treated",
+                "--duration",
+                "1",
+                "--out",
+                "x.ptu",
+                "--set",
+                "exciton.lifetime_ns=-3",
+            ],
+            "exciton.lifetime_ns",
+        ),
+        (
+            [
+                "simulate",
+                "zn-treated",
+                "--duration",
+                "1",
+                "--out",
+                "x.ptu",
+                "--set",
+                "nosuch.key=1",
+            ],
+            "nosuch",
+        ),
+        (["simulate", "zn-treated", "--duration", "1", "--out", "x.csv"], "unknown extension"),
+        (
+            [
+                "simulate",
+                "zn-treated",
+                "--duration",
+                "1",
+                "--out",
+                "x.h5",
+                "--format",
+                "picoharp-t3",
+            ],
+            "applies to .ptu",
+        ),
+        (
+            ["simulate", "zn-treated", "--duration", "1", "--out", "x.ptu", "--format", "t2"],
+            "invalid choice",
+        ),
+        (["info"], "FILE"),
+        (["frobnicate"], "invalid choice"),
+        (["models", "--toml", "nope"], "unknown model"),
+    ],
+)
 def test_bad_usage_exits_2_naming_the_problem(tmp_path, monkeypatch, capsys, argv, needle):
     monkeypatch.chdir(tmp_path)
     try:
@@ -96,15 +150,33 @@ def test_help_everywhere(capsys, command):
 
 
 def test_installed_entry_point():
-    r = subprocess.run([sys.executable, "-m", "simsps.apps.cli", "--version"], capture_output=True,
-                       text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "simsps.apps.cli", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0 and r.stdout.startswith("simsps ")
 
 
 def test_analyze_writes_figures_and_summary(tmp_path, capsys):
     ptu = tmp_path / "nc.ptu"
-    assert main(["simulate", "zn-treated", "--duration", "2", "--seed", "3", "--out", str(ptu),
-                 "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "zn-treated",
+                "--duration",
+                "2",
+                "--seed",
+                "3",
+                "--out",
+                str(ptu),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     out = tmp_path / "report"
     assert main(["analyze", str(ptu), "--out", str(out), "--tau-max", "0.2"]) == 0
     assert "g2(0)" in capsys.readouterr().out

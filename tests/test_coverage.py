@@ -37,8 +37,13 @@ import simsps
 from simsps.analysis import afterpulsing, decay, fit_decay, g2_log, pulsed_g2
 
 from .conftest import ALPHA
-from .helpers import (blinking_g2_curve, dwells_s, g2_truth, renewal_bright_correlation,
-                      state_intensities)
+from .helpers import (
+    blinking_g2_curve,
+    dwells_s,
+    g2_truth,
+    renewal_bright_correlation,
+    state_intensities,
+)
 from .test_g2_corrections import independent_rate
 
 N_DATASETS = int(os.environ.get("SIMSPS_COVERAGE_N", "500"))
@@ -75,9 +80,13 @@ def _expected_g2(m, n, res):
         # on 400 log-spaced delays, interpolated in log delay (the correlation is smooth;
         # the interpolation error, ~1e-5, is far below the errors tested)
         knots = np.geomspace(max(taus.min(), 1e-9), taus.max(), 400)
-        corr, p = renewal_bright_correlation(stats.truncpareto(k, t_max / on, scale=on),
-                                             stats.truncpareto(k, t_max / off, scale=off),
-                                             knots, 4000.0, np.random.default_rng(12))
+        corr, p = renewal_bright_correlation(
+            stats.truncpareto(k, t_max / on, scale=on),
+            stats.truncpareto(k, t_max / off, scale=off),
+            knots,
+            4000.0,
+            np.random.default_rng(12),
+        )
         corr = np.interp(np.log(np.maximum(taus, knots[0])), np.log(knots), corr)
         curve = blinking_g2_curve(corr, p, i_b, i_g)
     return np.sum(curve.reshape(grid.shape) * weights, axis=1)
@@ -94,8 +103,9 @@ def _bunching_truth(m, n, res, sigma, lo, hi):
     def f(_, a, tc, c):  # the model averaged over each bin's delay weighting
         return c + a * np.sum(np.exp(-grid / tc) * weights, axis=1)
 
-    p, _ = optimize.curve_fit(f, x, y, p0=[y[0] - y[-1], np.sqrt(x[0] * x[-1]), y[-1]],
-                              sigma=sigma[sel], maxfev=20000)
+    p, _ = optimize.curve_fit(
+        f, x, y, p0=[y[0] - y[-1], np.sqrt(x[0] * x[-1]), y[-1]], sigma=sigma[sel], maxfev=20000
+    )
     return p[0] / p[2], p[1]
 
 
@@ -103,14 +113,16 @@ def _datasets(m, n, duration, count, seed):
     """``count`` NCs, simulated in batches of one vmapped call each and handed out one at
     a time (only a batch is ever in memory)."""
     for batch in range((count + BATCH - 1) // BATCH):
-        streams = simsps.simulate_population([m] * BATCH, duration, n,
-                                             seed=(seed * 1000 + batch) % 2**32)
-        yield from streams[:count - batch * BATCH]
+        streams = simsps.simulate_population(
+            [m] * BATCH, duration, n, seed=(seed * 1000 + batch) % 2**32
+        )
+        yield from streams[: count - batch * BATCH]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("preset,n", [("zn-treated", 1.0), ("zn-treated", 3.0),
-                                      ("pristine", 1.0), ("pristine", 3.0)])
+@pytest.mark.parametrize(
+    "preset,n", [("zn-treated", 1.0), ("zn-treated", 3.0), ("pristine", 1.0), ("pristine", 3.0)]
+)
 def test_95_percent_intervals_cover_the_truth(preset, n):
     m = simsps.load_model(preset).replace({"bleaching.enabled": False})
     duration = DURATION_S[preset]
@@ -133,26 +145,39 @@ def test_95_percent_intervals_cover_the_truth(preset, n):
             hits[1 + j] += a <= truth_tau[j] <= b
         r = g2_log(s, tau_max_s=TAU_MAX_S[preset], fit_max_s=hi_fit, background=bg)
         bunching.append((r.fit.interval("relative_amplitude"), r.fit.interval("tau_c_s")))
-        values.append((r.fit.relative_amplitude, r.fit.relative_amplitude_stderr,
-                       r.fit.tau_c_s, r.fit.tau_c_stderr_s))
+        values.append(
+            (
+                r.fit.relative_amplitude,
+                r.fit.relative_amplitude_stderr,
+                r.fit.tau_c_s,
+                r.fit.tau_c_stderr_s,
+            )
+        )
         sigmas.append(r.stderr_poisson)
         if preset == "pristine" and len(poisson) < N_CONTROL:  # negative control:
             # errors blind to the blinking (a few hundred NCs tell 95 % from what they give)
-            r0 = g2_log(s, tau_max_s=TAU_MAX_S[preset], fit_max_s=hi_fit, background=bg,
-                        n_blocks=None)
+            r0 = g2_log(
+                s, tau_max_s=TAU_MAX_S[preset], fit_max_s=hi_fit, background=bg, n_blocks=None
+            )
             poisson.append(r0.fit.interval("relative_amplitude"))
     amp_true, tau_c_true = _bunching_truth(m, n, r, np.mean(sigmas, axis=0), lo_fit, hi_fit)
     for (amp_lo, amp_hi), (tc_lo, tc_hi) in bunching:
         hits[3] += amp_lo <= amp_true <= amp_hi
         hits[4] += tc_lo <= tau_c_true <= tc_hi
-    coverage = dict(zip(["g2(0)", "trion lifetime", "exciton lifetime", "bunching amplitude",
-                         "tau_c"], hits / len(bunching)))
+    coverage = dict(
+        zip(
+            ["g2(0)", "trion lifetime", "exciton lifetime", "bunching amplitude", "tau_c"],
+            hits / len(bunching),
+        )
+    )
     v = np.array(values)
-    print(f"\n{preset} at {n:g} Psat, {len(bunching)} NCs: " +
-          ", ".join(f"{k} {v:.3f}" for k, v in coverage.items()) +
-          f"\n  bunching {v[:, 0].mean():.4f} (sd {v[:, 0].std():.4f}, stated {v[:, 1].mean():.4f},"
-          f" truth {amp_true:.4f}); tau_c {v[:, 2].mean():.4g} s (sd {v[:, 2].std():.2g}, "
-          f"stated {v[:, 3].mean():.2g}, truth {tau_c_true:.4g})")
+    print(
+        f"\n{preset} at {n:g} Psat, {len(bunching)} NCs: "
+        + ", ".join(f"{k} {v:.3f}" for k, v in coverage.items())
+        + f"\n  bunching {v[:, 0].mean():.4f} (sd {v[:, 0].std():.4f}, stated {v[:, 1].mean():.4f},"
+        f" truth {amp_true:.4f}); tau_c {v[:, 2].mean():.4g} s (sd {v[:, 2].std():.2g}, "
+        f"stated {v[:, 3].mean():.2g}, truth {tau_c_true:.4g})"
+    )
     half = stats.norm.isf(ALPHA / 2) * np.sqrt(NOMINAL * (1 - NOMINAL) / len(bunching))
     for k, v in coverage.items():
         assert abs(v - NOMINAL) <= half, (k, coverage, half)

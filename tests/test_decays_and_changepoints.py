@@ -12,7 +12,7 @@ import simsps
 from simsps.analysis import AnalysisError, change_points, decay, fit_decay
 from simsps.analysis.changepoint import _best_split, _critical
 
-from .conftest import ALPHA, ideal_overrides
+from .conftest import ALPHA
 from .helpers import Z_CRIT
 
 
@@ -21,9 +21,13 @@ def _stream_from_microtimes(micro_ns, period_ns, res_ns, seed=0):
     rng = np.random.default_rng(seed)
     dt = np.floor(np.asarray(micro_ns) / res_ns).astype(np.int64)
     sync = np.sort(rng.integers(0, 10**8, len(dt)))
-    return simsps.PhotonStream(sync=sync, dtime=dt[rng.permutation(len(dt))],
-                               channel=np.zeros(len(dt), np.uint8),
-                               sync_period_ps=period_ns * 1e3, resolution_ps=res_ns * 1e3)
+    return simsps.PhotonStream(
+        sync=sync,
+        dtime=dt[rng.permutation(len(dt))],
+        channel=np.zeros(len(dt), np.uint8),
+        sync_period_ps=period_ns * 1e3,
+        resolution_ps=res_ns * 1e3,
+    )
 
 
 def _wrapped_decay(tau, n, bg, seed, period=400.0, t0=2.0, sigma=0.15):
@@ -57,8 +61,12 @@ def test_decay_longer_than_the_period(irf):
             mu = amp * pdf * d.resolution_ns + bg
             return float(np.sum(mu - y * np.log(mu)))
 
-        p = optimize.minimize(nll, [math.log(100), 2.0, math.log(2e5), math.log(5.0)],
-                              method="Nelder-Mead", options=dict(maxiter=20000)).x
+        p = optimize.minimize(
+            nll,
+            [math.log(100), 2.0, math.log(2e5), math.log(5.0)],
+            method="Nelder-Mead",
+            options=dict(maxiter=20000),
+        ).x
         assert abs(math.exp(p[0]) - 300.0) > 2 * Z_CRIT * f.lifetimes_stderr_ns[0]
 
 
@@ -81,8 +89,12 @@ def test_bins_wide_against_the_lifetime():
         mu = amp * pdf + bg + 1e-12
         return float(np.sum(mu - y * np.log(mu)))
 
-    p = optimize.minimize(nll, [math.log(1.5), 5.0, math.log(3e5), math.log(5.0)],
-                          method="Nelder-Mead", options=dict(maxiter=20000)).x
+    p = optimize.minimize(
+        nll,
+        [math.log(1.5), 5.0, math.log(3e5), math.log(5.0)],
+        method="Nelder-Mead",
+        options=dict(maxiter=20000),
+    ).x
     assert abs(math.exp(p[0]) - 1.5) > 5 * f.lifetimes_stderr_ns[0]
 
 

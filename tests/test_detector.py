@@ -1,10 +1,10 @@
 """Detectors: dead time, dark counts, afterpulsing. Fixed seeds, alpha = 1e-3."""
 
-
 import jax
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 import simsps
@@ -19,9 +19,15 @@ DEAD_PS = 22_000
 
 def _dark_model(zn, p_ap=0.05, dark=2e4):
     """Only dark counts (efficiency 0, no background) and afterpulses."""
-    return zn.replace({"detection.efficiency": 0.0, "background.rate_cps": 0.0,
-                       "background.prompt_cps": 0.0, "detection.dark_cps": dark,
-                       "detection.afterpulse_probability": p_ap})
+    return zn.replace(
+        {
+            "detection.efficiency": 0.0,
+            "background.rate_cps": 0.0,
+            "background.prompt_cps": 0.0,
+            "detection.dark_cps": dark,
+            "detection.afterpulse_probability": p_ap,
+        }
+    )
 
 
 def _brute_force_dead_time(t, dead, last):
@@ -35,8 +41,9 @@ def _brute_force_dead_time(t, dead, last):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.integers(0, 200_000), max_size=60), st.integers(0, 30_000),
-       st.integers(-100_000, 0))
+@given(
+    st.lists(st.integers(0, 200_000), max_size=60), st.integers(0, 30_000), st.integers(-100_000, 0)
+)
 def test_dead_time_filter_is_the_sequential_rule(times, dead, last):
     t = np.sort(np.array(times, np.int64))
     keep, new_last = dead_time_filter(t, dead, last)
@@ -46,23 +53,31 @@ def test_dead_time_filter_is_the_sequential_rule(times, dead, last):
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 2_000_000), st.integers(0, 1)), max_size=80),
-       st.lists(st.integers(1, 2_000_000), max_size=5))
+@given(
+    st.lists(st.tuples(st.integers(0, 2_000_000), st.integers(0, 1)), max_size=80),
+    st.lists(st.integers(1, 2_000_000), max_size=5),
+)
 def test_detector_chain_does_not_depend_on_chunking(records, cuts):
     """Splitting the incident events at arbitrary times gives the same detections."""
-    ev = Events({
-        "abs_ps": np.array([r[0] for r in records], np.int64),
-        "channel": np.array([r[1] for r in records], np.uint8),
-        "source": np.full(len(records), Source.DARK, np.uint8),
-        "state": np.full(len(records), 255, np.uint8),
-        "emitter": np.full(len(records), 65535, np.uint16),
-        "delay_ps": np.full(len(records), np.nan, np.float32),
-        "uap": np.linspace(0, 1, len(records), dtype=np.float32),  # some afterpulse
-    }).sorted()
+    ev = Events(
+        {
+            "abs_ps": np.array([r[0] for r in records], np.int64),
+            "channel": np.array([r[1] for r in records], np.uint8),
+            "source": np.full(len(records), Source.DARK, np.uint8),
+            "state": np.full(len(records), 255, np.uint8),
+            "emitter": np.full(len(records), 65535, np.uint16),
+            "delay_ps": np.full(len(records), np.nan, np.float32),
+            "uap": np.linspace(0, 1, len(records), dtype=np.float32),  # some afterpulse
+        }
+    ).sorted()
 
     def chain():
-        return DetectorChain(jax.random.key(0), dead_time_ns=22.0, afterpulse_probability=0.3,
-                             afterpulse_time_constant_ns=50.0)
+        return DetectorChain(
+            jax.random.key(0),
+            dead_time_ns=22.0,
+            afterpulse_probability=0.3,
+            afterpulse_time_constant_ns=50.0,
+        )
 
     end = 3_000_000
     whole = chain().process(ev, end)
@@ -131,9 +146,15 @@ def test_kernel_and_reference_afterpulse_alike(zn):
 
 def test_background_rates(zn):
     """Uniform background over the period, prompt background after the pulse."""
-    m = zn.replace({"detection.efficiency": 0.0, "detection.dark_cps": 0.0,
-                    "detection.afterpulse_probability": 0.0, "background.rate_cps": 5e4,
-                    "background.prompt_cps": 2e4})
+    m = zn.replace(
+        {
+            "detection.efficiency": 0.0,
+            "detection.dark_cps": 0.0,
+            "detection.afterpulse_probability": 0.0,
+            "background.rate_cps": 5e4,
+            "background.prompt_cps": 2e4,
+        }
+    )
     s = simsps.simulate(m, 1.0, seed=17)
     src = s.truth.source
     n_u = int(np.sum(src == Source.BACKGROUND))

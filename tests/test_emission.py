@@ -83,8 +83,9 @@ def test_trion_lifetime_and_state_labels(zn, engine):
 def test_jitter_and_offset(zn, engine):
     """Arrival after the pulse minus IRF offset minus emission delay ~ Normal(0, FWHM/2.355),
     up to the 1 ps rounding of integer-ps times."""
-    m = zn.replace(ideal_overrides(**{"detection.jitter_fwhm_ps": 350.0,
-                                      "detection.efficiency": 0.3}))
+    m = zn.replace(
+        ideal_overrides(**{"detection.jitter_fwhm_ps": 350.0, "detection.efficiency": 0.3})
+    )
     s = run(engine, m, 0.4, seed=51)
     t = s.truth
     rel = t.arrival_ps - s.sync * 400_000 - m.detection.irf_offset_ns * 1e3 - t.emission_delay_ps

@@ -40,8 +40,9 @@ def zscore(values, errors, truth):
 
 def z_of(results, truth):
     """z-score of the mean corrected g2(0) of ``results`` against ``truth``."""
-    return zscore([r.g2_zero_corrected for r in results], [r.g2_zero_stderr for r in results],
-                  truth)
+    return zscore(
+        [r.g2_zero_corrected for r in results], [r.g2_zero_stderr for r in results], truth
+    )
 
 
 def given_rate(m, n, seed, count=40, **kw):
@@ -96,8 +97,9 @@ def test_afterpulse_law_is_measured(zn):
         assert d.time_constant_ns == pytest.approx(200.0, rel=0.15)
         assert d.dead_time_ns == pytest.approx(22.0, abs=0.2)
         assert d.chi2_per_dof < 3
-    none = afterpulsing(simsps.simulate(m.replace({"detection.afterpulse_probability": 0.0}),
-                                        20.0, seed=5))
+    none = afterpulsing(
+        simsps.simulate(m.replace({"detection.afterpulse_probability": 0.0}), 20.0, seed=5)
+    )
     for d in none.detectors:
         assert abs(d.probability) / d.probability_stderr < Z_2, d
 
@@ -132,8 +134,9 @@ def _origin_pulse_g2(s, k=10):
     na = np.bincount(pulse[ch == 0], minlength=s.n_pulses + 1).astype(float)
     nb = np.bincount(pulse[ch == 1], minlength=s.n_pulses + 1).astype(float)
     centre = float(na @ nb)
-    sides = [float(na[:-j] @ nb[j:]) for j in range(1, k + 1)] + \
-        [float(nb[:-j] @ na[j:]) for j in range(1, k + 1)]
+    sides = [float(na[:-j] @ nb[j:]) for j in range(1, k + 1)] + [
+        float(nb[:-j] @ na[j:]) for j in range(1, k + 1)
+    ]
     return centre / np.mean(sides), centre
 
 
@@ -144,9 +147,18 @@ def test_overlapping_peaks():
     corrected g2(0) matches the label truth (photons by the pulse that excited them);
     the plain floor correction, computed here from the same areas, is far off (the issue's
     -0.59 on the real file) and a warning says the decay does not finish."""
-    m = simsps.load_model("zn-treated", ideal_overrides(**{
-        "exciton.lifetime_ns": 60.0, "detection.efficiency": 0.2, "biexciton.quantum_yield": 0.3,
-        "background.rate_cps": 2000.0, "detection.jitter_fwhm_ps": 350.0}))
+    m = simsps.load_model(
+        "zn-treated",
+        ideal_overrides(
+            **{
+                "exciton.lifetime_ns": 60.0,
+                "detection.efficiency": 0.2,
+                "biexciton.quantum_yield": 0.3,
+                "background.rate_cps": 2000.0,
+                "detection.jitter_fwhm_ps": 350.0,
+            }
+        ),
+    )
     s = simulate_reference(m, 1.0, power=1.0, seed=7)
     truth, centre = _origin_pulse_g2(s)
     r = pulsed_g2(s)

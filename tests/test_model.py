@@ -1,5 +1,6 @@
 """Model parameters: presets load, every bad value names its key and the allowed range."""
 
+import dataclasses
 import math
 
 import jax
@@ -42,7 +43,7 @@ def test_presets_carry_a_source_for_every_number():
 
 
 def test_model_is_frozen_pytree(zn):
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         zn.exciton.lifetime_ns = 3.0
     leaves = jax.tree_util.tree_leaves(zn)
     assert all(isinstance(x, float) for x in leaves)
@@ -76,7 +77,9 @@ def test_bad_values_name_key_and_range(key, value, fragment):
 
 
 def test_unknown_key_suggests():
-    with pytest.raises(ModelError, match="unknown model key 'exciton.lifetime_n'.*exciton.lifetime_ns"):
+    with pytest.raises(
+        ModelError, match="unknown model key 'exciton.lifetime_n'.*exciton.lifetime_ns"
+    ):
         load_model("zn-treated", overrides={"exciton.lifetime_n": 3})
 
 

@@ -2,9 +2,10 @@
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import simsps
-from hypothesis import HealthCheck, given, settings, strategies as st
 from simsps.io import TTTRFileError, read, write
 
 from .helpers import assert_damaged_file_fails_cleanly
@@ -85,8 +86,13 @@ def test_interrupted_write_leaves_nothing(tmp_path, sim):
 
 def test_detectors_first_seen_in_later_chunks(tmp_path):
     def chunk(sync, channel):
-        return simsps.PhotonStream(sync=sync, dtime=[7] * len(sync), channel=channel,
-                                   sync_period_ps=400_000.0, resolution_ps=128.0)
+        return simsps.PhotonStream(
+            sync=sync,
+            dtime=[7] * len(sync),
+            channel=channel,
+            sync_period_ps=400_000.0,
+            resolution_ps=128.0,
+        )
 
     parts = [chunk([], []), chunk([3, 9], [0, 0]), chunk([10**9], [1])]
     p = write(tmp_path / "late.h5", parts)  # validated on close: detector ids and counts
@@ -95,18 +101,27 @@ def test_detectors_first_seen_in_later_chunks(tmp_path):
 
 
 def _stream(sync, dtime, channel):
-    return simsps.PhotonStream(sync=np.asarray(sync, np.int64), dtime=np.asarray(dtime, np.uint32),
-                               channel=np.asarray(channel, np.uint8), sync_period_ps=400_000.0,
-                               resolution_ps=128.0)
+    return simsps.PhotonStream(
+        sync=np.asarray(sync, np.int64),
+        dtime=np.asarray(dtime, np.uint32),
+        channel=np.asarray(channel, np.uint8),
+        sync_period_ps=400_000.0,
+        resolution_ps=128.0,
+    )
 
 
-streams = st.integers(0, 40).flatmap(lambda n: st.tuples(
-    st.lists(st.integers(0, 1 << 34), min_size=n, max_size=n),  # 2**34 pulses: 1.9 hours
-    st.lists(st.integers(0, 3124), min_size=n, max_size=n),
-    st.lists(st.integers(0, 1), min_size=n, max_size=n)))
+streams = st.integers(0, 40).flatmap(
+    lambda n: st.tuples(
+        st.lists(st.integers(0, 1 << 34), min_size=n, max_size=n),  # 2**34 pulses: 1.9 hours
+        st.lists(st.integers(0, 3124), min_size=n, max_size=n),
+        st.lists(st.integers(0, 1), min_size=n, max_size=n),
+    )
+)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(streams, st.integers(1, 3))
 def test_round_trip_property(tmp_path, data, n_chunks):
     sync, dtime, channel = data
@@ -116,7 +131,9 @@ def test_round_trip_property(tmp_path, data, n_chunks):
     assert read(p).equal_records(s)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.data())
 def test_damaged_files_fail_only_with_tttr_file_error(tmp_path, sim, data):
     p = tmp_path / "d.h5"
@@ -127,6 +144,11 @@ def test_damaged_files_fail_only_with_tttr_file_error(tmp_path, sim, data):
 
 def test_microtime_beyond_the_period_round_trips(tmp_path):
     """A card's range may exceed the laser period: bins past it keep their sync."""
-    s = simsps.PhotonStream(sync=[5, 6, 9], dtime=[3000, 2499, 2600], channel=[0, 1, 0],
-                            sync_period_ps=12500.0, resolution_ps=5.0)
+    s = simsps.PhotonStream(
+        sync=[5, 6, 9],
+        dtime=[3000, 2499, 2600],
+        channel=[0, 1, 0],
+        sync_period_ps=12500.0,
+        resolution_ps=5.0,
+    )
     assert read(write(tmp_path / "late.h5", s)).equal_records(s)

@@ -3,10 +3,11 @@ TTTRFileError naming the file."""
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import simsps
-from simsps.io import TTTRFileError, PTUWriter, read, write_ptu
+from simsps.io import PTUWriter, TTTRFileError, read, write_ptu
 
 from .helpers import assert_damaged_file_fails_cleanly
 
@@ -15,9 +16,14 @@ BINS = {"picoharp-t3": 4096, "hydraharp-t3": 32768}
 
 
 def _stream(sync, dtime, channel, n_pulses=None):
-    return simsps.PhotonStream(sync=np.asarray(sync, np.int64), dtime=np.asarray(dtime, np.uint32),
-                               channel=np.asarray(channel, np.uint8), sync_period_ps=400_000.0,
-                               resolution_ps=128.0, n_pulses=n_pulses)
+    return simsps.PhotonStream(
+        sync=np.asarray(sync, np.int64),
+        dtime=np.asarray(dtime, np.uint32),
+        channel=np.asarray(channel, np.uint8),
+        sync_period_ps=400_000.0,
+        resolution_ps=128.0,
+        n_pulses=n_pulses,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +64,11 @@ def test_ptufile_and_tttrlib_read_what_we_write(tmp_path, sim, fmt):
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_simulated_stream_round_trip_with_provenance(tmp_path, sim, fmt):
     p = tmp_path / "sim.ptu"
-    write_ptu(p, simsps.simulate_chunks(simsps.load_model("zn-treated"), 0.5, seed=3,
-                                        chunk_pulses=1 << 18), fmt)
+    write_ptu(
+        p,
+        simsps.simulate_chunks(simsps.load_model("zn-treated"), 0.5, seed=3, chunk_pulses=1 << 18),
+        fmt,
+    )
     r = read(p)
     assert r.equal_records(sim) and r.n_pulses == sim.n_pulses
     assert r.meta["seed"] == 3 and r.meta["model"] == "zn-treated"
@@ -67,13 +76,18 @@ def test_simulated_stream_round_trip_with_provenance(tmp_path, sim, fmt):
     assert r.meta["ptu_tags"]["TTResult_SyncRate"] == 2_500_000
 
 
-streams = st.integers(0, 60).flatmap(lambda n: st.tuples(
-    st.lists(st.integers(0, 1 << 34), min_size=n, max_size=n),
-    st.lists(st.integers(0, 4095), min_size=n, max_size=n),
-    st.lists(st.integers(0, 1), min_size=n, max_size=n)))
+streams = st.integers(0, 60).flatmap(
+    lambda n: st.tuples(
+        st.lists(st.integers(0, 1 << 34), min_size=n, max_size=n),
+        st.lists(st.integers(0, 4095), min_size=n, max_size=n),
+        st.lists(st.integers(0, 1), min_size=n, max_size=n),
+    )
+)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(streams, st.sampled_from(FORMATS))
 def test_round_trip_property(tmp_path, data, fmt):
     sync, dtime, channel = data
@@ -86,7 +100,9 @@ def test_round_trip_property(tmp_path, data, fmt):
 
 def test_huge_gaps_and_single_photon(tmp_path):
     for fmt in FORMATS:
-        s = _stream([0, 1023, 1024, 65535, 65536, 2**33 + 5], [0, 1, 2, 4095, 7, 8], [0, 1, 0, 1, 0, 1])
+        s = _stream(
+            [0, 1023, 1024, 65535, 65536, 2**33 + 5], [0, 1, 2, 4095, 7, 8], [0, 1, 0, 1, 0, 1]
+        )
         write_ptu(tmp_path / "g.ptu", s, fmt)
         assert read(tmp_path / "g.ptu").equal_records(s)
         one = _stream([12345678], [100], [1])
@@ -99,8 +115,9 @@ def test_huge_gaps_and_single_photon(tmp_path):
 
 
 def test_resolution_that_does_not_cover_the_period_is_refused(tmp_path):
-    s = simsps.PhotonStream(sync=[1], dtime=[3], channel=[0], sync_period_ps=400_000.0,
-                            resolution_ps=64.0)
+    s = simsps.PhotonStream(
+        sync=[1], dtime=[3], channel=[0], sync_period_ps=400_000.0, resolution_ps=64.0
+    )
     with pytest.raises(ValueError, match=r"picoharp-t3.*262.144 ns.*400 ns.*>= 97.66"):
         write_ptu(tmp_path / "r.ptu", s, "picoharp-t3")
     assert not list(tmp_path.iterdir())
@@ -137,7 +154,9 @@ def test_bad_files_raise_tttr_file_error(tmp_path, sim):
         read(tmp_path / "missing.ptu")
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.data())
 def test_fuzzed_files_fail_only_with_tttr_file_error(tmp_path, data):
     s = _stream([5, 70000, 70001, 2**20], [1, 2, 3, 4], [0, 1, 0, 1])
@@ -154,8 +173,14 @@ def test_ptu_written_by_another_program_reads_as_ptufile_does(tmp_path, record_t
     rng = np.random.default_rng(7)
     hist = rng.poisson(0.6, size=(6, 6, 2, 256)).astype(np.uint16)  # Y, X, channel, bin
     p = tmp_path / "image.ptu"
-    ptufile.imwrite(p, hist, global_resolution=400e-9, tcspc_resolution=128e-12,
-                    pixel_time=1e-3, record_type=getattr(ptufile.PtuRecordType, record_type))
+    ptufile.imwrite(
+        p,
+        hist,
+        global_resolution=400e-9,
+        tcspc_resolution=128e-12,
+        pixel_time=1e-3,
+        record_type=getattr(ptufile.PtuRecordType, record_type),
+    )
     with ptufile.PtuFile(p) as f:
         rec = f.decode_records()
         assert "simsps" not in str(f.tags.get("CreatorSW_Name", ""))

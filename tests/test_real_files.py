@@ -16,8 +16,9 @@ DATA = Path(__file__).parent / "data" / "picoquant"
 
 
 def _warned(summary, section, *fragments):
-    return any(w.startswith(section + ":") and any(f in w for f in fragments)
-               for w in summary["warnings"])
+    return any(
+        w.startswith(section + ":") and any(f in w for f in fragments) for w in summary["warnings"]
+    )
 
 
 def test_analyze_real_t3_file(tmp_path, capsys):
@@ -50,8 +51,23 @@ def test_analyze_real_t3_file(tmp_path, capsys):
 def test_negative_control_no_warning_on_a_clean_simulation(tmp_path, capsys):
     """A clean simulated file prints no impossible number and so needs no such warning."""
     f = tmp_path / "nc.ptu"
-    assert main(["simulate", "zn-treated", "--duration", "8", "--out", str(f), "--seed", "2",
-                 "--set", "bleaching.enabled=false"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "zn-treated",
+                "--duration",
+                "8",
+                "--out",
+                str(f),
+                "--seed",
+                "2",
+                "--set",
+                "bleaching.enabled=false",
+            ]
+        )
+        == 0
+    )
     out = tmp_path / "r"
     assert main(["analyze", str(f), "--out", str(out), "--background", "1000"]) == 0
     s = json.loads((out / "summary.json").read_text())

@@ -68,8 +68,13 @@ def test_coincidences_and_bunching(pair):
     a few lags (Welch t-tests over 20 segments each)."""
     _, a, b = pair
     ca, cb = counts_per_pulse(a), counts_per_pulse(b)
-    co = [np.dot(np.bincount(s.sync[s.channel == 0], minlength=s.n_pulses),
-                 np.bincount(s.sync[s.channel == 1], minlength=s.n_pulses)) for s in (a, b)]
+    co = [
+        np.dot(
+            np.bincount(s.sync[s.channel == 0], minlength=s.n_pulses),
+            np.bincount(s.sync[s.channel == 1], minlength=s.n_pulses),
+        )
+        for s in (a, b)
+    ]
     assert abs(two_rate_z(co[0], DURATION, co[1], DURATION)) < stats.norm.isf(ALPHA / 4)
     ga = np.array([autocorrelation(x, LAGS) for x in np.array_split(ca, 20)])
     gb = np.array([autocorrelation(x, LAGS) for x in np.array_split(cb, 20)])

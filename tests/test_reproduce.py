@@ -60,8 +60,15 @@ def test_tiny_run_writes_every_figure_and_a_row_per_paper_number(tmp_path):
     assert sorted(r["key"] for r in doc["rows"]) == sorted(seed_numbers())
     on_disk = json.loads((tmp_path / "report.json").read_text())
     assert on_disk["n_rows"] == len(seed_numbers()) and on_disk["mode"] == "custom sizes"
-    assert set(on_disk["datasets"]) >= {"zn_psat", "power_series", "population", "widefield",
-                                        "empty_spot", "pristine_psat", "drift_spectra"}
+    assert set(on_disk["datasets"]) >= {
+        "zn_psat",
+        "power_series",
+        "population",
+        "widefield",
+        "empty_spot",
+        "pristine_psat",
+        "drift_spectra",
+    }
     md = (tmp_path / "report.md").read_text()
     assert md.count("\n| ") >= len(seed_numbers()) + 1
     for r in doc["rows"]:

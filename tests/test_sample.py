@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from simsps.samples.ensemble import draw_population, nc_model
 from simsps.params.model import ModelError
 from simsps.params.sample import load_sample
+from simsps.samples.ensemble import draw_population, nc_model
 
 from .helpers import Z_CRIT
 
@@ -20,7 +20,8 @@ def sample():
 
 def test_presets_hold_the_sample_sections(sample):
     assert sample.ensemble.cew_nm(sample.ensemble.reference_edge_nm) == pytest.approx(
-        sample.ensemble.reference_cew_nm, abs=1e-9)
+        sample.ensemble.reference_cew_nm, abs=1e-9
+    )
     wf = sample.widefield
     np.testing.assert_allclose(wf.bleach_time_at(wf.dilutions), wf.bleach_time_s)
     assert load_sample("pristine").ensemble is None
@@ -28,16 +29,19 @@ def test_presets_hold_the_sample_sections(sample):
         load_sample("pristine").need("ensemble")
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("ensemble.edge_std_nm", -1.0, "out of range"),
-    ("ensemble.edge_max_nm", 11.0, "edge_min_nm < edge_mean_nm < edge_max_nm"),
-    ("ensemble.bulk_gap_ev", 2.5, "above the bulk gap"),
-    ("widefield.dilutions", [20.0, 10.0], "must increase"),
-    ("widefield.bleach_time_s", [1.0, 2.0], "same length"),
-    ("spectrum.range_nm", [570.0, 460.0], "first < last"),
-    ("spectrum.fwhm", 15.0, "unknown key spectrum.fwhm"),
-    ("ensembel.edge_mean_nm", 12.0, "unknown sample key"),
-])
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("ensemble.edge_std_nm", -1.0, "out of range"),
+        ("ensemble.edge_max_nm", 11.0, "edge_min_nm < edge_mean_nm < edge_max_nm"),
+        ("ensemble.bulk_gap_ev", 2.5, "above the bulk gap"),
+        ("widefield.dilutions", [20.0, 10.0], "must increase"),
+        ("widefield.bleach_time_s", [1.0, 2.0], "same length"),
+        ("spectrum.range_nm", [570.0, 460.0], "first < last"),
+        ("spectrum.fwhm", 15.0, "unknown key spectrum.fwhm"),
+        ("ensembel.edge_mean_nm", 12.0, "unknown sample key"),
+    ],
+)
 def test_bad_sample_values_name_the_key(key, value, message):
     with pytest.raises(ModelError, match=message):
         load_sample("zn-treated", {key: value})
@@ -75,20 +79,26 @@ def test_population_draws(zn, sample):
     assert abs(n_clusters - 1500 * p) / math.sqrt(1500 * p * (1 - p)) < Z_CRIT
     assert sizes[sizes > 1].min() >= ens.cluster_min_ncs
     extra = sizes[sizes > 1] - ens.cluster_min_ncs
-    assert abs(extra.mean() - ens.cluster_extra_ncs_mean) / math.sqrt(
-        ens.cluster_extra_ncs_mean / len(extra)) < Z_CRIT
+    assert (
+        abs(extra.mean() - ens.cluster_extra_ncs_mean)
+        / math.sqrt(ens.cluster_extra_ncs_mean / len(extra))
+        < Z_CRIT
+    )
     single = np.isin(large.spot, np.flatnonzero(sizes == 1))
     e = large.edge_nm[single]
     # normal cut to the size-selection window
-    a, b = ((ens.edge_min_nm - ens.edge_mean_nm) / ens.edge_std_nm,
-            (ens.edge_max_nm - ens.edge_mean_nm) / ens.edge_std_nm)
+    a, b = (
+        (ens.edge_min_nm - ens.edge_mean_nm) / ens.edge_std_nm,
+        (ens.edge_max_nm - ens.edge_mean_nm) / ens.edge_std_nm,
+    )
     law = stats.truncnorm(a, b, loc=ens.edge_mean_nm, scale=ens.edge_std_nm)
     assert stats.kstest(e, law.cdf).pvalue > 1e-3
     assert ens.edge_min_nm <= large.edge_nm.min() and large.edge_nm.max() <= ens.edge_max_nm
     # clusters emit red-shifted lines
     gap = 1239.841984 / large.cew_nm
     np.testing.assert_allclose(gap[single], ens.gap_ev(e))
-    np.testing.assert_allclose(gap[~single], ens.gap_ev(large.edge_nm[~single])
-                               - ens.cluster_redshift_mev * 1e-3)
+    np.testing.assert_allclose(
+        gap[~single], ens.gap_ev(large.edge_nm[~single]) - ens.cluster_redshift_mev * 1e-3
+    )
     with pytest.raises(ValueError, match="n_spots"):
         draw_population(zn, ens, 0)

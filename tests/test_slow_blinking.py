@@ -16,9 +16,18 @@ from simsps.physics.blinking import BlinkTrajectory, combine_windows, residual_d
 from simsps.sim.reference import _Telegraph, simulate_reference
 
 from .conftest import ALPHA, ideal_overrides
-from .helpers import (Z_CRIT, autocorrelation, counts_per_pulse, eq1_psat, neutral_fraction,
-                      photons_per_pulse, poisson_z, run, state_intensities,
-                      two_process_bunching)
+from .helpers import (
+    Z_CRIT,
+    autocorrelation,
+    counts_per_pulse,
+    eq1_psat,
+    neutral_fraction,
+    photons_per_pulse,
+    poisson_z,
+    run,
+    state_intensities,
+    two_process_bunching,
+)
 
 
 def _states(state0, rel, n):
@@ -26,8 +35,13 @@ def _states(state0, rel, n):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 1), st.lists(st.integers(0, 199), max_size=12)),
-                min_size=1, max_size=3))
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 1), st.lists(st.integers(0, 199), max_size=12)),
+        min_size=1,
+        max_size=3,
+    )
+)
 def test_combine_windows_is_the_or_of_the_processes(procs):
     n = 200
     windows = [(s0, np.sort(np.array(rel, np.int64))) for s0, rel in procs]
@@ -60,15 +74,17 @@ def test_power_law_start_is_stationary(pristine):
     first dwell. Before, both started bright with a fresh dwell (not stationary)."""
     b = pristine.blinking
     rate = pristine.excitation.rep_rate_hz
-    cdf = _residual_cdf(b.bright_dwell_us * 1e-6 * rate, b.power_law_exponent,
-                        b.power_law_max_s * rate)
+    cdf = _residual_cdf(
+        b.bright_dwell_us * 1e-6 * rate, b.power_law_exponent, b.power_law_max_s * rate
+    )
     kernel = [BlinkTrajectory(jax.random.key(k), b, 1.0, rate) for k in range(400)]
     first = np.array([t._times[0] for t in kernel])
     bright = np.array([t.state0 == 0 for t in kernel])
     ref = [_Telegraph(pristine, 1.0, np.random.default_rng(k)) for k in range(400)]
-    for firsts, brights in ((first, bright),
-                            (np.array([r.next_switch for r in ref]),
-                             np.array([r.state == 0 for r in ref]))):
+    for firsts, brights in (
+        (first, bright),
+        (np.array([r.next_switch for r in ref]), np.array([r.state == 0 for r in ref])),
+    ):
         assert stats.binomtest(int(brights.sum()), len(brights), 0.5).pvalue > ALPHA / 4
         assert stats.kstest(firsts, cdf).pvalue > ALPHA / 4
 
@@ -79,9 +95,17 @@ def test_fast_and_slow_blinking_together(zn, engine):
     """Per-pulse count correlation G(k) - 1 against the closed form for an NC charged while
     either process is grey (three exponentials: fast, slow and both): t-tests of 20 segment
     means at each lag (Bonferroni). The slow dwells are shortened so 2 s hold many."""
-    m = zn.replace(ideal_overrides(**{
-        "blinking.enabled": True, "slow_blinking.enabled": True, "detection.efficiency": 0.5,
-        "slow_blinking.bright_dwell_ms": 2.0, "slow_blinking.grey_dwell_ms": 1.0}))
+    m = zn.replace(
+        ideal_overrides(
+            **{
+                "blinking.enabled": True,
+                "slow_blinking.enabled": True,
+                "detection.efficiency": 0.5,
+                "slow_blinking.bright_dwell_ms": 2.0,
+                "slow_blinking.grey_dwell_ms": 1.0,
+            }
+        )
+    )
     s = run(engine, m, 2.0, seed=91)
     lags = np.array([1, 16, 63, 250, 1000, 2500, 6000])
     segments = np.array([autocorrelation(x, lags) for x in np.array_split(counts_per_pulse(s), 20)])
@@ -138,8 +162,9 @@ def test_saturation_calibration_of_the_zn_preset(zn):
     from simsps.physics.closed_forms import saturation_psat
 
     assert saturation_psat(zn) == pytest.approx(psat, rel=1e-6)
-    old = zn.replace({"blinking.spontaneous_charging_fraction": 0.8,
-                      "slow_blinking.enabled": False})
+    old = zn.replace(
+        {"blinking.spontaneous_charging_fraction": 0.8, "slow_blinking.enabled": False}
+    )
     rates = np.array([_expected_rate(old, p) for p in powers])
     assert abs(eq1_psat(powers, rates, sigma=np.sqrt(rates)) - 1) > 0.04
 
@@ -160,8 +185,16 @@ def test_reference_carries_excitations_across_pulses(zn, tau_ns):
     from are Exp(tau) cut at T (memoryless). A model that restarts every pulse from the
     ground state would give rate a (1 - q) with delays unbounded."""
     period = 400.0
-    m = zn.replace(ideal_overrides(**{"exciton.lifetime_ns": tau_ns, "detection.efficiency": 1.0,
-                                      "biexciton.quantum_yield": 0.0, "exciton.quantum_yield": 1.0}))
+    m = zn.replace(
+        ideal_overrides(
+            **{
+                "exciton.lifetime_ns": tau_ns,
+                "detection.efficiency": 1.0,
+                "biexciton.quantum_yield": 0.0,
+                "exciton.quantum_yield": 1.0,
+            }
+        )
+    )
     n = 1.0
     s = simulate_reference(m, 0.2, power=n, seed=5)
     q, a = math.exp(-period / tau_ns), -math.expm1(-n)

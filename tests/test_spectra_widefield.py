@@ -23,16 +23,22 @@ def sample():
 def test_line_fit_is_unbiased_with_honest_errors(sample):
     """200 frames of a still line (no diffusion, no etching): CEW and FWHM z-scores have
     mean 0 and unit spread."""
-    spec = dataclasses.replace(sample.spectrum, jitter_mev=0.0, etch_edge_nm_per_hour_at_psat=0.0,
-                               counts_per_frame_at_psat=3000.0)
+    spec = dataclasses.replace(
+        sample.spectrum,
+        jitter_mev=0.0,
+        etch_edge_nm_per_hour_at_psat=0.0,
+        counts_per_frame_at_psat=3000.0,
+    )
     fr = spectrometer_frames(sample.ensemble, spec, 11.5, np.arange(200.0), seed=5)
     true_cew = fr.true_cew_nm[0, 0]
     e0 = HC_EV_NM / true_cew
     half = spec.fwhm_mev * 1e-3 / 2
     true_fwhm = HC_EV_NM / (e0 - half) - HC_EV_NM / (e0 + half)
     fits = [fit_spectrum(fr.wavelength_nm, c) for c in fr.counts]
-    for value, err, truth in (("cew_nm", "cew_stderr_nm", true_cew),
-                              ("fwhm_nm", "fwhm_stderr_nm", true_fwhm)):
+    for value, err, truth in (
+        ("cew_nm", "cew_stderr_nm", true_cew),
+        ("fwhm_nm", "fwhm_stderr_nm", true_fwhm),
+    ):
         z = np.array([(getattr(f, value) - truth) / getattr(f, err) for f in fits])
         assert abs(z.mean()) * math.sqrt(len(z)) < Z_CRIT, value
         assert 0.8 < z.std() < 1.2, value
@@ -50,8 +56,9 @@ def test_blue_shift_from_photo_etching(sample):
     # a bleached NC leaves only the dark counts; at 3 Psat the etching runs faster
     dark = spectrometer_frames(ens, spec, 12.0, [10.0], bleach_time_s=5.0, seed=6)
     assert dark.counts.mean() == pytest.approx(spec.dark_counts_per_pixel, rel=0.1)
-    fast = cew_drift(spectrometer_frames(ens, spec, 12.0, np.arange(0, 3601, 300.0),
-                                         power=3.0, seed=6))
+    fast = cew_drift(
+        spectrometer_frames(ens, spec, 12.0, np.arange(0, 3601, 300.0), power=3.0, seed=6)
+    )
     assert fast.shift_nm()[0] > shift
 
 

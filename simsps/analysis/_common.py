@@ -17,18 +17,22 @@ def check_stream(stream, *, need_channels: tuple[int, ...] = (), min_photons: in
     if not isinstance(stream, PhotonStream):
         raise AnalysisError(f"expected a PhotonStream, got {type(stream).__name__}")
     if len(stream) < min_photons:
-        raise AnalysisError(f"the stream holds {len(stream)} photons; this analysis needs "
-                            f"at least {min_photons}")
+        raise AnalysisError(
+            f"the stream holds {len(stream)} photons; this analysis needs at least {min_photons}"
+        )
     if not (np.isfinite(stream.sync_period_ps) and stream.sync_period_ps > 0):
         raise AnalysisError("the stream has no sync period (sync rate missing from the file?)")
     if len(stream) > 1 and np.any(stream.sync[1:] < stream.sync[:-1]):
-        raise AnalysisError("the photons are not in time order (sync decreases); sort the "
-                            "stream by sync first")
+        raise AnalysisError(
+            "the photons are not in time order (sync decreases); sort the stream by sync first"
+        )
     present = set(np.flatnonzero(np.bincount(stream.channel)).tolist()) if len(stream) else set()
     missing = [c for c in need_channels if c not in present]
     if missing:
-        raise AnalysisError(f"channel {missing[0]} has no photons (channels present: "
-                            f"{sorted(present)}); a cross-correlation needs both detectors")
+        raise AnalysisError(
+            f"channel {missing[0]} has no photons (channels present: "
+            f"{sorted(present)}); a cross-correlation needs both detectors"
+        )
 
 
 def check_bin(bin_s: float, duration_s: float, what: str = "bin_s") -> float:
@@ -44,13 +48,21 @@ def channel_times(stream, a: int = 0, b: int = 1) -> tuple[np.ndarray, np.ndarra
     """Absolute times (int64 ps) of the photons of channel ``a`` and of channel ``b``, each
     in time order (real files interleave channels within a sync)."""
     if a == b:
-        raise AnalysisError(f"channels ({a}, {b}): a cross-correlation needs two different "
-                            "detectors")
+        raise AnalysisError(
+            f"channels ({a}, {b}): a cross-correlation needs two different detectors"
+        )
     if float(stream.resolution_ps).is_integer():  # one compiled pass, same as time_ps
         from ._kernels import split_times
 
-        return split_times(stream.sync, stream.dtime, stream.channel, a, b,
-                           int(round(stream.sync_period_ps)), int(stream.resolution_ps))
+        return split_times(
+            stream.sync,
+            stream.dtime,
+            stream.channel,
+            a,
+            b,
+            int(round(stream.sync_period_ps)),
+            int(stream.resolution_ps),
+        )
     t, ch = stream.time_ps, stream.channel
     out = []
     for c in (a, b):
@@ -130,8 +142,10 @@ def background_rates(background, stream, channels, na: int, nb: int):
     rates = np.array([na, nb], float) / duration
     if background is None or isinstance(background, str):
         if background not in (None, "floor"):
-            raise AnalysisError(f"background {background!r}: use 'floor', rates in cps or an "
-                                "empty spot's PhotonStream")
+            raise AnalysisError(
+                f"background {background!r}: use 'floor', rates in cps or an "
+                "empty spot's PhotonStream"
+            )
         return "floor", None, None
     if isinstance(background, PhotonStream):
         if background.duration_s <= 0:
@@ -144,16 +158,19 @@ def background_rates(background, stream, channels, na: int, nb: int):
         try:
             bg = np.atleast_1d(np.asarray(background, float))
         except (TypeError, ValueError):
-            raise AnalysisError(f"background = {background!r}: give cps >= 0, one number or "
-                                "one per channel") from None
+            raise AnalysisError(
+                f"background = {background!r}: give cps >= 0, one number or one per channel"
+            ) from None
         if bg.size == 1:
             bg = bg[0] * rates / rates.sum()
         var = None
         mode = "rates"
     if bg.shape != (2,) or np.any(bg < 0) or not np.all(np.isfinite(bg)):
-        raise AnalysisError(f"background = {background!r}: give cps >= 0, one number or "
-                            "one per channel")
+        raise AnalysisError(
+            f"background = {background!r}: give cps >= 0, one number or one per channel"
+        )
     if np.any(bg >= rates):
-        raise AnalysisError(f"background {bg.tolist()} cps is not below the count rates "
-                            f"{rates.tolist()} cps")
+        raise AnalysisError(
+            f"background {bg.tolist()} cps is not below the count rates {rates.tolist()} cps"
+        )
     return mode, (float(bg[0]), float(bg[1])), var

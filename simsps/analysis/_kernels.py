@@ -164,8 +164,9 @@ def _slices(n: int, threads: int | None, min_per_thread: int = 1 << 16) -> np.nd
     return np.linspace(0, n, n_threads + 1).astype(np.int64)
 
 
-def run_threaded(kernel, n: int, n_out: int, threads: int | None = None,
-                 min_per_thread: int = 1 << 16):
+def run_threaded(
+    kernel, n: int, n_out: int, threads: int | None = None, min_per_thread: int = 1 << 16
+):
     """Run ``kernel(i0, i1, out)`` over [0, n) in contiguous slices on threads (default:
     the CPUs, up to 8, with at least ``min_per_thread`` items each) and return the sum of
     the per-slice ``out`` (int64, length ``n_out``)."""
@@ -203,8 +204,9 @@ def run_per_slice(kernel, cuts, n_out: int, threads: int | None = None) -> np.nd
     return result
 
 
-def pair_histogram(ta: np.ndarray, tb: np.ndarray, edges: np.ndarray,
-                   threads: int | None = None, cuts=None) -> np.ndarray:
+def pair_histogram(
+    ta: np.ndarray, tb: np.ndarray, edges: np.ndarray, threads: int | None = None, cuts=None
+) -> np.ndarray:
     """Cross pairs by ``|t_b - t_a|`` in the bins ``edges`` (int64, increasing, > 0);
     ``ta``, ``tb`` sorted int64. With ``cuts`` (slices of ``ta``): one row per slice."""
     edges = np.ascontiguousarray(edges, np.int64)
@@ -220,8 +222,15 @@ def pair_histogram(ta: np.ndarray, tb: np.ndarray, edges: np.ndarray,
     return run_threaded(kernel, len(ta), len(edges) - 1, threads)
 
 
-def grid_histogram(ta: np.ndarray, tb: np.ndarray, r: int, grid_edges: np.ndarray,
-                   block: int = 1 << 16, threads: int | None = None, cuts=None) -> np.ndarray:
+def grid_histogram(
+    ta: np.ndarray,
+    tb: np.ndarray,
+    r: int,
+    grid_edges: np.ndarray,
+    block: int = 1 << 16,
+    threads: int | None = None,
+    cuts=None,
+) -> np.ndarray:
     """Pairs with ``|t_b // r - t_a // r| < E`` for each E of ``grid_edges`` (cells, int64
     >= 1); ``ta``, ``tb`` sorted int64 >= 0. With ``cuts``: one row per slice of ``ta``."""
     grid_edges = np.ascontiguousarray(grid_edges, np.int64)
@@ -236,8 +245,9 @@ def grid_histogram(ta: np.ndarray, tb: np.ndarray, r: int, grid_edges: np.ndarra
     return run_threaded(kernel, len(ta), len(grid_edges), threads)
 
 
-def signed_pairs(ta: np.ndarray, tb: np.ndarray, window: int,
-                 threads: int | None = None, cuts=None):
+def signed_pairs(
+    ta: np.ndarray, tb: np.ndarray, window: int, threads: int | None = None, cuts=None
+):
     """Every delay ``t_b - t_a`` with ``|t_b - t_a| < window`` (int64, unordered).
 
     With ``cuts`` (increasing indices into ``ta``, first 0, last ``len(ta)``) the pairs
@@ -255,8 +265,9 @@ def signed_pairs(ta: np.ndarray, tb: np.ndarray, window: int,
         return _signed_pairs(ta, tb, cuts_used[k], cuts_used[k + 1], window, empty)
 
     def fill(k):
-        _signed_pairs(ta, tb, cuts_used[k], cuts_used[k + 1], window,
-                      out[offsets[k]:offsets[k + 1]])
+        _signed_pairs(
+            ta, tb, cuts_used[k], cuts_used[k + 1], window, out[offsets[k] : offsets[k + 1]]
+        )
 
     if n_threads <= 1:
         sizes = [count(k) for k in range(n_parts)]
@@ -302,7 +313,10 @@ def split_times(sync, dtime, channel, a: int, b: int, period: int, resolution: i
     if a == b:
         raise ValueError("split_times needs two different channels")
     out_a, out_b = np.empty(counts[a], np.int64), np.empty(counts[b], np.int64)
-    ok_a, ok_b = _split_times(sync, dtime, channel, a, b, np.int64(period),
-                              np.int64(resolution), out_a, out_b)
-    return (out_a if ok_a else np.sort(out_a, kind="stable"),
-            out_b if ok_b else np.sort(out_b, kind="stable"))
+    ok_a, ok_b = _split_times(
+        sync, dtime, channel, a, b, np.int64(period), np.int64(resolution), out_a, out_b
+    )
+    return (
+        out_a if ok_a else np.sort(out_a, kind="stable"),
+        out_b if ok_b else np.sort(out_b, kind="stable"),
+    )

@@ -64,9 +64,13 @@ class Afterpulsing:
         return self.detectors[k]
 
 
-def afterpulsing(stream, *, channels: tuple[int, int] = (0, 1),
-                 max_delay_s: float | None = None,
-                 n_blocks: int = DEFAULT_BLOCKS) -> Afterpulsing:
+def afterpulsing(
+    stream,
+    *,
+    channels: tuple[int, int] = (0, 1),
+    max_delay_s: float | None = None,
+    n_blocks: int = DEFAULT_BLOCKS,
+) -> Afterpulsing:
     """Afterpulse probability, delay constant and dead time of both detectors (module doc).
     ``max_delay_s``: the longest delay looked at (default 10 us, at most a twentieth of
     the acquisition). Errors: delete-one-block jackknife over ``n_blocks`` time blocks."""
@@ -77,17 +81,22 @@ def afterpulsing(stream, *, channels: tuple[int, int] = (0, 1),
     duration_ps = stream.duration_s * 1e12
     window = float(max_delay_s * 1e12 if max_delay_s else min(10e6, duration_ps / 20))
     if window < 2 * period:
-        raise AnalysisError(f"max delay {window / 1e12:g} s: the afterpulse fit needs at least "
-                            "two laser periods")
+        raise AnalysisError(
+            f"max delay {window / 1e12:g} s: the afterpulse fit needs at least two laser periods"
+        )
     delay = channel_delay_ps(stream, a, b)
-    dets = (_detector(a, ta, tb, delay, window, period, duration_ps, n_blocks),
-            _detector(b, tb, ta, -delay, window, period, duration_ps, n_blocks))
-    return Afterpulsing(detectors=dets, channel_delay_ps=delay,
-                        warnings=tuple(w for d in dets for w in d.warnings))
+    dets = (
+        _detector(a, ta, tb, delay, window, period, duration_ps, n_blocks),
+        _detector(b, tb, ta, -delay, window, period, duration_ps, n_blocks),
+    )
+    return Afterpulsing(
+        detectors=dets, channel_delay_ps=delay, warnings=tuple(w for d in dets for w in d.warnings)
+    )
 
 
-def _detector(channel, tc, to, delay_ps, window, period, duration_ps,
-              n_blocks) -> DetectorAfterpulsing:
+def _detector(
+    channel, tc, to, delay_ps, window, period, duration_ps, n_blocks
+) -> DetectorAfterpulsing:
     from ._kernels import signed_pairs
 
     w = Warnings()
@@ -112,8 +121,11 @@ def _detector(channel, tc, to, delay_ps, window, period, duration_ps,
         blk = np.repeat(np.arange(n_blocks), np.diff(offsets))
         j = np.searchsorted(edges, values, side="right") - 1
         ok = (j >= 0) & (j < nbin)
-        return np.bincount(blk[ok] * nbin + j[ok], minlength=n_blocks * nbin).reshape(
-            n_blocks, nbin).astype(np.float64)
+        return (
+            np.bincount(blk[ok] * nbin + j[ok], minlength=n_blocks * nbin)
+            .reshape(n_blocks, nbin)
+            .astype(np.float64)
+        )
 
     keep = same > 0
     blk_s = np.repeat(np.arange(n_blocks), np.diff(off_s))[keep]
@@ -136,9 +148,12 @@ def _detector(channel, tc, to, delay_ps, window, period, duration_ps,
             p = float(np.sum(x * excess / var)) / sxx if sxx > 0 else 0.0
             return float(np.sum((excess - p * x) ** 2 / var)), p, x
 
-        best = optimize.minimize_scalar(lambda lt: solve(lt)[0], method="bounded",
-                                        bounds=(math.log(width / 4), math.log(window)),
-                                        options=dict(xatol=1e-4))
+        best = optimize.minimize_scalar(
+            lambda lt: solve(lt)[0],
+            method="bounded",
+            bounds=(math.log(width / 4), math.log(window)),
+            options=dict(xatol=1e-4),
+        )
         _, p, x = solve(best.x)
         return p, best.x, excess, p * x
 
@@ -158,12 +173,23 @@ def _detector(channel, tc, to, delay_ps, window, period, duration_ps,
     dof = max(int(ok.sum()) - 2, 1)
     red = float(np.sum((excess - model)[ok] ** 2 / var_bin[ok]) / dof)
     tau = math.exp(log_tau)
-    w.add(red > 3, f"channel {channel}: the afterpulse law is not dead time + one exponential "
-                   f"(chi2/dof {red:.3g}); the correction uses the best single exponential")
-    w.add(p < -3 * se, f"channel {channel}: fewer same-detector pairs after the dead time than "
-                       f"the other detector predicts (afterpulse probability {p:.3g} +- "
-                       f"{se:.2g}): the detectors' timing differs")
-    return DetectorAfterpulsing(channel=int(channel), probability=float(p),
-                                probability_stderr=float(se), time_constant_ns=tau / 1e3,
-                                dead_time_ns=dead / 1e3, chi2_per_dof=red,
-                                warnings=tuple(w))
+    w.add(
+        red > 3,
+        f"channel {channel}: the afterpulse law is not dead time + one exponential "
+        f"(chi2/dof {red:.3g}); the correction uses the best single exponential",
+    )
+    w.add(
+        p < -3 * se,
+        f"channel {channel}: fewer same-detector pairs after the dead time than "
+        f"the other detector predicts (afterpulse probability {p:.3g} +- "
+        f"{se:.2g}): the detectors' timing differs",
+    )
+    return DetectorAfterpulsing(
+        channel=int(channel),
+        probability=float(p),
+        probability_stderr=float(se),
+        time_constant_ns=tau / 1e3,
+        dead_time_ns=dead / 1e3,
+        chi2_per_dof=red,
+        warnings=tuple(w),
+    )

@@ -56,7 +56,7 @@ def _statistic(t: np.ndarray, t0: float, t1: float, margin: int) -> np.ndarray:
         ll = 2 * (k * np.log(k / v) + (n - k) * np.log((n - k) / (T - v)) - n * math.log(n / T))
     ll = np.where(np.isfinite(ll), ll, -np.inf)
     ll[..., : margin - 1] = -np.inf
-    ll[..., n - margin:] = -np.inf
+    ll[..., n - margin :] = -np.inf
     return np.sqrt(np.maximum(ll.max(axis=-1), 0.0))
 
 
@@ -84,8 +84,11 @@ def _critical(n: int, alpha: float, margin: int = 8) -> float:
 
     n_grid = np.asarray(N_GRID, float)
     alphas = np.asarray(ALPHAS, float)
-    if margin != MARGIN or not (n_grid[0] <= n <= n_grid[-1]) or not (
-            alphas.min() <= alpha <= alphas.max()):
+    if (
+        margin != MARGIN
+        or not (n_grid[0] <= n <= n_grid[-1])
+        or not (alphas.min() <= alpha <= alphas.max())
+    ):
         # off the table: simulate this n on a log grid of 8 per octave, once
         n_key = int(round(2 ** (round(8 * math.log2(n)) / 8)))
         return _simulated(max(n_key, 2 * margin), margin, float(alpha))
@@ -109,18 +112,23 @@ def _best_split(t: np.ndarray, t0: float, t1: float, margin: int):
         ll = 2 * (k * np.log(k / v) + (n - k) * np.log((n - k) / (T - v)) - n * math.log(n / T))
     ll[~np.isfinite(ll)] = -np.inf
     ll[: margin - 1] = -np.inf
-    ll[n - margin:] = -np.inf
+    ll[n - margin :] = -np.inf
     i = int(np.argmax(ll))
     return float(ll[i]), float(t0 + v[i])
 
 
-def change_points(stream, *, alpha: float = 0.01, channels=None, min_photons: int = 8,
-                  window_photons: int = 1000) -> Segmentation:
+def change_points(
+    stream, *, alpha: float = 0.01, channels=None, min_photons: int = 8, window_photons: int = 1000
+) -> Segmentation:
     """Segment the (merged) photon stream into constant-intensity stretches."""
     check_stream(stream, min_photons=2 * min_photons)
     if not 0 < alpha < 0.5:
         raise AnalysisError(f"alpha = {alpha!r} must be in (0, 0.5)")
-    sel = np.ones(len(stream), bool) if channels is None else np.isin(stream.channel, np.atleast_1d(channels))
+    sel = (
+        np.ones(len(stream), bool)
+        if channels is None
+        else np.isin(stream.channel, np.atleast_1d(channels))
+    )
     t = np.sort(stream.time_ps[sel]) * 1e-12
     t_end = stream.duration_s
     # binary segmentation has little power for a short excursion inside a long stretch (one
@@ -159,12 +167,21 @@ def change_points(stream, *, alpha: float = 0.01, channels=None, min_photons: in
     b = run_len[inner][run_level[inner] == 1]
     g = run_len[inner][run_level[inner] == 0]
     bf, gf = fit_dwells(b), fit_dwells(g)
-    warn = [f"{name} dwells: {w}" for name, f in (("bright", bf), ("grey", gf)) if f
-            for w in f.warnings]
+    warn = [
+        f"{name} dwells: {w}" for name, f in (("bright", bf), ("grey", gf)) if f for w in f.warnings
+    ]
     if len(level) < 3 or level.min() == level.max():
         warn.append("no change between two intensity levels found: no dwell times")
-    return Segmentation(change_times_s=bounds, intensity_cps=inten, level=level, bright_s=b,
-                        grey_s=g, bright_fit=bf, grey_fit=gf, warnings=tuple(warn))
+    return Segmentation(
+        change_times_s=bounds,
+        intensity_cps=inten,
+        level=level,
+        bright_s=b,
+        grey_s=g,
+        bright_fit=bf,
+        grey_fit=gf,
+        warnings=tuple(warn),
+    )
 
 
 def _two_levels(n: np.ndarray, dur: np.ndarray, iters: int = 300) -> np.ndarray:
@@ -196,13 +213,21 @@ def _tabulate(path=None, replicates: int = 40_000) -> None:
 
     n_grid = sorted({int(round(2 ** (j / 4))) for j in range(16, 57)})  # 16 .. 16384
     alphas = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2]
-    rows = [null_quantiles(n, 8, alphas, replicates).tolist()
-            for n in tqdm(n_grid, desc="null quantiles")]
+    rows = [
+        null_quantiles(n, 8, alphas, replicates).tolist()
+        for n in tqdm(n_grid, desc="null quantiles")
+    ]
     path = Path(path or Path(__file__).with_name("_changepoint_null.py"))
-    lines = ['"""Simulated null quantiles of the Watkins-Yang statistic sqrt(max L_k): written by',
-             '``python -m simsps.analysis.changepoint`` (%d uniform stretches per N, margin 8)."""'
-             % replicates, "", "MARGIN = 8", f"N_GRID = {n_grid}", f"ALPHAS = {alphas}",
-             "QUANTILES = ["]
+    lines = [
+        '"""Simulated null quantiles of the Watkins-Yang statistic sqrt(max L_k): written by',
+        '``python -m simsps.analysis.changepoint`` (%d uniform stretches per N, margin 8)."""'
+        % replicates,
+        "",
+        "MARGIN = 8",
+        f"N_GRID = {n_grid}",
+        f"ALPHAS = {alphas}",
+        "QUANTILES = [",
+    ]
     lines += [f"    {[round(x, 5) for x in r]}," for r in rows]
     lines += ["]", ""]
     path.write_text("\n".join(lines))

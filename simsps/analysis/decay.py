@@ -31,7 +31,7 @@ import dataclasses
 import math
 
 import numpy as np
-from scipy import optimize, special
+from scipy import optimize
 
 from ._common import AnalysisError, Warnings, central_jacobian, check_stream, interval
 from ._shapes import periodic_bin_integrals
@@ -54,11 +54,18 @@ class Decay:
         n = len(self.counts) // f * f
         if n == 0:
             raise AnalysisError(f"factor = {factor!r} exceeds the {len(self.counts)} bins")
-        ap = None if self.afterpulse_counts is None else \
-            self.afterpulse_counts[:n].reshape(-1, f).sum(axis=1)
-        return dataclasses.replace(self, time_ns=self.time_ns[:n:f],
-                                   counts=self.counts[:n].reshape(-1, f).sum(axis=1),
-                                   resolution_ns=self.resolution_ns * f, afterpulse_counts=ap)
+        ap = (
+            None
+            if self.afterpulse_counts is None
+            else self.afterpulse_counts[:n].reshape(-1, f).sum(axis=1)
+        )
+        return dataclasses.replace(
+            self,
+            time_ns=self.time_ns[:n:f],
+            counts=self.counts[:n].reshape(-1, f).sum(axis=1),
+            resolution_ns=self.resolution_ns * f,
+            afterpulse_counts=ap,
+        )
 
     def plot(self, ax=None, fit=None, **kw):
         from .plots import plot_decay
@@ -70,7 +77,9 @@ class Decay:
 class DecayFit:
     lifetimes_ns: np.ndarray  # ascending
     lifetimes_stderr_ns: np.ndarray
-    amplitudes: np.ndarray  # photons in each component (tail fit: its integral from the fit start on)
+    amplitudes: (
+        np.ndarray
+    )  # photons in each component (tail fit: its integral from the fit start on)
     amplitudes_stderr: np.ndarray
     background_per_bin: float
     background_stderr: float
@@ -91,8 +100,14 @@ class DecayFit:
         return interval(self.lifetimes_ns[k], self.lifetimes_stderr_ns[k], None, level)
 
 
-def decay(stream, *, channels=None, window_s: tuple[float, float] | None = None,
-          mask: np.ndarray | None = None, afterpulsing="auto") -> Decay:
+def decay(
+    stream,
+    *,
+    channels=None,
+    window_s: tuple[float, float] | None = None,
+    mask: np.ndarray | None = None,
+    afterpulsing="auto",
+) -> Decay:
     """Microtime histogram over one laser period (all channels unless ``channels``), of the
     photons in ``window_s`` = (start, stop) seconds and/or a boolean ``mask`` (e.g. from
     :func:`simsps.analysis.traces.photon_mask`).
@@ -128,9 +143,14 @@ def decay(stream, *, channels=None, window_s: tuple[float, float] | None = None,
     counts = np.bincount(dt, minlength=n_bins)
     res_ns = stream.resolution_ps / 1e3
     ap_counts = _afterpulse_counts(stream, sel, n_bins, afterpulsing)
-    return Decay(time_ns=np.arange(len(counts)) * res_ns, counts=counts, resolution_ns=res_ns,
-                 period_ns=stream.sync_period_ps / 1e3, n_photons=int(sel.sum()),
-                 afterpulse_counts=ap_counts)
+    return Decay(
+        time_ns=np.arange(len(counts)) * res_ns,
+        counts=counts,
+        resolution_ns=res_ns,
+        period_ns=stream.sync_period_ps / 1e3,
+        n_photons=int(sel.sum()),
+        afterpulse_counts=ap_counts,
+    )
 
 
 def _afterpulse_counts(stream, sel, n_bins: int, afterpulsing) -> np.ndarray | None:
@@ -148,16 +168,18 @@ def _afterpulse_counts(stream, sel, n_bins: int, afterpulsing) -> np.ndarray | N
         except AnalysisError:
             return None
     if not isinstance(afterpulsing, Afterpulsing):
-        raise AnalysisError(f"afterpulsing = {afterpulsing!r}: 'auto', None or an "
-                            "Afterpulsing result")
+        raise AnalysisError(
+            f"afterpulsing = {afterpulsing!r}: 'auto', None or an Afterpulsing result"
+        )
     res = float(stream.resolution_ps)
     n = max(int(round(stream.sync_period_ps / res)), 1)  # bins in one period
     out = np.zeros(n_bins)
     for det in afterpulsing.detectors:
         if det.probability <= 0:
             continue
-        parents = np.bincount(stream.dtime[sel & (stream.channel == det.channel)].astype(
-            np.int64) % n, minlength=n)[:n].astype(np.float64)
+        parents = np.bincount(
+            stream.dtime[sel & (stream.channel == det.channel)].astype(np.int64) % n, minlength=n
+        )[:n].astype(np.float64)
         reach = det.dead_time_ns * 1e3 + 40 * det.time_constant_ns * 1e3
         periods = int(math.ceil(reach / (n * res))) + 1
         law = det.delay_weights(res, n * periods)  # p * P(delay in bin), over many periods
@@ -167,10 +189,18 @@ def _afterpulse_counts(stream, sel, n_bins: int, afterpulsing) -> np.ndarray | N
     return out
 
 
-def fit_decay(d: Decay, *, n_exp: int = 1, background: bool = True, irf=None,
-              irf_fwhm_ps: float | None = None, fit_start_ns: float | None = None,
-              fit_stop_ns: float | None = None, tau_guess_ns=None,
-              afterpulses: bool = True) -> DecayFit:
+def fit_decay(
+    d: Decay,
+    *,
+    n_exp: int = 1,
+    background: bool = True,
+    irf=None,
+    irf_fwhm_ps: float | None = None,
+    fit_start_ns: float | None = None,
+    fit_stop_ns: float | None = None,
+    tau_guess_ns=None,
+    afterpulses: bool = True,
+) -> DecayFit:
     """Poisson maximum-likelihood fit of ``d`` (see the module doc for ``irf``); the
     decay's expected afterpulses (if it has them and ``afterpulses``) are a fixed part of
     the model."""
@@ -214,13 +244,13 @@ def fit_decay(d: Decay, *, n_exp: int = 1, background: bool = True, irf=None,
             e = np.exp(-d.time_ns / tau) * (1 - math.exp(-d.resolution_ns / tau))
             e = e / (1 - math.exp(-d.period_ns / tau))
             full = np.fft.irfft(np.fft.rfft(e) * np.fft.rfft(irf_hist), len(e))[sel]
-            out.append(full[:len(x) * coarse].reshape(len(x), coarse).sum(axis=1))
+            out.append(full[: len(x) * coarse].reshape(len(x), coarse).sum(axis=1))
         return out
 
     fixed = d.afterpulse_counts[sel] if afterpulses and d.afterpulse_counts is not None else 0.0
 
     def mu(p, x=x, w=w, coarse=1, fixed=fixed):
-        amps = np.exp(p[n_exp:2 * n_exp])
+        amps = np.exp(p[n_exp : 2 * n_exp])
         m = sum(a * s for a, s in zip(amps, shapes(p, x, w, coarse)))
         bg = math.exp(p[2 * n_exp]) * coarse if background else 0.0
         return m + bg + fixed
@@ -230,9 +260,14 @@ def fit_decay(d: Decay, *, n_exp: int = 1, background: bool = True, irf=None,
         return float(np.sum(m - y * np.log(m)))
 
     # starting values: lifetimes from the mean delay, amplitudes from the counts
-    tail_bg = float(np.median(y[-max(5, len(y) // 10):])) if background else 0.0
-    mean_delay = max(float(np.sum((x - x[0]) * np.maximum(y - tail_bg, 0)) /
-                           max(np.sum(np.maximum(y - tail_bg, 0)), 1)), 2 * w)
+    tail_bg = float(np.median(y[-max(5, len(y) // 10) :])) if background else 0.0
+    mean_delay = max(
+        float(
+            np.sum((x - x[0]) * np.maximum(y - tail_bg, 0))
+            / max(np.sum(np.maximum(y - tail_bg, 0)), 1)
+        ),
+        2 * w,
+    )
     if tau_guess_ns is not None:
         taus0 = list(np.atleast_1d(tau_guess_ns).astype(float))
         if len(taus0) != n_exp or min(taus0) <= 0:
@@ -270,17 +305,31 @@ def fit_decay(d: Decay, *, n_exp: int = 1, background: bool = True, irf=None,
     # likelihood surface, coarser), trust-region least squares converges on the full bins
     c = max(1, len(y) // 300)
     g = len(y) // c
-    summed = dict(x=x[:g * c:c] + (w * (c - 1) / 2 if mode == "gaussian" else 0.0),
-                  w=w * c, coarse=c, y=y[:g * c].reshape(g, c).sum(axis=1),
-                  fixed=(fixed[:g * c].reshape(g, c).sum(axis=1)
-                         if np.ndim(fixed) else 0.0))
-    r = optimize.minimize(lambda q: nll(q, **summed), p0, method="Nelder-Mead",
-                          bounds=list(zip(lo_b, hi_b)),
-                          options=dict(maxiter=15 * len(p0), xatol=1e-3, fatol=1e-4))
+    summed = dict(
+        x=x[: g * c : c] + (w * (c - 1) / 2 if mode == "gaussian" else 0.0),
+        w=w * c,
+        coarse=c,
+        y=y[: g * c].reshape(g, c).sum(axis=1),
+        fixed=(fixed[: g * c].reshape(g, c).sum(axis=1) if np.ndim(fixed) else 0.0),
+    )
+    r = optimize.minimize(
+        lambda q: nll(q, **summed),
+        p0,
+        method="Nelder-Mead",
+        bounds=list(zip(lo_b, hi_b)),
+        options=dict(maxiter=15 * len(p0), xatol=1e-3, fatol=1e-4),
+    )
     try:
-        r = optimize.least_squares(deviance_residuals, np.clip(r.x, lo_b + 1e-12, hi_b - 1e-12),
-                                   bounds=(lo_b, hi_b), method="trf", x_scale="jac",
-                                   xtol=1e-10, ftol=1e-12, gtol=1e-10)
+        r = optimize.least_squares(
+            deviance_residuals,
+            np.clip(r.x, lo_b + 1e-12, hi_b - 1e-12),
+            bounds=(lo_b, hi_b),
+            method="trf",
+            x_scale="jac",
+            xtol=1e-10,
+            ftol=1e-12,
+            gtol=1e-10,
+        )
     except ValueError as e:
         raise AnalysisError(f"the decay fit did not converge: {e}") from None
     p = r.x
@@ -289,8 +338,10 @@ def fit_decay(d: Decay, *, n_exp: int = 1, background: bool = True, irf=None,
 
     # Fisher information in natural parameters (tau_k, A_k, bg, [t0, sigma])
     nat = _natural(p, n_exp, background, mode, irf_fwhm_ps)
+
     def mu_nat(q):
         return mu(_to_internal(q, n_exp, mode, irf_fwhm_ps))
+
     m = mu(p)
     jac = central_jacobian(mu_nat, nat)
     if not background:
@@ -310,36 +361,51 @@ def fit_decay(d: Decay, *, n_exp: int = 1, background: bool = True, irf=None,
     warn = Warnings()
     from scipy import stats
 
-    warn.add(stats.chi2.sf(dev, dof) < 1e-3,
-             f"poor fit: Poisson deviance {red:.3g} per degree of freedom over {len(y)} bins "
-             f"(errors scaled by {math.sqrt(max(red, 1.0)):.3g}); more components or another "
-             "IRF model may be needed")
+    warn.add(
+        stats.chi2.sf(dev, dof) < 1e-3,
+        f"poor fit: Poisson deviance {red:.3g} per degree of freedom over {len(y)} bins "
+        f"(errors scaled by {math.sqrt(max(red, 1.0)):.3g}); more components or another "
+        "IRF model may be needed",
+    )
     longest = float(nat[:n_exp].max())
-    warn.add(longest > d.period_ns / 20,
-             f"the decay does not finish within the period (lifetime {longest:.3g} ns, period "
-             f"{d.period_ns:.4g} ns): "
-             + ("the fit sums the decay of all earlier pulses" if mode != "tail" else
-                "a tail fit only sees it rescaled; fit with irf='gaussian' to see the "
-                "whole decay"))
+    warn.add(
+        longest > d.period_ns / 20,
+        f"the decay does not finish within the period (lifetime {longest:.3g} ns, period "
+        f"{d.period_ns:.4g} ns): "
+        + (
+            "the fit sums the decay of all earlier pulses"
+            if mode != "tail"
+            else "a tail fit only sees it rescaled; fit with irf='gaussian' to see the whole decay"
+        ),
+    )
     for tau, e in zip(nat[:n_exp], err[:n_exp]):
-        warn.add(not e < tau, f"the lifetime {tau:.3g} ns is not determined by the data "
-                              f"(error {e:.3g} ns)")
+        warn.add(
+            not e < tau,
+            f"the lifetime {tau:.3g} ns is not determined by the data (error {e:.3g} ns)",
+        )
     warn.add(y.sum() < 100, f"only {int(y.sum())} photons in the fit range")
     return DecayFit(
-        lifetimes_ns=nat[:n_exp][order], lifetimes_stderr_ns=err[:n_exp][order],
-        amplitudes=nat[n_exp:2 * n_exp][order], amplitudes_stderr=err[n_exp:2 * n_exp][order],
+        lifetimes_ns=nat[:n_exp][order],
+        lifetimes_stderr_ns=err[:n_exp][order],
+        amplitudes=nat[n_exp : 2 * n_exp][order],
+        amplitudes_stderr=err[n_exp : 2 * n_exp][order],
         background_per_bin=float(nat[2 * n_exp]) if background else 0.0,
         background_stderr=float(err[2 * n_exp]) if background else 0.0,
-        irf=mode, irf_centre_ns=float(nat[2 * n_exp + 1]) if mode == "gaussian" else None,
+        irf=mode,
+        irf_centre_ns=float(nat[2 * n_exp + 1]) if mode == "gaussian" else None,
         irf_fwhm_ns=(irf_fwhm_ps / 1e3 if irf_fwhm_ps else float(nat[2 * n_exp + 2]) * 2.35482)
-        if mode == "gaussian" else None,
-        fit_range_ns=(float(start), float(stop)), model_counts=m, fitted_time_ns=x,
-        reduced_deviance=red, warnings=tuple(warn),
+        if mode == "gaussian"
+        else None,
+        fit_range_ns=(float(start), float(stop)),
+        model_counts=m,
+        fitted_time_ns=x,
+        reduced_deviance=red,
+        warnings=tuple(warn),
     )
 
 
 def _natural(p, n_exp, background, mode, irf_fwhm_ps):
-    q = list(np.exp(p[:2 * n_exp])) + [math.exp(p[2 * n_exp]) if background else 0.0]
+    q = list(np.exp(p[: 2 * n_exp])) + [math.exp(p[2 * n_exp]) if background else 0.0]
     if mode == "gaussian":
         q.append(p[2 * n_exp + 1])
         if not irf_fwhm_ps:
@@ -348,7 +414,7 @@ def _natural(p, n_exp, background, mode, irf_fwhm_ps):
 
 
 def _to_internal(q, n_exp, mode, irf_fwhm_ps):
-    p = list(np.log(np.maximum(q[:2 * n_exp], 1e-300)))
+    p = list(np.log(np.maximum(q[: 2 * n_exp], 1e-300)))
     p.append(math.log(max(q[2 * n_exp], 1e-300)))
     if mode == "gaussian":
         p.append(q[2 * n_exp + 1])

@@ -38,19 +38,31 @@ class Flid:
         return plot_flid(self, ax=ax, **kw)
 
 
-def flid(stream_or_trace, bin_s: float = 0.01, *, grid=(128, 128), per_second: bool = False,
-         lifetime_range_ns=None, **lifetime_kw) -> Flid:
+def flid(
+    stream_or_trace,
+    bin_s: float = 0.01,
+    *,
+    grid=(128, 128),
+    per_second: bool = False,
+    lifetime_range_ns=None,
+    **lifetime_kw,
+) -> Flid:
     """FLID of a stream (via :func:`lifetime_trace` with ``lifetime_kw``) or of a
     :class:`LifetimeTrace`."""
-    lt = stream_or_trace if isinstance(stream_or_trace, LifetimeTrace) else \
-        lifetime_trace(stream_or_trace, bin_s, **lifetime_kw)
+    lt = (
+        stream_or_trace
+        if isinstance(stream_or_trace, LifetimeTrace)
+        else lifetime_trace(stream_or_trace, bin_s, **lifetime_kw)
+    )
     ok = np.isfinite(lt.lifetime_ns)
     x = lt.counts[ok].astype(np.float64) / (lt.bin_s if per_second else 1.0)
     y = lt.lifetime_ns[ok]
     if len(x) < 10:
         raise AnalysisError(f"only {len(x)} trace bins with a lifetime: too few for a FLID")
-    ylo, yhi = lifetime_range_ns or (max(0.0, float(np.percentile(y, 0.5))) * 0.9,
-                                     float(np.percentile(y, 99.5)) * 1.1)
+    ylo, yhi = lifetime_range_ns or (
+        max(0.0, float(np.percentile(y, 0.5))) * 0.9,
+        float(np.percentile(y, 99.5)) * 1.1,
+    )
     xlo, xhi = 0.0, float(x.max()) * 1.05 + 1e-9
     xe = np.linspace(xlo, xhi, grid[0] + 1)
     ye = np.linspace(ylo, yhi, grid[1] + 1)
@@ -61,5 +73,12 @@ def flid(stream_or_trace, bin_s: float = 0.01, *, grid=(128, 128), per_second: b
     dens = ndimage.gaussian_filter(h, sigma_cells, mode="constant")
     area = (xe[1] - xe[0]) * (ye[1] - ye[0])
     dens = dens / max(dens.sum() * area, 1e-300)
-    return Flid(intensity_edges=xe, lifetime_edges_ns=ye, density=dens, intensity=x,
-                lifetime_ns=y, bin_s=lt.bin_s, warnings=lt.warnings)
+    return Flid(
+        intensity_edges=xe,
+        lifetime_edges_ns=ye,
+        density=dens,
+        intensity=x,
+        lifetime_ns=y,
+        bin_s=lt.bin_s,
+        warnings=lt.warnings,
+    )

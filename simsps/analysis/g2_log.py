@@ -48,8 +48,15 @@ import math
 import numpy as np
 
 from ._blocks import DEFAULT_BLOCKS, block_edges, time_slices
-from ._common import (AnalysisError, Warnings, background_rates, channel_times, check_stream,
-                      central_jacobian, interval)
+from ._common import (
+    AnalysisError,
+    Warnings,
+    background_rates,
+    central_jacobian,
+    channel_times,
+    check_stream,
+    interval,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,9 +82,12 @@ class BunchingFit:
         """Confidence interval of ``amplitude``, ``relative_amplitude``, ``tau_c_s`` or
         ``baseline`` (Student's t with the jackknife's degrees of freedom); ``tau_c_s`` on
         the log scale, where its errors are symmetric."""
-        se = {"amplitude": self.amplitude_stderr, "tau_c_s": self.tau_c_stderr_s,
-              "baseline": self.baseline_stderr,
-              "relative_amplitude": self.relative_amplitude_stderr}
+        se = {
+            "amplitude": self.amplitude_stderr,
+            "tau_c_s": self.tau_c_stderr_s,
+            "baseline": self.baseline_stderr,
+            "relative_amplitude": self.relative_amplitude_stderr,
+        }
         if name not in se:
             raise AnalysisError(f"no parameter {name!r}: choose one of {', '.join(se)}")
         if name == "tau_c_s" and math.isfinite(self.log_tau_c_stderr):
@@ -143,8 +153,9 @@ class G2Log:
         return tau, w / w.sum(axis=1, keepdims=True)
 
 
-def log_edges_ps(tau_min_s: float, tau_max_s: float, bins_per_decade: int,
-                 period_ps: float | None = None) -> np.ndarray:
+def log_edges_ps(
+    tau_min_s: float, tau_max_s: float, bins_per_decade: int, period_ps: float | None = None
+) -> np.ndarray:
     """Log-spaced bin edges in integer ps. With ``period_ps`` (pulsed excitation), edges of
     bins at least one period wide move to the nearest midpoint between two peaks, so every
     such bin holds whole peaks and g2 shows the envelope, not the comb aliased."""
@@ -156,12 +167,23 @@ def log_edges_ps(tau_min_s: float, tau_max_s: float, bins_per_decade: int,
     return np.unique(np.round(e).astype(np.int64))
 
 
-def g2_log(stream, *, tau_min_s: float = 1e-8, tau_max_s: float = 1.0,
-           bins_per_decade: int = 10, channels: tuple[int, int] = (0, 1),
-           fit: bool = True, fit_min_s: float | None = None, fit_max_s: float | None = None,
-           baseline: str = "free", snap_to_period: bool = True, pair_budget: float = 1e8,
-           grid_budget: float = 4e7, n_blocks: int = DEFAULT_BLOCKS,
-           background=None) -> G2Log:
+def g2_log(
+    stream,
+    *,
+    tau_min_s: float = 1e-8,
+    tau_max_s: float = 1.0,
+    bins_per_decade: int = 10,
+    channels: tuple[int, int] = (0, 1),
+    fit: bool = True,
+    fit_min_s: float | None = None,
+    fit_max_s: float | None = None,
+    baseline: str = "free",
+    snap_to_period: bool = True,
+    pair_budget: float = 1e8,
+    grid_budget: float = 4e7,
+    n_blocks: int = DEFAULT_BLOCKS,
+    background=None,
+) -> G2Log:
     """Cross-correlation of ``channels`` on log-spaced delays; see the module doc.
 
     ``pair_budget`` caps the photon pairs enumerated exactly where a grid can take over,
@@ -188,23 +210,31 @@ def g2_log(stream, *, tau_min_s: float = 1e-8, tau_max_s: float = 1.0,
     duration_ps = stream.duration_s * 1e12
     edges_max_s = float(log_edges_ps(tau_min_s, tau_max_s, bins_per_decade)[-1]) / 1e12
     if edges_max_s * 1e12 >= duration_ps / 2:
-        raise AnalysisError(f"tau_max_s = {tau_max_s:g} s (last bin edge {edges_max_s:g} s) "
-                            f"needs an acquisition longer than {2 * edges_max_s:g} s (this one "
-                            f"is {stream.duration_s:g} s)")
-    edges = log_edges_ps(tau_min_s, tau_max_s, bins_per_decade,
-                         stream.sync_period_ps if snap_to_period else None)
+        raise AnalysisError(
+            f"tau_max_s = {tau_max_s:g} s (last bin edge {edges_max_s:g} s) "
+            f"needs an acquisition longer than {2 * edges_max_s:g} s (this one "
+            f"is {stream.duration_s:g} s)"
+        )
+    edges = log_edges_ps(
+        tau_min_s, tau_max_s, bins_per_decade, stream.sync_period_ps if snap_to_period else None
+    )
     ta, tb = channel_times(stream, a, b)
     na, nb = len(ta), len(tb)
     from ._kernels import grid_histogram, pair_histogram
 
     warn = Warnings()
     period = int(round(stream.sync_period_ps)) if snap_to_period else None
-    split = _choose_split(edges, na, nb, duration_ps, bins_per_decade, pair_budget, grid_budget,
-                          period)
+    split = _choose_split(
+        edges, na, nb, duration_ps, bins_per_decade, pair_budget, grid_budget, period
+    )
     blocks = n_blocks is not None
     n_blk = n_blocks if blocks else 1
-    block_ps = block_edges(int(round(duration_ps / stream.sync_period_ps)), max(n_blk, 2)) \
-        * float(stream.sync_period_ps) if blocks else np.array([0.0, duration_ps])
+    block_ps = (
+        block_edges(int(round(duration_ps / stream.sync_period_ps)), max(n_blk, 2))
+        * float(stream.sync_period_ps)
+        if blocks
+        else np.array([0.0, duration_ps])
+    )
     cuts_a = np.array([sl.start for sl in time_slices(ta, block_ps)] + [na])
     cuts_b = np.array([sl.start for sl in time_slices(tb, block_ps)] + [nb])
     n_bins = len(edges) - 1
@@ -231,7 +261,7 @@ def g2_log(stream, *, tau_min_s: float = 1e-8, tau_max_s: float = 1.0,
         count(pair_histogram, [A[:, :split], B[:, :split], W[:, :split]], edges[: split + 1])
     for j, stop in _decades(split, len(edges), bins_per_decade):
         r = _grid_quantum(edges, j, stop, period)
-        grid_edges = np.round(edges[j:stop + 1] / r).astype(np.int64)  # >= 2 apart
+        grid_edges = np.round(edges[j : stop + 1] / r).astype(np.int64)  # >= 2 apart
         cum = [np.zeros((n_blk, stop - j + 1)) for _ in range(3)]
         count(grid_histogram, cum, r, grid_edges)
         for full, c in zip((A, B, W), cum):
@@ -259,22 +289,29 @@ def g2_log(stream, *, tau_min_s: float = 1e-8, tau_max_s: float = 1.0,
         for k in range(n_blocks):
             x0, x1 = block_ps[k], block_ps[k + 1]
             i0, i1 = cuts_a[k], cuts_a[k + 1]
-            kept = (inside - cover.part(0.0, duration_ps, i0, i1)
-                    - cover.total(x0, x1) + cover.part(x0, x1, i0, i1))
+            kept = (
+                inside
+                - cover.part(0.0, duration_ps, i0, i1)
+                - cover.total(x0, x1)
+                + cover.part(x0, x1, i0, i1)
+            )
             density = (nb - (cuts_b[k + 1] - cuts_b[k])) / (duration_ps - (x1 - x0))
             loo[k] = (pairs - A[k] - B[k] + W[k]) / (density * kept)
-        stderr = np.sqrt((n_blocks - 1) / n_blocks * np.sum((loo - loo.mean(axis=0)) ** 2,
-                                                            axis=0))
+        stderr = np.sqrt((n_blocks - 1) / n_blocks * np.sum((loo - loo.mean(axis=0)) ** 2, axis=0))
         block_s = duration_ps / n_blocks / 1e12
-        warn.add(edges[-1] / 1e12 > block_s / 10,
-                 f"delays up to {edges[-1] / 1e12:.3g} s against jackknife blocks of "
-                 f"{block_s:.3g} s: the errors of delays above a tenth of a block are "
-                 "approximate (pairs reach into other blocks); use a longer acquisition or a "
-                 "smaller tau_max_s")
+        warn.add(
+            edges[-1] / 1e12 > block_s / 10,
+            f"delays up to {edges[-1] / 1e12:.3g} s against jackknife blocks of "
+            f"{block_s:.3g} s: the errors of delays above a tenth of a block are "
+            "approximate (pairs reach into other blocks); use a longer acquisition or a "
+            "smaller tau_max_s",
+        )
     else:
         loo, stderr, block_s = None, stderr_poisson.copy(), 0.0
-        warn.append("Poisson errors (n_blocks=None): under blinking they understate the "
-                    "scatter of g2 and of the bunching fit")
+        warn.append(
+            "Poisson errors (n_blocks=None): under blinking they understate the "
+            "scatter of g2 and of the bunching fit"
+        )
     if background is not None:
         _, bg, bg_var = background_rates(background, stream, channels, na, nb)
         rho = (1 - bg[0] * stream.duration_s / na) * (1 - bg[1] * stream.duration_s / nb)
@@ -282,13 +319,27 @@ def g2_log(stream, *, tau_min_s: float = 1e-8, tau_max_s: float = 1.0,
         loo = None if loo is None else 1 + (loo - 1) / rho
         stderr, stderr_poisson = stderr / rho, stderr_poisson / rho
         if bg_var is not None:  # an empty spot's counting error, first order
-            rel = math.hypot(*(math.sqrt(v) * stream.duration_s / (n - r * stream.duration_s)
-                               for v, n, r in zip(bg_var, (na, nb), bg)))
+            rel = math.hypot(
+                *(
+                    math.sqrt(v) * stream.duration_s / (n - r * stream.duration_s)
+                    for v, n, r in zip(bg_var, (na, nb), bg)
+                )
+            )
             stderr = np.hypot(stderr, (g2 - 1) * rel)
-    res = G2Log(tau_s=centre / 1e12, tau_edges_s=edges / 1e12, g2=g2, stderr=stderr,
-                stderr_poisson=stderr_poisson, pairs=pairs,
-                split_s=float(edges[split]) / 1e12, fit=None, block_s=block_s,
-                quantum_s=quantum / 1e12, warnings=tuple(warn), _loo=loo)
+    res = G2Log(
+        tau_s=centre / 1e12,
+        tau_edges_s=edges / 1e12,
+        g2=g2,
+        stderr=stderr,
+        stderr_poisson=stderr_poisson,
+        pairs=pairs,
+        split_s=float(edges[split]) / 1e12,
+        fit=None,
+        block_s=block_s,
+        quantum_s=quantum / 1e12,
+        warnings=tuple(warn),
+        _loo=loo,
+    )
     if fit:
         period_s = stream.sync_period_ps * 1e-12
         lo = fit_min_s if fit_min_s is not None else 20 * period_s
@@ -332,8 +383,12 @@ class _Coverage:
 
     def part(self, x0, x1, i0, i1):
         """Coverage of [x0, x1) by the photons i0 <= i < i1."""
-        return (self._g_left_of(x1, i0, i1) - self._g_left_of(x0, i0, i1)
-                + self._g_right_of(x0, i0, i1) - self._g_right_of(x1, i0, i1))
+        return (
+            self._g_left_of(x1, i0, i1)
+            - self._g_left_of(x0, i0, i1)
+            + self._g_right_of(x0, i0, i1)
+            - self._g_right_of(x1, i0, i1)
+        )
 
     def total(self, x0, x1):
         return self.part(x0, x1, 0, len(self.t))
@@ -354,8 +409,9 @@ def _edge_variance(middle, width, na: int, nb: int, duration_ps: float, n_t: int
     t = (np.arange(n_t) + 0.5) / n_t * d
     lo = middle - width / 2  # gridded bins: their effective span
     hi = middle + width / 2
-    f = (np.clip(np.minimum(t[:, None] + hi, d) - (t[:, None] + lo), 0, None)
-         + np.clip((t[:, None] - lo) - np.maximum(t[:, None] - hi, 0.0), 0, None))
+    f = np.clip(np.minimum(t[:, None] + hi, d) - (t[:, None] + lo), 0, None) + np.clip(
+        (t[:, None] - lo) - np.maximum(t[:, None] - hi, 0.0), 0, None
+    )
     return nb * (na / d) ** 2 * f.var(axis=0)
 
 
@@ -374,14 +430,22 @@ def _grid_quantum(edges, j: int, stop: int, period_ps: int | None = None) -> int
     period or more, a whole number of periods: a cell is then a run of pulses
     (``t // r == sync // m``), and each peak of the comb is spread over two neighbouring
     cells with weights summing to one, so bins of whole cells stay unbiased."""
-    r = max(1, min(int(np.diff(edges[j:stop + 1]).min() // 2), int(edges[j]) // 2))
+    r = max(1, min(int(np.diff(edges[j : stop + 1]).min() // 2), int(edges[j]) // 2))
     if period_ps and r >= period_ps:
         r = (r // period_ps) * period_ps
     return r
 
 
-def _choose_split(edges, na: int, nb: int, duration_ps: float, bins_per_decade: int,
-                  pair_budget: float, grid_budget: float, period_ps: int | None = None) -> int:
+def _choose_split(
+    edges,
+    na: int,
+    nb: int,
+    duration_ps: float,
+    bins_per_decade: int,
+    pair_budget: float,
+    grid_budget: float,
+    period_ps: int | None = None,
+) -> int:
     """Number of bins counted by the exact pair walk (the rest on grids), at least cost:
     pairs grow with the split delay, grid cells shrink with it. Grids finer than
     ``grid_budget`` cells are never used (``grid_budget=0``: exact pairs everywhere); within
@@ -395,8 +459,11 @@ def _choose_split(edges, na: int, nb: int, duration_ps: float, bins_per_decade: 
             cells = duration_ps / _grid_quantum(edges, j, stop, period_ps)
             if cells > grid_budget:
                 break
-            cost += (_NS_PASS * (na + nb) + _NS_CELL * cells
-                     + _NS_GATHER * min(na, cells) * (stop - j + 1))
+            cost += (
+                _NS_PASS * (na + nb)
+                + _NS_CELL * cells
+                + _NS_GATHER * min(na, cells) * (stop - j + 1)
+            )
         else:  # every grid within budget
             over = pairs > pair_budget
             options.append((over, pairs if over else cost, s))
@@ -408,7 +475,7 @@ def _bin_average_exp(res: G2Log, sel):
     (:meth:`G2Log.delay_weights`), in closed form: the model is compared with what the bin
     holds, not evaluated at its centre."""
     lo, hi = res.tau_edges_s[:-1][sel], res.tau_edges_s[1:][sel]
-    r = (np.zeros_like(lo) if res.quantum_s is None else res.quantum_s[sel])
+    r = np.zeros_like(lo) if res.quantum_s is None else res.quantum_s[sel]
     grid = r > 0
     e1 = np.where(grid, np.round(lo / np.where(grid, r, 1.0)), 0.0)
     e2 = np.where(grid, np.round(hi / np.where(grid, r, 1.0)), 1.0)
@@ -428,8 +495,9 @@ def _bin_average_exp(res: G2Log, sel):
     return avg
 
 
-def fit_bunching(res: G2Log, fit_min_s: float, fit_max_s: float, *,
-                 baseline: str = "free") -> BunchingFit:
+def fit_bunching(
+    res: G2Log, fit_min_s: float, fit_max_s: float, *, baseline: str = "free"
+) -> BunchingFit:
     """Weighted least squares of ``baseline + A exp(-tau/tau_c)``, the model averaged over
     each bin's delay weighting, over [fit_min_s, fit_max_s]; ``baseline`` "free" or
     "fixed" (1). Weighted by the Poisson errors: weights that follow the data's own
@@ -444,8 +512,9 @@ def fit_bunching(res: G2Log, fit_min_s: float, fit_max_s: float, *,
         raise AnalysisError(f"baseline {baseline!r}: choose 'fixed' or 'free'")
     sel = (res.tau_s >= fit_min_s) & (res.tau_s <= fit_max_s) & (res.pairs > 0)
     if sel.sum() < 4:
-        raise AnalysisError(f"too few populated delay bins in {fit_min_s:g} .. {fit_max_s:g} s "
-                            "to fit the bunching")
+        raise AnalysisError(
+            f"too few populated delay bins in {fit_min_s:g} .. {fit_max_s:g} s to fit the bunching"
+        )
     x, y, s = res.tau_s[sel], res.g2[sel], res.stderr_poisson[sel]
     excess = y - 1.0
     a0 = max(float(np.average(excess[: max(3, len(x) // 10)])), 1e-3)
@@ -461,8 +530,9 @@ def fit_bunching(res: G2Log, fit_min_s: float, fit_max_s: float, *,
     bounds = ([-np.inf, 0.0] + ([-np.inf] if baseline == "free" else []), np.inf)
 
     def fit_once(yy, start):
-        p, cov = curve_fit(f, x, yy, p0=start, sigma=s, absolute_sigma=True, maxfev=20000,
-                           bounds=bounds)
+        p, cov = curve_fit(
+            f, x, yy, p0=start, sigma=s, absolute_sigma=True, maxfev=20000, bounds=bounds
+        )
         base = p[2] if baseline == "free" else 1.0
         return np.array([p[0], p[1], base, p[0] / base]), cov
 
@@ -500,21 +570,42 @@ def fit_bunching(res: G2Log, fit_min_s: float, fit_max_s: float, *,
         err = np.array([d[0], d[1], d[2] if baseline == "free" else 0.0, rel])
         dof, s_chi = None, s
     ok = s_chi > 0
-    chi2 = float(np.sum(((y - f(x, *(list(est[:2]) + ([est[2]] if baseline == "free" else []))))
-                         [ok] / s_chi[ok]) ** 2) / max(int(ok.sum()) - n_par, 1))
-    warn.add(chi2 > 3, f"the bunching is not one exponential (chi2/dof {chi2:.3g} over "
-                       f"{fit_min_s:.3g} .. {fit_max_s:.3g} s): amplitude and tau_c describe the "
-                       "best single-exponential approximation")
-    warn.add(not err[1] < est[1], f"tau_c = {est[1]:.3g} s is not determined (error "
-                                  f"{err[1]:.3g} s): no bunching seen in the fit range?")
-    warn.add(est[1] > fit_max_s, f"tau_c = {est[1]:.3g} s lies beyond the fit range "
-                                 f"({fit_max_s:.3g} s)")
-    return BunchingFit(amplitude=float(est[0]), amplitude_stderr=float(err[0]),
-                       tau_c_s=float(est[1]), tau_c_stderr_s=float(err[1]),
-                       baseline=float(est[2]), baseline_stderr=float(err[2])
-                       if baseline == "free" else 0.0,
-                       relative_amplitude=float(est[3]),
-                       relative_amplitude_stderr=float(err[3]),
-                       chi2_per_dof=chi2, dof=dof if dof is not None else math.inf,
-                       fit_range_s=(float(fit_min_s), float(fit_max_s)),
-                       log_tau_c_stderr=float(log_tau_err), warnings=tuple(warn))
+    chi2 = float(
+        np.sum(
+            (
+                (y - f(x, *(list(est[:2]) + ([est[2]] if baseline == "free" else []))))[ok]
+                / s_chi[ok]
+            )
+            ** 2
+        )
+        / max(int(ok.sum()) - n_par, 1)
+    )
+    warn.add(
+        chi2 > 3,
+        f"the bunching is not one exponential (chi2/dof {chi2:.3g} over "
+        f"{fit_min_s:.3g} .. {fit_max_s:.3g} s): amplitude and tau_c describe the "
+        "best single-exponential approximation",
+    )
+    warn.add(
+        not err[1] < est[1],
+        f"tau_c = {est[1]:.3g} s is not determined (error "
+        f"{err[1]:.3g} s): no bunching seen in the fit range?",
+    )
+    warn.add(
+        est[1] > fit_max_s, f"tau_c = {est[1]:.3g} s lies beyond the fit range ({fit_max_s:.3g} s)"
+    )
+    return BunchingFit(
+        amplitude=float(est[0]),
+        amplitude_stderr=float(err[0]),
+        tau_c_s=float(est[1]),
+        tau_c_stderr_s=float(err[1]),
+        baseline=float(est[2]),
+        baseline_stderr=float(err[2]) if baseline == "free" else 0.0,
+        relative_amplitude=float(est[3]),
+        relative_amplitude_stderr=float(err[3]),
+        chi2_per_dof=chi2,
+        dof=dof if dof is not None else math.inf,
+        fit_range_s=(float(fit_min_s), float(fit_max_s)),
+        log_tau_c_stderr=float(log_tau_err),
+        warnings=tuple(warn),
+    )

@@ -61,14 +61,23 @@ import math
 import numpy as np
 
 from ._blocks import DEFAULT_BLOCKS, block_edges
-from ._common import (AnalysisError, Warnings, background_rates, channel_delay_ps,
-                      channel_times, check_stream, interval)
+from ._common import (
+    AnalysisError,
+    Warnings,
+    background_rates,
+    channel_delay_ps,
+    channel_times,
+    check_stream,
+    interval,
+)
 
 CORRECTIONS = ("brouri", "peak-area", "seed-si")
 SUB = 400  # histogram bins per laser period (window edges fall on bin edges)
-PRONE_FLOOR = ("no laser-synchronous (prompt) background: it cannot be told from the "
-               "emitter in one stream; give background= the count rate of an empty spot "
-               "if there is one")
+PRONE_FLOOR = (
+    "no laser-synchronous (prompt) background: it cannot be told from the "
+    "emitter in one stream; give background= the count rate of an empty spot "
+    "if there is one"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,10 +116,18 @@ class PulsedG2:
         return plot_pulsed_g2(self, ax=ax, **kw)
 
 
-def pulsed_g2(stream, *, n_side_peaks: int = 10, channels: tuple[int, int] = (0, 1),
-              background="floor", correction: str = "brouri", afterpulsing="auto",
-              floor_fraction: float = 0.5, n_blocks: int = DEFAULT_BLOCKS,
-              bin_ps: float | None = None) -> PulsedG2:
+def pulsed_g2(
+    stream,
+    *,
+    n_side_peaks: int = 10,
+    channels: tuple[int, int] = (0, 1),
+    background="floor",
+    correction: str = "brouri",
+    afterpulsing="auto",
+    floor_fraction: float = 0.5,
+    n_blocks: int = DEFAULT_BLOCKS,
+    bin_ps: float | None = None,
+) -> PulsedG2:
     """Pulsed HBT cross-correlation and g2(0) with background, afterpulse and overlap
     corrections (module doc). ``afterpulsing``: "auto" (measured), None (no correction) or
     an :class:`~simsps.analysis.afterpulsing.Afterpulsing` result."""
@@ -146,8 +163,9 @@ def pulsed_g2(stream, *, n_side_peaks: int = 10, channels: tuple[int, int] = (0,
     elif isinstance(afterpulsing, Afterpulsing):
         ap = afterpulsing
     else:
-        raise AnalysisError(f"afterpulsing = {afterpulsing!r}: 'auto', None or an "
-                            "Afterpulsing result")
+        raise AnalysisError(
+            f"afterpulsing = {afterpulsing!r}: 'auto', None or an Afterpulsing result"
+        )
     if ap is not None:
         warn.extend(ap.warnings)
 
@@ -155,8 +173,10 @@ def pulsed_g2(stream, *, n_side_peaks: int = 10, channels: tuple[int, int] = (0,
     w = period / SUB
     reach = 0
     if ap is not None:
-        reach = max(int(math.ceil((d.dead_time_ns + 12 * d.time_constant_ns) * 1e3 / w)) + 1
-                    for d in ap.detectors)
+        reach = max(
+            int(math.ceil((d.dead_time_ns + 12 * d.time_constant_ns) * 1e3 / w)) + 1
+            for d in ap.detectors
+        )
         reach = min(reach, 40 * SUB)
     half = (k + 1) * SUB + reach  # bins on each side of zero
     edges_ps = block_edges(int(round(n_pulses)), n_blocks) * period
@@ -173,23 +193,31 @@ def pulsed_g2(stream, *, n_side_peaks: int = 10, channels: tuple[int, int] = (0,
         idx = np.floor((d - delay) / w).astype(np.int64) + half
         block = np.repeat(np.arange(n_blocks), np.diff(offsets))
         ok = (idx >= 0) & (idx < n_fine)
-        return np.bincount(block[ok] * n_fine + idx[ok],
-                           minlength=n_blocks * n_fine).reshape(n_blocks, n_fine)
+        return np.bincount(block[ok] * n_fine + idx[ok], minlength=n_blocks * n_fine).reshape(
+            n_blocks, n_fine
+        )
 
     hist_a = binned(*signed_pairs(ta, tb, window, cuts=cuts_a))
     d_b, off_b = signed_pairs(tb, ta, window, cuts=cuts_b)
     hist_b = binned(-d_b, off_b)  # t_b - t_a
-    within = [signed_pairs(ta[cuts_a[j]:cuts_a[j + 1]], tb[cuts_b[j]:cuts_b[j + 1]], window,
-                           threads=1) for j in range(n_blocks)]
-    hist_w = binned(np.concatenate(within), np.concatenate([[0], np.cumsum([len(x) for x in
-                                                                          within])]))
+    within = [
+        signed_pairs(
+            ta[cuts_a[j] : cuts_a[j + 1]], tb[cuts_b[j] : cuts_b[j + 1]], window, threads=1
+        )
+        for j in range(n_blocks)
+    ]
+    hist_w = binned(
+        np.concatenate(within), np.concatenate([[0], np.cumsum([len(x) for x in within])])
+    )
 
     # regions in bins relative to zero: whole-period windows and the gaps' middles
     zero = half
     win = [(zero + m * SUB - SUB // 2, zero + m * SUB + SUB // 2) for m in range(-k, k + 1)]
     g_half = int(round(floor_fraction * SUB / 2))
-    gaps = [(zero + m * SUB + SUB // 2 - g_half, zero + m * SUB + SUB // 2 + g_half)
-            for m in range(-k, k)]
+    gaps = [
+        (zero + m * SUB + SUB // 2 - g_half, zero + m * SUB + SUB // 2 + g_half)
+        for m in range(-k, k)
+    ]
     gap_width = len(gaps) * 2 * g_half / SUB  # in periods
 
     starts = np.array([s for s, _ in win] + [s for s, _ in gaps])
@@ -199,10 +227,16 @@ def pulsed_g2(stream, *, n_side_peaks: int = 10, channels: tuple[int, int] = (0,
     rows = np.vstack([hist_a.sum(axis=0)[None, :], hist_a + hist_b - hist_w]).astype(np.float64)
     cum_rows = np.concatenate([np.zeros((len(rows), 1)), np.cumsum(rows, axis=1)], axis=1)
     raw_rows = cum_rows[:, ends] - cum_rows[:, starts]
-    rem_rows = [_afterpulse_regions(rows, cum_rows, det.delay_weights(w, reach + 1, centred=True),
-                                    starts, ends, sign)
-                for det, sign in zip(ap.detectors, (1, -1))] if ap is not None \
+    rem_rows = (
+        [
+            _afterpulse_regions(
+                rows, cum_rows, det.delay_weights(w, reach + 1, centred=True), starts, ends, sign
+            )
+            for det, sign in zip(ap.detectors, (1, -1))
+        ]
+        if ap is not None
         else [np.zeros_like(raw_rows)] * 2
+    )
     n_win = 2 * k + 1
     raw_total = raw_rows[0]
     areas = raw_total[:n_win]
@@ -219,8 +253,10 @@ def pulsed_g2(stream, *, n_side_peaks: int = 10, channels: tuple[int, int] = (0,
         (afterpulses taken out unless ``raw``), channel counts, pulses."""
         p0, p1 = (0.0, 0.0) if raw else p_scale
         regions = raw_rows - p0 * rem_rows[0] - p1 * rem_rows[1]
-        return (np.concatenate([regions[0], counts.sum(axis=0)]),
-                np.column_stack([regions[1:], counts]))
+        return (
+            np.concatenate([regions[0], counts.sum(axis=0)]),
+            np.column_stack([regions[1:], counts]),
+        )
 
     # ---- independent background ------------------------------------------------------
     bg_mode, bg_rates, bg_rate_var = background_rates(background, stream, channels, na, nb)
@@ -233,7 +269,7 @@ def pulsed_g2(stream, *, n_side_peaks: int = 10, channels: tuple[int, int] = (0,
 
     def solve(st, rates=bg_rates, p=ap_frac):
         """(g2 corrected, M0, Ms, F, rho_a, rho_b) from summed statistics."""
-        corrected = st[:n_win + len(gaps)]
+        corrected = st[: n_win + len(gaps)]
         n_a, n_b, n_pul = st[-3], st[-2], st[-1]
         cw = corrected[:n_win]
         c0, cbar = cw[k], float(np.delete(cw, k).mean())
@@ -242,8 +278,13 @@ def pulsed_g2(stream, *, n_side_peaks: int = 10, channels: tuple[int, int] = (0,
         # non-afterpulse photons of each channel
         a_eff, b_eff = n_a * (1 - p[0]), n_b * (1 - p[1])
         if bg_mode == "floor":
-            mat = np.array([[q0, 1 - q0, 1.0], [qbar, 1 - qbar, 1.0],
-                            [shape["gamma0"], shape["gamma_all"] - shape["gamma0"], gap_width]])
+            mat = np.array(
+                [
+                    [q0, 1 - q0, 1.0],
+                    [qbar, 1 - qbar, 1.0],
+                    [shape["gamma0"], shape["gamma_all"] - shape["gamma0"], gap_width],
+                ]
+            )
             m0, ms, f = np.linalg.solve(mat, [c0, cbar, g_floor])
             rho = (math.sqrt(max(1 - f / (ms + f), 0.0)) if ms + f > 0 else 0.0,) * 2
         else:
@@ -268,8 +309,10 @@ def pulsed_g2(stream, *, n_side_peaks: int = 10, channels: tuple[int, int] = (0,
     g, se = jackknifed(lambda st: solve(st)[0], full_stats, removals)
     _, m0, ms, f, rho_a, rho_b = solve(full_stats)
     if f >= 0.95 * (ms + f):
-        raise AnalysisError(f"the uncorrelated floor ({f:.4g} per peak window) is as large as "
-                            f"the side peaks ({ms + f:.4g}): no signal to correct")
+        raise AnalysisError(
+            f"the uncorrelated floor ({f:.4g} per peak window) is as large as "
+            f"the side peaks ({ms + f:.4g}): no signal to correct"
+        )
     var = float(se) ** 2
     # afterpulse probabilities and an empty spot's count: independent errors, first order
     if ap is not None:
@@ -292,36 +335,65 @@ def pulsed_g2(stream, *, n_side_peaks: int = 10, channels: tuple[int, int] = (0,
 
     # raw g2(0) and its jackknife error
     raw_full, raw_removals = stats(raw=True)
-    g_raw, se_raw = jackknifed(lambda st: st[k] / np.delete(st[:n_win], k).mean(), raw_full,
-                               raw_removals)
+    g_raw, se_raw = jackknifed(
+        lambda st: st[k] / np.delete(st[:n_win], k).mean(), raw_full, raw_removals
+    )
 
-    ap_removed = (raw_total - full_stats[:len(raw_total)])[:n_win]
-    if not warn.add(g + 2 * stderr < 0,
-                    f"the corrected g2(0) = {g:.3g} +- {stderr:.2g} is below zero beyond its "
-                    "error: more was subtracted than the centre peak holds (background rates "
-                    "too high, or a peak shape the corrections do not describe)"):
-        warn.add(g < 0, f"the corrected g2(0) = {g:.3g} +- {stderr:.2g} is negative, which no "
-                        "emitter gives; it is consistent with a small positive value within "
-                        "its error")
-    warn.add(f < 0, f"the accidental floor came out negative ({f:.3g} per window): the floor "
-                    "between the peaks holds fewer coincidences than the peak shape predicts")
-    warn.add(m0_raw < 10, f"only {int(m0_raw)} coincidences in the centre peak: g2(0) and its "
-                          "error rest on very few counts")
-    warn.add(m1_raw < 30, f"only {m1_raw:.3g} coincidences per side peak on average: too few "
-                          "for a reliable normalisation")
-    bin_ns, centres, shown = _display(hist_a.sum(axis=0), w, half, k, period, bin_ps,
-                                      stream.resolution_ps)
+    ap_removed = (raw_total - full_stats[: len(raw_total)])[:n_win]
+    if not warn.add(
+        g + 2 * stderr < 0,
+        f"the corrected g2(0) = {g:.3g} +- {stderr:.2g} is below zero beyond its "
+        "error: more was subtracted than the centre peak holds (background rates "
+        "too high, or a peak shape the corrections do not describe)",
+    ):
+        warn.add(
+            g < 0,
+            f"the corrected g2(0) = {g:.3g} +- {stderr:.2g} is negative, which no "
+            "emitter gives; it is consistent with a small positive value within "
+            "its error",
+        )
+    warn.add(
+        f < 0,
+        f"the accidental floor came out negative ({f:.3g} per window): the floor "
+        "between the peaks holds fewer coincidences than the peak shape predicts",
+    )
+    warn.add(
+        m0_raw < 10,
+        f"only {int(m0_raw)} coincidences in the centre peak: g2(0) and its "
+        "error rest on very few counts",
+    )
+    warn.add(
+        m1_raw < 30,
+        f"only {m1_raw:.3g} coincidences per side peak on average: too few "
+        "for a reliable normalisation",
+    )
+    bin_ns, centres, shown = _display(
+        hist_a.sum(axis=0), w, half, k, period, bin_ps, stream.resolution_ps
+    )
     return PulsedG2(
-        delay_ns=centres, counts=shown, bin_ns=bin_ns, peak_index=np.arange(-k, k + 1),
-        peak_area=areas.astype(np.float64), side_mean=m1_raw, floor_per_peak=float(f),
+        delay_ns=centres,
+        counts=shown,
+        bin_ns=bin_ns,
+        peak_index=np.arange(-k, k + 1),
+        peak_area=areas.astype(np.float64),
+        side_mean=m1_raw,
+        floor_per_peak=float(f),
         floor_counts=floor_counts if bg_mode == "floor" else 0,
         afterpulse_per_peak=(float(ap_removed[k]), float(np.delete(ap_removed, k).mean())),
-        peak_fraction_inside=float(q0), g2_zero=float(g_raw),
-        g2_zero_stderr_raw=float(se_raw), g2_zero_corrected=float(g), g2_zero_stderr=stderr,
-        dof=dof, correction=correction, background=bg_mode,
-        signal_fraction=(float(rho_a), float(rho_b)), channel_delay_ns=delay / 1e3,
-        period_ns=period / 1e3, duration_s=float(stream.duration_s),
-        assumptions=tuple(assumptions), warnings=tuple(warn),
+        peak_fraction_inside=float(q0),
+        g2_zero=float(g_raw),
+        g2_zero_stderr_raw=float(se_raw),
+        g2_zero_corrected=float(g),
+        g2_zero_stderr=stderr,
+        dof=dof,
+        correction=correction,
+        background=bg_mode,
+        signal_fraction=(float(rho_a), float(rho_b)),
+        channel_delay_ns=delay / 1e3,
+        period_ns=period / 1e3,
+        duration_s=float(stream.duration_s),
+        assumptions=tuple(assumptions),
+        warnings=tuple(warn),
     )
 
 
@@ -340,15 +412,15 @@ def _afterpulse_regions(rows, cum_rows, wts, starts, ends, sign):
     big = len(wts)
     padded = np.concatenate([np.zeros((n_rows, big)), rows, np.zeros((n_rows, big))], axis=1)
     points = np.unique(np.concatenate([starts, ends]))
-    rev_w = cum_w[:big - 1][::-1].copy()
+    rev_w = cum_w[: big - 1][::-1].copy()
     value = {}
     for x in points:
         if sign > 0:  # sum_{j < L - 1} h[x + j] U[j + 1] + total * sum_{i >= x + L - 1} h[i]
-            seg = padded[:, big + x: big + x + big - 1]
+            seg = padded[:, big + x : big + x + big - 1]
             tail = cum_rows[:, -1] - cum_rows[:, min(max(x + big - 1, 0), n)]
-            value[x] = seg @ cum_w[:big - 1] + total * tail
+            value[x] = seg @ cum_w[: big - 1] + total * tail
         else:  # sum_{1 <= j < L} h[x - j] U[j] + total * sum_{i <= x - L} h[i]
-            seg = padded[:, x + 1: big + x]  # h[x - L + 1] .. h[x - 1]
+            seg = padded[:, x + 1 : big + x]  # h[x - L + 1] .. h[x - 1]
             head = cum_rows[:, min(max(x - big + 1, 0), n)]
             value[x] = seg @ rev_w + total * head
     lo = np.column_stack([value[x] for x in starts])
@@ -368,15 +440,15 @@ def _legacy(correction, m0, m1, f, rho, windows, k, bg_mode):
     sides = np.delete(windows, k)
     s = sides * (m1 / sides.mean())
     return (m0 + mb - 2 * math.sqrt(max(m0, 0.0) * mb)) / float(
-        np.mean(s + mb - 2 * np.sqrt(np.maximum(s, 0.0) * mb)))
+        np.mean(s + mb - 2 * np.sqrt(np.maximum(s, 0.0) * mb))
+    )
 
 
-def _overlap(stream, a: int, b: int, k: int, gap_half: float, delay_ps: float, ap,
-             warn) -> dict:
+def _overlap(stream, a: int, b: int, k: int, gap_half: float, delay_ps: float, ap, warn) -> dict:
     """Window shares ``q_m`` of the centre peak, its mass in the floor regions
     (``gamma0``) and the periodic comb's (``gamma_all``), from the decays (module doc)."""
-    from .decay import decay, fit_decay
     from ._shapes import pair_delay_cdf
+    from .decay import decay, fit_decay
 
     period_ns = stream.sync_period_ps / 1e3
     short = {"q": np.eye(2 * k + 1)[k], "gamma0": 0.0, "gamma_all": 0.0}
@@ -396,8 +468,10 @@ def _overlap(stream, a: int, b: int, k: int, gap_half: float, delay_ps: float, a
             d = decay(stream, channels=c, afterpulsing=ap)
             fit = fit_decay(d, n_exp=2, irf="gaussian")
         except AnalysisError as e:
-            warn.append(f"the decay does not finish within the period but its fit failed ({e}); "
-                        "peaks are treated as separate")
+            warn.append(
+                f"the decay does not finish within the period but its fit failed ({e}); "
+                "peaks are treated as separate"
+            )
             return short
         amp = np.maximum(fit.amplitudes, 0.0)
         comps.append([(x / amp.sum(), t) for x, t in zip(amp, fit.lifetimes_ns)])
@@ -408,8 +482,9 @@ def _overlap(stream, a: int, b: int, k: int, gap_half: float, delay_ps: float, a
     delay_ns = delay_ps / 1e3  # the windows are centred on the measured channel delay
 
     def mass(lo, hi):
-        return (pair_delay_cdf(hi + delay_ns, comps[0], comps[1], shift, sigma)
-                - pair_delay_cdf(lo + delay_ns, comps[0], comps[1], shift, sigma))
+        return pair_delay_cdf(hi + delay_ns, comps[0], comps[1], shift, sigma) - pair_delay_cdf(
+            lo + delay_ns, comps[0], comps[1], shift, sigma
+        )
 
     m = np.arange(-k, k + 1)
     q = mass((m - 0.5) * period_ns, (m + 0.5) * period_ns)
@@ -418,14 +493,19 @@ def _overlap(stream, a: int, b: int, k: int, gap_half: float, delay_ps: float, a
     gamma0 = float(np.sum(mass(g_lo, g_hi)))
     # the periodic comb's mass in one gap region, summed over all peaks (j), times the gaps
     js = np.arange(-60, 61)[:, None] * period_ns
-    per_gap = np.sum(mass(0.5 * period_ns - gap_half * period_ns + js,
-                          0.5 * period_ns + gap_half * period_ns + js))
+    per_gap = np.sum(
+        mass(
+            0.5 * period_ns - gap_half * period_ns + js, 0.5 * period_ns + gap_half * period_ns + js
+        )
+    )
     gamma_all = float(per_gap) * 2 * k
     longest = max(t for cs in comps for _, t in cs)
-    warn.append(f"the decay does not finish within the period (longest fitted lifetime "
-                f"{longest:.3g} ns, period {period_ns:.4g} ns): a peak keeps {q[k]:.1%} of its "
-                f"coincidences in its own window and the floor holds signal; both are "
-                "corrected with the fitted decay shapes")
+    warn.append(
+        f"the decay does not finish within the period (longest fitted lifetime "
+        f"{longest:.3g} ns, period {period_ns:.4g} ns): a peak keeps {q[k]:.1%} of its "
+        f"coincidences in its own window and the floor holds signal; both are "
+        "corrected with the fitted decay shapes"
+    )
     return {"q": q, "gamma0": gamma0, "gamma_all": gamma_all}
 
 
@@ -433,7 +513,7 @@ def _display(h, w, half, k, period, bin_ps, resolution_ps):
     """A histogram for the eye: bins of ~1 ns (whole fine bins), widened until the side
     peaks' tallest bins hold at least 25 coincidences (or a sixteenth of the period)."""
     edge = (2 * k + 1) * SUB // 2  # -(k + 1/2) .. (k + 1/2) periods
-    fine = h[half - edge: half + edge]
+    fine = h[half - edge : half + edge]
     if bin_ps:
         factor = max(1, int(round(bin_ps / w)))
     else:
@@ -441,7 +521,7 @@ def _display(h, w, half, k, period, bin_ps, resolution_ps):
         while factor < SUB // 16:
             nb = len(fine) // factor
             c = fine[: nb * factor].reshape(nb, factor).sum(axis=1)
-            if np.sort(c)[-max(1, 2 * k):].min() >= 25:
+            if np.sort(c)[-max(1, 2 * k) :].min() >= 25:
                 break
             factor *= 2
     nb = len(fine) // factor

@@ -20,9 +20,16 @@ def _axes(ax, figsize=(4.5, 3.2)):
 
 def _warn_note(ax, warnings, y=0.02):
     if warnings:
-        ax.text(0.98, y, f"{len(warnings)} warning{'s' if len(warnings) > 1 else ''} "
-                         "(see .warnings)", transform=ax.transAxes, ha="right", va="bottom",
-                fontsize=6, color="C3")
+        ax.text(
+            0.98,
+            y,
+            f"{len(warnings)} warning{'s' if len(warnings) > 1 else ''} (see .warnings)",
+            transform=ax.transAxes,
+            ha="right",
+            va="bottom",
+            fontsize=6,
+            color="C3",
+        )
 
 
 def plot_pulsed_g2(r, ax=None, *, color="C0", label=None, peaks: int | None = 3):
@@ -31,16 +38,23 @@ def plot_pulsed_g2(r, ax=None, *, color="C0", label=None, peaks: int | None = 3)
     ax = _axes(ax)
     half = (peaks + 0.5) * r.period_ns if peaks else np.inf
     sel = np.abs(r.delay_ns) <= half
-    ax.fill_between(r.delay_ns[sel], r.counts[sel], step="mid", color=color, alpha=0.8,
-                    lw=0, label=label)
+    ax.fill_between(
+        r.delay_ns[sel], r.counts[sel], step="mid", color=color, alpha=0.8, lw=0, label=label
+    )
     floor = r.floor_per_peak * r.bin_ns / r.period_ns
     ax.axhline(floor, color="k", ls="--", lw=0.6)
     ax.set_xlabel("delay (ns)")
     ax.set_ylabel(f"coincidences / {r.bin_ns:.3g} ns")
-    ax.text(0.02, 0.97, f"$g^{{(2)}}(0)$ = {r.g2_zero:.3f} raw\n"
-                        f"{r.g2_zero_corrected:.3f} $\\pm$ {r.g2_zero_stderr:.3f} corrected "
-                        f"({r.background})",
-            transform=ax.transAxes, va="top", fontsize=8)
+    ax.text(
+        0.02,
+        0.97,
+        f"$g^{{(2)}}(0)$ = {r.g2_zero:.3f} raw\n"
+        f"{r.g2_zero_corrected:.3f} $\\pm$ {r.g2_zero_stderr:.3f} corrected "
+        f"({r.background})",
+        transform=ax.transAxes,
+        va="top",
+        fontsize=8,
+    )
     _warn_note(ax, r.warnings)
     return ax
 
@@ -49,16 +63,29 @@ def plot_g2_log(r, ax=None, *, color="C0", label=None, show_fit: bool = True):
     """g2 vs log delay with the bunching fit (seed Fig. 4d)."""
     ax = _axes(ax)
     ok = r.pairs > 0
-    ax.errorbar(r.tau_s[ok], r.g2[ok], yerr=r.stderr[ok], fmt=".", ms=3, color=color,
-                elinewidth=0.6, label=label)
+    ax.errorbar(
+        r.tau_s[ok],
+        r.g2[ok],
+        yerr=r.stderr[ok],
+        fmt=".",
+        ms=3,
+        color=color,
+        elinewidth=0.6,
+        label=label,
+    )
     ax.set_xscale("log")
     ax.axhline(1.0, color="0.6", lw=0.6)
     if show_fit and r.fit is not None:
         f = r.fit
         x = np.geomspace(f.fit_range_s[0], f.fit_range_s[1], 200)
-        ax.plot(x, f.model(x), color="k", lw=1,
-                label=f"{f.baseline:.3f} + {f.amplitude:.3f} exp(-τ/{f.tau_c_s * 1e6:.1f} µs), "
-                      f"χ²/dof {f.chi2_per_dof:.2g}")
+        ax.plot(
+            x,
+            f.model(x),
+            color="k",
+            lw=1,
+            label=f"{f.baseline:.3f} + {f.amplitude:.3f} exp(-τ/{f.tau_c_s * 1e6:.1f} µs), "
+            f"χ²/dof {f.chi2_per_dof:.2g}",
+        )
         ax.legend(fontsize=7, frameon=False)
     ax.set_xlabel("delay τ (s)")
     ax.set_ylabel("$g^{(2)}(τ)$")
@@ -74,7 +101,7 @@ def _rebin_for_counts(counts, min_peak: float = 25.0, max_factor: int = 64) -> i
     while factor < max_factor:
         n = len(c) // factor
         merged = c[: n * factor].reshape(n, factor).sum(axis=1)
-        if n == 0 or np.sort(merged)[-max(1, n // 20):].min() >= min_peak:
+        if n == 0 or np.sort(merged)[-max(1, n // 20) :].min() >= min_peak:
             break
         factor *= 2
     return factor
@@ -88,16 +115,19 @@ def plot_decay(d, fit=None, ax=None, *, color="C0", label=None):
     n = len(d.counts) // k
     counts = d.counts[: n * k].reshape(n, k).sum(axis=1)
     time = d.time_ns[: n * k].reshape(n, k)[:, 0] + 0.5 * k * d.resolution_ns
-    ax.semilogy(time, np.maximum(counts, 0.5), drawstyle="steps-mid", color=color,
-                lw=0.8, label=label)
+    ax.semilogy(
+        time, np.maximum(counts, 0.5), drawstyle="steps-mid", color=color, lw=0.8, label=label
+    )
     if fit is not None:
-        taus = ", ".join(f"{t:.2f} ± {e:.2f} ns" for t, e in zip(fit.lifetimes_ns,
-                                                                  fit.lifetimes_stderr_ns))
+        taus = ", ".join(
+            f"{t:.2f} ± {e:.2f} ns" for t, e in zip(fit.lifetimes_ns, fit.lifetimes_stderr_ns)
+        )
         m = len(fit.model_counts) // k
         model = fit.model_counts[: m * k].reshape(m, k).sum(axis=1)
         mt = fit.fitted_time_ns[: m * k].reshape(m, k).mean(axis=1)
-        ax.semilogy(mt, model, color="k", lw=1,
-                    label=f"τ = {taus}; deviance/dof {fit.reduced_deviance:.2g}")
+        ax.semilogy(
+            mt, model, color="k", lw=1, label=f"τ = {taus}; deviance/dof {fit.reduced_deviance:.2g}"
+        )
         ax.legend(fontsize=7, frameon=False)
         _warn_note(ax, fit.warnings)
     ax.set_xlabel("delay after sync (ns)")
@@ -129,8 +159,12 @@ def plot_trace(tr, levels=None, ax=None, *, color="C0", histogram: bool = True):
 def plot_flid(f, ax=None, *, cmap="viridis"):
     """FLID density: intensity vs lifetime (seed SI)."""
     ax = _axes(ax, figsize=(4, 3.4))
-    ext = [f.lifetime_edges_ns[0], f.lifetime_edges_ns[-1], f.intensity_edges[0],
-           f.intensity_edges[-1]]
+    ext = [
+        f.lifetime_edges_ns[0],
+        f.lifetime_edges_ns[-1],
+        f.intensity_edges[0],
+        f.intensity_edges[-1],
+    ]
     im = ax.imshow(f.density, origin="lower", aspect="auto", extent=ext, cmap=cmap)
     ax.figure.colorbar(im, ax=ax, label="probability density")
     ax.set_xlabel("lifetime (ns)")
@@ -143,8 +177,13 @@ def plot_saturation(fit, power, counts, ax=None, *, color="C0", power_unit="P$_{
     ax = _axes(ax)
     ax.plot(power, np.asarray(counts) / 1e3, "o", color=color, ms=4)
     x = np.linspace(0, max(power) * 1.05, 200)
-    ax.plot(x, fit.model(x) / 1e3, color="k", lw=1,
-            label=f"P$_{{sat}}$ = {fit.p_sat:.2f} ± {fit.p_sat_stderr:.2f}")
+    ax.plot(
+        x,
+        fit.model(x) / 1e3,
+        color="k",
+        lw=1,
+        label=f"P$_{{sat}}$ = {fit.p_sat:.2f} ± {fit.p_sat_stderr:.2f}",
+    )
     ax.legend(fontsize=7, frameon=False)
     ax.set_xlabel(f"power ({power_unit})")
     ax.set_ylabel("count rate (kcps)")
@@ -155,16 +194,23 @@ def plot_survival(s, ax=None, *, color="C0", label=None):
     """Percentage of NCs still emitting vs time (seed Fig. 2a)."""
     ax = _axes(ax)
     ax.plot(s.time_s / 60, 100 * s.fraction, color=color, lw=1.5, label=label)
-    ax.fill_between(s.time_s / 60, 100 * (s.fraction - s.fraction_stderr),
-                    100 * (s.fraction + s.fraction_stderr), color=color, alpha=0.2, lw=0)
+    ax.fill_between(
+        s.time_s / 60,
+        100 * (s.fraction - s.fraction_stderr),
+        100 * (s.fraction + s.fraction_stderr),
+        color=color,
+        alpha=0.2,
+        lw=0,
+    )
     ax.set_xlabel("time (min)")
     ax.set_ylabel("NCs still emitting (%)")
     ax.set_ylim(0, 105)
     return ax
 
 
-def plot_spectrum(wavelength_nm, counts, fit=None, ax=None, *, color="C0", label=None,
-                  normalise: bool = False):
+def plot_spectrum(
+    wavelength_nm, counts, fit=None, ax=None, *, color="C0", label=None, normalise: bool = False
+):
     """Emission spectrum with its line fit (seed Fig. 3b, 2b)."""
     ax = _axes(ax)
     y = np.asarray(counts, float)
@@ -172,8 +218,15 @@ def plot_spectrum(wavelength_nm, counts, fit=None, ax=None, *, color="C0", label
     ax.plot(wavelength_nm, y / scale, color=color, lw=1, label=label)
     if fit is not None:
         ax.plot(wavelength_nm, fit.model(wavelength_nm) / scale, color="k", lw=0.8, ls="--")
-        ax.text(0.98, 0.97, f"CEW {fit.cew_nm:.1f} nm\nFWHM {fit.fwhm_nm:.1f} nm",
-                transform=ax.transAxes, ha="right", va="top", fontsize=8)
+        ax.text(
+            0.98,
+            0.97,
+            f"CEW {fit.cew_nm:.1f} nm\nFWHM {fit.fwhm_nm:.1f} nm",
+            transform=ax.transAxes,
+            ha="right",
+            va="top",
+            fontsize=8,
+        )
     ax.set_xlabel("wavelength (nm)")
     ax.set_ylabel("PL (norm.)" if normalise else "counts per pixel")
     return ax

@@ -41,8 +41,9 @@ def saturation_model(p, a, psat, b):
     return a * -np.expm1(-p / psat) + b * p
 
 
-def fit_saturation(power, counts, *, stderr=None, duration_s: float | None = None,
-                   linear: bool = True) -> SaturationFit:
+def fit_saturation(
+    power, counts, *, stderr=None, duration_s: float | None = None, linear: bool = True
+) -> SaturationFit:
     """Fit the saturation curve; ``linear=False`` fixes ``B = 0``."""
     p = np.asarray(power, float)
     y = np.asarray(counts, float)
@@ -61,13 +62,25 @@ def fit_saturation(power, counts, *, stderr=None, duration_s: float | None = Non
         s = None
     i = np.argsort(p)
     a0 = float(y[i][-1])
-    psat0 = float(np.interp(0.63 * a0, y[i], p[i])) if np.all(np.diff(y[i]) > 0) else float(np.median(p))
+    psat0 = (
+        float(np.interp(0.63 * a0, y[i], p[i]))
+        if np.all(np.diff(y[i]) > 0)
+        else float(np.median(p))
+    )
     f = saturation_model if linear else (lambda x, a, ps: saturation_model(x, a, ps, 0.0))
     p0 = [a0, max(psat0, 1e-12)] + ([0.0] if linear else [])
     lower = [0.0, 0.0] + ([-np.inf] if linear else [])
     try:
-        par, cov = curve_fit(f, p, y, p0=p0, sigma=s, absolute_sigma=s is not None,
-                             bounds=(lower, np.inf), maxfev=20000)
+        par, cov = curve_fit(
+            f,
+            p,
+            y,
+            p0=p0,
+            sigma=s,
+            absolute_sigma=s is not None,
+            bounds=(lower, np.inf),
+            maxfev=20000,
+        )
     except (RuntimeError, ValueError) as e:
         raise AnalysisError(f"the saturation fit did not converge: {e}") from None
     err = np.sqrt(np.diag(cov))
@@ -79,20 +92,33 @@ def fit_saturation(power, counts, *, stderr=None, duration_s: float | None = Non
     warn = Warnings()
     from scipy import stats
 
-    warn.add(s is not None and stats.chi2.sf(chi2 * dof, dof) < 1e-3,
-             f"poor fit: chi2/dof {chi2:.3g}; eq. 1 does not describe these rates (errors scaled)")
+    warn.add(
+        s is not None and stats.chi2.sf(chi2 * dof, dof) < 1e-3,
+        f"poor fit: chi2/dof {chi2:.3g}; eq. 1 does not describe these rates (errors scaled)",
+    )
     warn.add(not err[1] < par[1], f"Psat = {par[1]:.3g} is not determined (error {err[1]:.3g})")
-    warn.add(par[1] > 2 * p.max(), f"Psat = {par[1]:.3g} lies beyond the highest power "
-                                   f"({p.max():.3g}): the curve does not saturate in range")
+    warn.add(
+        par[1] > 2 * p.max(),
+        f"Psat = {par[1]:.3g} lies beyond the highest power "
+        f"({p.max():.3g}): the curve does not saturate in range",
+    )
     if linear:
-        warn.add(par[2] + 3 * err[2] < 0, f"negative linear term B = {par[2]:.3g} +- "
-                                          f"{err[2]:.2g}: count rates fall at high power "
-                                          "(bleaching or blinking?)")
-    return SaturationFit(amplitude=float(par[0]), amplitude_stderr=float(err[0]),
-                         p_sat=float(par[1]), p_sat_stderr=float(err[1]),
-                         linear=float(par[2]) if linear else 0.0,
-                         linear_stderr=float(err[2]) if linear else 0.0, chi2_per_dof=chi2,
-                         warnings=tuple(warn))
+        warn.add(
+            par[2] + 3 * err[2] < 0,
+            f"negative linear term B = {par[2]:.3g} +- "
+            f"{err[2]:.2g}: count rates fall at high power "
+            "(bleaching or blinking?)",
+        )
+    return SaturationFit(
+        amplitude=float(par[0]),
+        amplitude_stderr=float(err[0]),
+        p_sat=float(par[1]),
+        p_sat_stderr=float(err[1]),
+        linear=float(par[2]) if linear else 0.0,
+        linear_stderr=float(err[2]) if linear else 0.0,
+        chi2_per_dof=chi2,
+        warnings=tuple(warn),
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,7 +158,12 @@ def power_series(streams, power, *, background_cps=None, **pulsed_kw) -> PowerSe
         g2 = [pulsed_g2(s, **pulsed_kw) for s in streams]
     sat = fit_saturation(p, rate, stderr=err)
     warn = list(sat.warnings) + [f"g2 at {x:g}: {w}" for x, g in zip(p, g2) for w in g.warnings]
-    return PowerSeries(power=p, rate_cps=rate, rate_stderr_cps=err, saturation=sat,
-                       g2_zero=np.array([g.g2_zero_corrected for g in g2]),
-                       g2_zero_stderr=np.array([g.g2_zero_stderr for g in g2]),
-                       warnings=tuple(warn))
+    return PowerSeries(
+        power=p,
+        rate_cps=rate,
+        rate_stderr_cps=err,
+        saturation=sat,
+        g2_zero=np.array([g.g2_zero_corrected for g in g2]),
+        g2_zero_stderr=np.array([g.g2_zero_stderr for g in g2]),
+        warnings=tuple(warn),
+    )

@@ -46,8 +46,14 @@ def _model(lam, p):
     e = HC_EV_NM / lam
     # photons per pixel of width dlam: amp x gaussian(E) x |dE/dlam| x dlam
     dlam = np.gradient(lam)
-    return amp * np.exp(-0.5 * ((e - e0) / sigma) ** 2) / (sigma * math.sqrt(2 * math.pi)) \
-        * (HC_EV_NM / lam**2) * dlam + bg
+    return (
+        amp
+        * np.exp(-0.5 * ((e - e0) / sigma) ** 2)
+        / (sigma * math.sqrt(2 * math.pi))
+        * (HC_EV_NM / lam**2)
+        * dlam
+        + bg
+    )
 
 
 def fit_spectrum(wavelength_nm, counts) -> SpectrumFit:
@@ -55,11 +61,12 @@ def fit_spectrum(wavelength_nm, counts) -> SpectrumFit:
     lam = np.asarray(wavelength_nm, float)
     y = np.asarray(counts, float)
     if lam.ndim != 1 or lam.shape != y.shape or len(lam) < 8:
-        raise AnalysisError("a spectrum needs matching 1-D wavelength and count arrays "
-                            "(at least 8 pixels)")
+        raise AnalysisError(
+            "a spectrum needs matching 1-D wavelength and count arrays (at least 8 pixels)"
+        )
     if np.any(np.diff(lam) <= 0) or not np.all(np.isfinite(y)) or np.any(y < 0):
         raise AnalysisError("wavelengths must increase and counts be finite and >= 0")
-    bg0 = float(np.median(np.r_[y[: len(y) // 10 + 1], y[-(len(y) // 10 + 1):]]))
+    bg0 = float(np.median(np.r_[y[: len(y) // 10 + 1], y[-(len(y) // 10 + 1) :]]))
     excess = np.clip(y - bg0, 0, None)
     if excess.sum() < 25:
         raise AnalysisError("no line above the background in this spectrum")
@@ -75,8 +82,12 @@ def fit_spectrum(wavelength_nm, counts) -> SpectrumFit:
         mu = _model(lam, unpack(x))
         return float(np.sum(mu - y * np.log(mu)))
 
-    res = minimize(nll, x0, method="Nelder-Mead",
-                   options=dict(xatol=1e-9, fatol=1e-6, maxiter=20000, maxfev=20000))
+    res = minimize(
+        nll,
+        x0,
+        method="Nelder-Mead",
+        options=dict(xatol=1e-9, fatol=1e-6, maxiter=20000, maxfev=20000),
+    )
     res = minimize(nll, res.x, method="BFGS")
     amp, e0, sigma, bg = p = unpack(res.x)
     # Fisher information of (amp, e0, sigma, bg) for Poisson counts: J^T diag(1/mu) J
@@ -96,13 +107,23 @@ def fit_spectrum(wavelength_nm, counts) -> SpectrumFit:
     dev = 2 * float(np.sum(np.where(y > 0, y * np.log(np.maximum(y, 1e-300) / mu), 0) - (y - mu)))
     dof = max(len(y) - 4, 1)
     warn = Warnings()
-    warn.add(stats.chi2.sf(dev, dof) < 1e-3, f"poor fit: Poisson deviance {dev / dof:.3g} per "
-                                             "degree of freedom (not one Gaussian line?)")
-    return SpectrumFit(cew_nm=float(HC_EV_NM / e0),
-                       cew_stderr_nm=float(d_cew * math.sqrt(cov[1, 1])),
-                       fwhm_nm=float(fwhm_nm), fwhm_stderr_nm=math.sqrt(max(var_f, 0.0)),
-                       fwhm_mev=_FWHM * sigma * 1e3, photons=amp, background_per_pixel=bg,
-                       reduced_deviance=dev / dof, warnings=tuple(warn), _params=tuple(p))
+    warn.add(
+        stats.chi2.sf(dev, dof) < 1e-3,
+        f"poor fit: Poisson deviance {dev / dof:.3g} per "
+        "degree of freedom (not one Gaussian line?)",
+    )
+    return SpectrumFit(
+        cew_nm=float(HC_EV_NM / e0),
+        cew_stderr_nm=float(d_cew * math.sqrt(cov[1, 1])),
+        fwhm_nm=float(fwhm_nm),
+        fwhm_stderr_nm=math.sqrt(max(var_f, 0.0)),
+        fwhm_mev=_FWHM * sigma * 1e3,
+        photons=amp,
+        background_per_pixel=bg,
+        reduced_deviance=dev / dof,
+        warnings=tuple(warn),
+        _params=tuple(p),
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,6 +159,10 @@ def cew_drift(frames) -> CewDrift:
     resid = y - a @ coef
     s2 = float(resid @ resid) / max(len(y) - 2, 1)
     cov = s2 * np.linalg.inv(a.T @ a)
-    return CewDrift(time_s=t, fits=fits, slope_nm_per_hour=float(coef[0]),
-                    slope_stderr_nm_per_hour=float(math.sqrt(cov[0, 0])),
-                    scatter_nm=float(math.sqrt(s2)))
+    return CewDrift(
+        time_s=t,
+        fits=fits,
+        slope_nm_per_hour=float(coef[0]),
+        slope_stderr_nm_per_hour=float(math.sqrt(cov[0, 0])),
+        scatter_nm=float(math.sqrt(s2)),
+    )

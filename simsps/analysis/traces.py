@@ -61,10 +61,16 @@ class TwoLevel:
     def posterior_bright(self, counts) -> np.ndarray:
         """Probability that a bin with ``counts`` photons is bright (the two-Poisson mixture)."""
         c = np.asarray(counts, float)
-        lg = (c * math.log(self.grey_mean) - self.grey_mean
-              + math.log(max(1 - self.bright_fraction, 1e-300)))
-        lb = (c * math.log(self.bright_mean) - self.bright_mean
-              + math.log(max(self.bright_fraction, 1e-300)))
+        lg = (
+            c * math.log(self.grey_mean)
+            - self.grey_mean
+            + math.log(max(1 - self.bright_fraction, 1e-300))
+        )
+        lb = (
+            c * math.log(self.bright_mean)
+            - self.bright_mean
+            + math.log(max(self.bright_fraction, 1e-300))
+        )
         return 1.0 / (1.0 + np.exp(np.clip(lg - lb, -700, 700)))
 
 
@@ -147,16 +153,23 @@ def two_level(trace: Trace, max_iter: int = 500) -> TwoLevel:
     lam, w = lam[order], w[order]
     # two levels only if they are apart by more than their Poisson noise and both occupied
     if lam[1] - lam[0] < 3 * math.sqrt(lam[1]) or min(w) < 1e-3:
-        raise AnalysisError(f"the trace shows no two intensity levels (fitted {lam[0]:.3g} and "
-                            f"{lam[1]:.3g} photons per bin, weights {w[0]:.3g} / {w[1]:.3g})")
+        raise AnalysisError(
+            f"the trace shows no two intensity levels (fitted {lam[0]:.3g} and "
+            f"{lam[1]:.3g} photons per bin, weights {w[0]:.3g} / {w[1]:.3g})"
+        )
     # equal posterior: k log(l1/l0) = l1 - l0 + log(w0/w1)
     thr = (lam[1] - lam[0] + math.log(w[0] / w[1])) / math.log(lam[1] / lam[0])
     if not lam[0] < thr < lam[1]:
         raise AnalysisError(f"no threshold between the levels {lam[0]:.3g} and {lam[1]:.3g}")
     warn = Warnings()
     warn.add(min(w) * len(c) < 5, f"one level holds only {min(w) * len(c):.1f} bins")
-    return TwoLevel(grey_mean=float(lam[0]), bright_mean=float(lam[1]),
-                    bright_fraction=float(w[1]), threshold=float(thr), warnings=tuple(warn))
+    return TwoLevel(
+        grey_mean=float(lam[0]),
+        bright_mean=float(lam[1]),
+        bright_fraction=float(w[1]),
+        threshold=float(thr),
+        warnings=tuple(warn),
+    )
 
 
 def _runs(state: np.ndarray):
@@ -168,8 +181,9 @@ def _runs(state: np.ndarray):
     return lengths[1:-1], values[1:-1]
 
 
-def fit_dwells(t: np.ndarray, t_min: float | None = None,
-               bin_s: float | None = None) -> DwellFit | None:
+def fit_dwells(
+    t: np.ndarray, t_min: float | None = None, bin_s: float | None = None
+) -> DwellFit | None:
     """Exponential (mean, MLE) and power law (Clauset et al. 2009 MLE; for dwells that are
     whole numbers of ``bin_s``, their discrete approximation with ``t_min - bin_s / 2``)."""
     t = np.asarray(t, float)
@@ -183,9 +197,15 @@ def fit_dwells(t: np.ndarray, t_min: float | None = None,
     warn = Warnings()
     warn.add(len(t) < 20, f"only {len(t)} dwells: the fits rest on few events")
     warn.add(not m > 1, f"no power law: the exponent {m:.3g} is not above 1")
-    return DwellFit(n=len(t), exp_mean_s=mean, exp_mean_stderr_s=mean / math.sqrt(len(t)),
-                    power_law_exponent=float(m), power_law_stderr=float((m - 1) / math.sqrt(len(tail))),
-                    t_min_s=t_min, warnings=tuple(warn))
+    return DwellFit(
+        n=len(t),
+        exp_mean_s=mean,
+        exp_mean_stderr_s=mean / math.sqrt(len(t)),
+        power_law_exponent=float(m),
+        power_law_stderr=float((m - 1) / math.sqrt(len(tail))),
+        t_min_s=t_min,
+        warnings=tuple(warn),
+    )
 
 
 def dwell_times(trace: Trace, levels: TwoLevel | None = None) -> Dwells:
@@ -195,8 +215,12 @@ def dwell_times(trace: Trace, levels: TwoLevel | None = None) -> Dwells:
     lengths, values = _runs(bright)
     b = lengths[values] * trace.bin_s
     g = lengths[~values] * trace.bin_s
-    return Dwells(bright_s=b, grey_s=g, bright_fit=fit_dwells(b, bin_s=trace.bin_s),
-                  grey_fit=fit_dwells(g, bin_s=trace.bin_s))
+    return Dwells(
+        bright_s=b,
+        grey_s=g,
+        bright_fit=fit_dwells(b, bin_s=trace.bin_s),
+        grey_fit=fit_dwells(g, bin_s=trace.bin_s),
+    )
 
 
 def photon_mask(stream, trace: Trace, bins: np.ndarray) -> np.ndarray:
@@ -209,8 +233,15 @@ def photon_mask(stream, trace: Trace, bins: np.ndarray) -> np.ndarray:
     return (idx < n) & bins[np.minimum(idx, n - 1)]
 
 
-def lifetime_trace(stream, bin_s: float = 0.01, *, channels=None, t0_ns: float | None = None,
-                   window_ns: float | None = None, background_cps: float | str = "tail") -> LifetimeTrace:
+def lifetime_trace(
+    stream,
+    bin_s: float = 0.01,
+    *,
+    channels=None,
+    t0_ns: float | None = None,
+    window_ns: float | None = None,
+    background_cps: float | str = "tail",
+) -> LifetimeTrace:
     """Mean delay after the IRF centre ``t0_ns`` (default: the decay's peak bin) of the
     photons in ``[t0, t0 + window_ns)`` (default 100 ns, shorter for short periods) per bin, minus the share of a uniform background
     (``"tail"``: rate measured in the last quarter of the period; or cps; or 0)."""
@@ -228,8 +259,9 @@ def lifetime_trace(stream, bin_s: float = 0.01, *, channels=None, t0_ns: float |
     if window_ns is None:
         window_ns = min(100.0, 0.75 * (period_ns - t0_ns))
     if not 0 < window_ns <= period_ns - t0_ns:
-        raise AnalysisError(f"window_ns = {window_ns!r} must fit in the period after t0 "
-                            f"({period_ns - t0_ns:g} ns)")
+        raise AnalysisError(
+            f"window_ns = {window_ns!r} must fit in the period after t0 ({period_ns - t0_ns:g} ns)"
+        )
     in_win = sel & (delay >= t0_ns) & (delay < t0_ns + window_ns)
     cnt = np.bincount(idx[in_win], minlength=n).astype(np.float64)
     sum_d = np.bincount(idx[in_win], weights=delay[in_win] - t0_ns, minlength=n)
@@ -247,10 +279,19 @@ def lifetime_trace(stream, bin_s: float = 0.01, *, channels=None, t0_ns: float |
     counts = np.bincount(idx[sel], minlength=n)
     warn = Warnings()
     neg = int(np.sum(tau < 0))
-    warn.add(neg, f"{neg} bins have a negative mean delay after the background share is "
-                  "taken off (too few signal photons per bin, or the background is over-estimated)")
+    warn.add(
+        neg,
+        f"{neg} bins have a negative mean delay after the background share is "
+        "taken off (too few signal photons per bin, or the background is over-estimated)",
+    )
     nan = int(np.sum(~np.isfinite(tau)))
     warn.add(nan > n / 2, f"{nan} of {n} bins have no signal photon: choose a longer bin")
-    return LifetimeTrace(time_s=np.arange(n) * bin_s, counts=counts, lifetime_ns=tau,
-                         bin_s=float(bin_s), t0_ns=float(t0_ns), window_ns=float(window_ns),
-                         warnings=tuple(warn))
+    return LifetimeTrace(
+        time_s=np.arange(n) * bin_s,
+        counts=counts,
+        lifetime_ns=tau,
+        bin_s=float(bin_s),
+        t0_ns=float(t0_ns),
+        window_ns=float(window_ns),
+        warnings=tuple(warn),
+    )

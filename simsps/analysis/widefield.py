@@ -42,8 +42,9 @@ class Survival:
         return plot_survival(self, ax=ax, **kw)
 
 
-def survival(movie=None, *, time_s=None, counts=None, empty_counts=None,
-             threshold_sigma: float = 5.0) -> Survival:
+def survival(
+    movie=None, *, time_s=None, counts=None, empty_counts=None, threshold_sigma: float = 5.0
+) -> Survival:
     """Survival curve of a :class:`~simsps.samples.widefield.WidefieldMovie` (or of ``time_s``,
     ``counts`` (frames x NCs) and ``empty_counts`` (frames x empty spots) from a real one)."""
     if movie is not None:
@@ -64,8 +65,7 @@ def survival(movie=None, *, time_s=None, counts=None, empty_counts=None,
     start = seen[0]
     n = int(start.sum())
     if n == 0:
-        raise AnalysisError("no NC is seen in the first frame (threshold "
-                            f"{threshold:.1f} counts)")
+        raise AnalysisError(f"no NC is seen in the first frame (threshold {threshold:.1f} counts)")
     seen = seen[:, start]
     n_frames = len(t)
     last = n_frames - 1 - np.argmax(seen[::-1], axis=0)  # last frame seen (>= 0: seen at 0)
@@ -76,13 +76,26 @@ def survival(movie=None, *, time_s=None, counts=None, empty_counts=None,
     step = np.diff(t)
     # time under the LED from the first frame: to midway after the last frame seen, or to
     # the end for those still emitting (censored)
-    exposure = np.where(bleached, t[np.minimum(last, n_frames - 2)]
-                        + 0.5 * step[np.minimum(last, n_frames - 2)], t[-1]) - t[0]
+    exposure = (
+        np.where(
+            bleached,
+            t[np.minimum(last, n_frames - 2)] + 0.5 * step[np.minimum(last, n_frames - 2)],
+            t[-1],
+        )
+        - t[0]
+    )
     k = int(bleached.sum())
     tau = float(exposure.sum() / k) if k else math.inf
     warn = Warnings()
     warn.add(k == 0, "no NC bleached during the movie: the bleach time is only bounded below")
     warn.add(n < 20, f"only {n} NCs seen in the first frame")
-    return Survival(time_s=t, fraction=f, fraction_stderr=se, n_ncs=n, bleach_time_s=tau,
-                    bleach_time_stderr_s=tau / math.sqrt(k) if k else math.inf,
-                    threshold_counts=threshold, warnings=tuple(warn))
+    return Survival(
+        time_s=t,
+        fraction=f,
+        fraction_stderr=se,
+        n_ncs=n,
+        bleach_time_s=tau,
+        bleach_time_stderr_s=tau / math.sqrt(k) if k else math.inf,
+        threshold_counts=threshold,
+        warnings=tuple(warn),
+    )

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io._atomic import atomic_path, write_text_atomic
 from ..analysis._common import AnalysisError
+from ..io._atomic import atomic_path, write_text_atomic
 
 
 def jsonable(x):
@@ -39,8 +39,15 @@ def save_figure(fig, path: Path) -> None:
         plt.close(fig)
 
 
-def analyze(stream, out_dir, *, bin_s: float = 0.01, tau_max_s: float | None = None,
-            background=None, progress: bool = False) -> dict:
+def analyze(
+    stream,
+    out_dir,
+    *,
+    bin_s: float = 0.01,
+    tau_max_s: float | None = None,
+    background=None,
+    progress: bool = False,
+) -> dict:
     """Every analysis of one acquisition; writes ``out_dir/*.png`` and ``summary.json``.
 
     An analysis the data cannot support (e.g. a g2 with one detector) is recorded in the
@@ -54,44 +61,71 @@ def analyze(stream, out_dir, *, bin_s: float = 0.01, tau_max_s: float | None = N
     matplotlib.use("Agg")
     from tqdm.auto import tqdm
 
-    from ..analysis import (decay, dwell_times, fit_decay, flid, g2_log, intensity_trace, lifetime_trace,
-                   pulsed_g2, two_level)
+    from ..analysis import (
+        decay,
+        dwell_times,
+        fit_decay,
+        flid,
+        g2_log,
+        intensity_trace,
+        lifetime_trace,
+        pulsed_g2,
+        two_level,
+    )
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     duration = stream.duration_s
-    summary: dict = {"photons": len(stream), "duration_s": duration,
-                     "count_rate_cps": len(stream) / duration if duration else None,
-                     "source": {k: v for k, v in stream.meta.items()
-                                if k not in ("ptu_tags", "model_toml")},
-                     "figures": {}, "skipped": {}, "warnings": []}
+    summary: dict = {
+        "photons": len(stream),
+        "duration_s": duration,
+        "count_rate_cps": len(stream) / duration if duration else None,
+        "source": {k: v for k, v in stream.meta.items() if k not in ("ptu_tags", "model_toml")},
+        "figures": {},
+        "skipped": {},
+        "warnings": [],
+    }
 
     def pulsed():
         r = pulsed_g2(stream, background="floor" if background is None else background)
         save_figure(r.plot().figure, out / "g2_pulsed.png")
         lo, hi = r.interval()
-        return {"g2_zero": r.g2_zero, "g2_zero_stderr_raw": r.g2_zero_stderr_raw,
-                "g2_zero_corrected": r.g2_zero_corrected, "g2_zero_stderr": r.g2_zero_stderr,
-                "interval_95": [lo, hi], "correction": r.correction, "background": r.background,
-                "signal_fraction": r.signal_fraction, "side_peak_mean": r.side_mean,
-                "floor_per_peak": r.floor_per_peak,
-                "afterpulse_per_peak": r.afterpulse_per_peak,
-                "peak_fraction_inside": r.peak_fraction_inside,
-                "assumptions": list(r.assumptions), "warnings": list(r.warnings)}, "g2_pulsed.png"
+        return {
+            "g2_zero": r.g2_zero,
+            "g2_zero_stderr_raw": r.g2_zero_stderr_raw,
+            "g2_zero_corrected": r.g2_zero_corrected,
+            "g2_zero_stderr": r.g2_zero_stderr,
+            "interval_95": [lo, hi],
+            "correction": r.correction,
+            "background": r.background,
+            "signal_fraction": r.signal_fraction,
+            "side_peak_mean": r.side_mean,
+            "floor_per_peak": r.floor_per_peak,
+            "afterpulse_per_peak": r.afterpulse_per_peak,
+            "peak_fraction_inside": r.peak_fraction_inside,
+            "assumptions": list(r.assumptions),
+            "warnings": list(r.warnings),
+        }, "g2_pulsed.png"
 
     def longdelay():
         tmax = tau_max_s or min(1.0, duration / 4)
         r = g2_log(stream, tau_max_s=tmax, background=background)
         save_figure(r.plot().figure, out / "g2_log.png")
         f = r.fit
-        return {"tau_max_s": tmax, "bunching_amplitude": f.amplitude,
-                "bunching_amplitude_stderr": f.amplitude_stderr,
-                "relative_amplitude": f.relative_amplitude,
-                "relative_amplitude_stderr": f.relative_amplitude_stderr,
-                "baseline": f.baseline, "tau_c_s": f.tau_c_s,
-                "tau_c_stderr_s": f.tau_c_stderr_s, "decayed_to_5pct_s": f.decayed_by(0.05),
-                "chi2_per_dof": f.chi2_per_dof, "background_corrected": background is not None,
-                "warnings": list(r.warnings)}, "g2_log.png"
+        return {
+            "tau_max_s": tmax,
+            "bunching_amplitude": f.amplitude,
+            "bunching_amplitude_stderr": f.amplitude_stderr,
+            "relative_amplitude": f.relative_amplitude,
+            "relative_amplitude_stderr": f.relative_amplitude_stderr,
+            "baseline": f.baseline,
+            "tau_c_s": f.tau_c_s,
+            "tau_c_stderr_s": f.tau_c_stderr_s,
+            "decayed_to_5pct_s": f.decayed_by(0.05),
+            "chi2_per_dof": f.chi2_per_dof,
+            "background_corrected": background is not None,
+            "warnings": list(r.warnings),
+        }, "g2_log.png"
 
     def lifetimes():
         d = decay(stream)
@@ -102,10 +136,15 @@ def analyze(stream, out_dir, *, bin_s: float = 0.01, tau_max_s: float | None = N
         except AnalysisError:
             fit = fit_decay(d, n_exp=1)
         save_figure(d.plot(fit=fit).figure, out / "decay.png")
-        return {"lifetimes_ns": fit.lifetimes_ns, "lifetimes_stderr_ns": fit.lifetimes_stderr_ns,
-                "fractions": fit.fractions, "background_per_bin": fit.background_per_bin,
-                "fit_range_ns": fit.fit_range_ns, "reduced_deviance": fit.reduced_deviance,
-                "warnings": list(fit.warnings)}, "decay.png"
+        return {
+            "lifetimes_ns": fit.lifetimes_ns,
+            "lifetimes_stderr_ns": fit.lifetimes_stderr_ns,
+            "fractions": fit.fractions,
+            "background_per_bin": fit.background_per_bin,
+            "fit_range_ns": fit.fit_range_ns,
+            "reduced_deviance": fit.reduced_deviance,
+            "warnings": list(fit.warnings),
+        }, "decay.png"
 
     def trace():
         tr = intensity_trace(stream, bin_s)
@@ -113,14 +152,21 @@ def analyze(stream, out_dir, *, bin_s: float = 0.01, tau_max_s: float | None = N
         try:
             lv = two_level(tr)
             dw = dwell_times(tr, lv)
-            res.update(grey_mean=lv.grey_mean, bright_mean=lv.bright_mean,
-                       bright_fraction=lv.bright_fraction, threshold=lv.threshold)
+            res.update(
+                grey_mean=lv.grey_mean,
+                bright_mean=lv.bright_mean,
+                bright_fraction=lv.bright_fraction,
+                threshold=lv.threshold,
+            )
             res["warnings"] += list(lv.warnings)
             for name, fit in (("bright", dw.bright_fit), ("grey", dw.grey_fit)):
                 if fit is not None:
-                    res[f"{name}_dwell"] = {"n": fit.n, "exp_mean_s": fit.exp_mean_s,
-                                            "power_law_exponent": fit.power_law_exponent,
-                                            "power_law_stderr": fit.power_law_stderr}
+                    res[f"{name}_dwell"] = {
+                        "n": fit.n,
+                        "exp_mean_s": fit.exp_mean_s,
+                        "power_law_exponent": fit.power_law_exponent,
+                        "power_law_stderr": fit.power_law_stderr,
+                    }
                     res["warnings"] += [f"{name} dwells: {w}" for w in fit.warnings]
         except AnalysisError as e:
             lv = None
@@ -133,12 +179,21 @@ def analyze(stream, out_dir, *, bin_s: float = 0.01, tau_max_s: float | None = N
         f = flid(lt)
         save_figure(f.plot().figure, out / "flid.png")
         sd_i, sd_t = f.spread()
-        return {"bin_s": bin_s, "mean_lifetime_ns": float(np.nanmean(lt.lifetime_ns)),
-                "intensity_sd": sd_i, "lifetime_sd_ns": sd_t, "warnings": list(f.warnings)}, \
-            "flid.png"
+        return {
+            "bin_s": bin_s,
+            "mean_lifetime_ns": float(np.nanmean(lt.lifetime_ns)),
+            "intensity_sd": sd_i,
+            "lifetime_sd_ns": sd_t,
+            "warnings": list(f.warnings),
+        }, "flid.png"
 
-    steps = [("g2_pulsed", pulsed), ("g2_log", longdelay), ("decay", lifetimes),
-             ("trace", trace), ("flid", flid_map)]
+    steps = [
+        ("g2_pulsed", pulsed),
+        ("g2_log", longdelay),
+        ("decay", lifetimes),
+        ("trace", trace),
+        ("flid", flid_map),
+    ]
     for name, step in tqdm(steps, desc="analyze", delay=1.0, leave=False, disable=not progress):
         try:
             result, png = step()

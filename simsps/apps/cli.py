@@ -48,65 +48,123 @@ def _parser() -> argparse.ArgumentParser:
     from ..io import RECORD_FORMATS
 
     p = argparse.ArgumentParser(
-        prog="simsps", description="Monte Carlo single-photon emitter -> synthetic TTTR files.",
-        epilog="Exit codes: 0 ok, 1 failed, 2 bad usage. 'simsps COMMAND --help' for details.")
+        prog="simsps",
+        description="Monte Carlo single-photon emitter -> synthetic TTTR files.",
+        epilog="Exit codes: 0 ok, 1 failed, 2 bad usage. 'simsps COMMAND --help' for details.",
+    )
     p.add_argument("--version", action="version", version=f"simsps {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    s = sub.add_parser("simulate", help="simulate an NC and write a PTU or Photon-HDF5 file",
-                       description="Simulate a TCSPC acquisition of one nanocrystal and write it "
-                                   "chunk by chunk (bounded memory) to FILE.ptu or FILE.h5.")
+    s = sub.add_parser(
+        "simulate",
+        help="simulate an NC and write a PTU or Photon-HDF5 file",
+        description="Simulate a TCSPC acquisition of one nanocrystal and write it "
+        "chunk by chunk (bounded memory) to FILE.ptu or FILE.h5.",
+    )
     s.add_argument("model", metavar="MODEL", help="preset name (see 'simsps models') or TOML path")
-    s.add_argument("--duration", type=_positive(float), required=True, metavar="S",
-                   help="acquisition time in seconds")
-    s.add_argument("--power", type=_positive(float), default=1.0, metavar="X",
-                   help="excitation power in units of Psat (default 1)")
+    s.add_argument(
+        "--duration",
+        type=_positive(float),
+        required=True,
+        metavar="S",
+        help="acquisition time in seconds",
+    )
+    s.add_argument(
+        "--power",
+        type=_positive(float),
+        default=1.0,
+        metavar="X",
+        help="excitation power in units of Psat (default 1)",
+    )
     s.add_argument("--seed", type=_seed, default=0, metavar="N", help="random seed (default 0)")
-    s.add_argument("--out", type=Path, required=True, metavar="FILE",
-                   help="output file: .ptu, or .h5 / .hdf5 for Photon-HDF5")
-    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                   help="override a model parameter, e.g. --set blinking.enabled=false "
-                        "(repeatable)")
-    s.add_argument("--format", choices=sorted(RECORD_FORMATS), default=None,
-                   help="PTU record type (default picoharp-t3)")
+    s.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="output file: .ptu, or .h5 / .hdf5 for Photon-HDF5",
+    )
+    s.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="overrides",
+        help="override a model parameter, e.g. --set blinking.enabled=false (repeatable)",
+    )
+    s.add_argument(
+        "--format",
+        choices=sorted(RECORD_FORMATS),
+        default=None,
+        help="PTU record type (default picoharp-t3)",
+    )
     s.add_argument("--emitters", type=int, default=1, help="identical NCs in the spot (default 1)")
     s.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     s.set_defaults(parser=s)
 
-    i = sub.add_parser("info", help="header, record type, counts per channel, duration, rate",
-                       description="Summarise a PTU or Photon-HDF5 file (read chunk by chunk).")
+    i = sub.add_parser(
+        "info",
+        help="header, record type, counts per channel, duration, rate",
+        description="Summarise a PTU or Photon-HDF5 file (read chunk by chunk).",
+    )
     i.add_argument("file", type=Path, metavar="FILE")
     i.add_argument("--json", action="store_true", help="print the summary as JSON")
     i.set_defaults(parser=i)
 
-    z = sub.add_parser("analyze", help="every analysis of one file: PNGs and summary.json",
-                       description="Pulsed and long-delay g2, decay fit, intensity trace with "
-                                   "two-level dwell statistics, FLID; figures and a JSON "
-                                   "summary in DIR.")
+    z = sub.add_parser(
+        "analyze",
+        help="every analysis of one file: PNGs and summary.json",
+        description="Pulsed and long-delay g2, decay fit, intensity trace with "
+        "two-level dwell statistics, FLID; figures and a JSON "
+        "summary in DIR.",
+    )
     z.add_argument("file", type=Path, metavar="FILE", help="PTU or Photon-HDF5 file")
     z.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
-    z.add_argument("--bin", type=_positive(float), default=0.01, metavar="S", dest="bin_s",
-                   help="trace / FLID bin in seconds (default 0.01)")
-    z.add_argument("--tau-max", type=_positive(float), default=None, metavar="S",
-                   help="longest g2 delay in seconds (default min(1, duration / 4))")
-    z.add_argument("--background", default=None, metavar="CPS|FILE",
-                   help="background for the g2 corrections: a count rate in cps (both "
-                        "channels together) or a file measured on an empty spot (default: "
-                        "the pulsed g2's inter-peak floor, no prompt background)")
+    z.add_argument(
+        "--bin",
+        type=_positive(float),
+        default=0.01,
+        metavar="S",
+        dest="bin_s",
+        help="trace / FLID bin in seconds (default 0.01)",
+    )
+    z.add_argument(
+        "--tau-max",
+        type=_positive(float),
+        default=None,
+        metavar="S",
+        help="longest g2 delay in seconds (default min(1, duration / 4))",
+    )
+    z.add_argument(
+        "--background",
+        default=None,
+        metavar="CPS|FILE",
+        help="background for the g2 corrections: a count rate in cps (both "
+        "channels together) or a file measured on an empty spot (default: "
+        "the pulsed g2's inter-peak floor, no prompt background)",
+    )
     z.set_defaults(parser=z)
 
-    m = sub.add_parser("models", help="list the model presets with their key parameters",
-                       description="List the presets shipped in models/ with key parameters.")
+    m = sub.add_parser(
+        "models",
+        help="list the model presets with their key parameters",
+        description="List the presets shipped in models/ with key parameters.",
+    )
     m.add_argument("--toml", metavar="NAME", help="print the full TOML of one preset")
     m.set_defaults(parser=m)
-    r = sub.add_parser("reproduce", help="regenerate the seed paper's figures and its "
-                                         "paper-vs-simulation table",
-                       description="Simulate and analyse every figure of the seed paper "
-                                   "(D'Amato et al.): fig*.png, report.md and report.json in "
-                                   "DIR. Exit code 1 if a reported number misses its band.")
+    r = sub.add_parser(
+        "reproduce",
+        help="regenerate the seed paper's figures and its paper-vs-simulation table",
+        description="Simulate and analyse every figure of the seed paper "
+        "(D'Amato et al.): fig*.png, report.md and report.json in "
+        "DIR. Exit code 1 if a reported number misses its band.",
+    )
     r.add_argument("--out", required=True, metavar="DIR", help="output directory (created)")
-    r.add_argument("--quick", action="store_true",
-                   help="shorter acquisitions (minutes on a laptop CPU) instead of the seed's")
+    r.add_argument(
+        "--quick",
+        action="store_true",
+        help="shorter acquisitions (minutes on a laptop CPU) instead of the seed's",
+    )
     r.add_argument("--seed", type=_seed, default=0, help="seed of the run (default 0)")
     r.add_argument("--figures", metavar="LIST", help="only these, e.g. 2a,4d,S6")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -117,8 +175,8 @@ def _parser() -> argparse.ArgumentParser:
 # ---------------------------------------------------------------------------- commands
 def _cmd_simulate(a) -> int:
     from .. import load_model, simulate_chunks
-    from ..params.model import parse_override
     from ..io import write
+    from ..params.model import parse_override
 
     suffix = a.out.suffix.lower()
     if suffix not in (".ptu", ".h5", ".hdf5"):
@@ -131,8 +189,9 @@ def _cmd_simulate(a) -> int:
     try:
         overrides = dict(parse_override(t) for t in a.overrides)
         model = load_model(a.model, overrides)
-        chunks = simulate_chunks(model, a.duration, a.power, a.seed, emitters=a.emitters,
-                                 progress=not a.quiet)
+        chunks = simulate_chunks(
+            model, a.duration, a.power, a.seed, emitters=a.emitters, progress=not a.quiet
+        )
         first = next(chunks)  # checks duration, power and seed before any file exists
     except ValueError as e:
         raise UsageError(str(e)) from None
@@ -146,9 +205,11 @@ def _cmd_simulate(a) -> int:
         from ..io import summarize
 
         s = summarize(path)
-        print(f"wrote {path}: {s['photons']} photons in {s['duration_s']:g} s "
-              f"({s['count_rate_cps'] / 1e3:.2f} kcps), model {model.name}, power {a.power:g} Psat, "
-              f"seed {a.seed} [{time.perf_counter() - t0:.1f} s]")
+        print(
+            f"wrote {path}: {s['photons']} photons in {s['duration_s']:g} s "
+            f"({s['count_rate_cps'] / 1e3:.2f} kcps), model {model.name}, power {a.power:g} Psat, "
+            f"seed {a.seed} [{time.perf_counter() - t0:.1f} s]"
+        )
     return EXIT_OK
 
 
@@ -172,8 +233,9 @@ def _cmd_info(a) -> int:
         ("count rate", f"{s['count_rate_cps'] / 1e3:.3f} kcps"),
     ]
     for c, n in s["photons_per_channel"].items():
-        rows.append((f"  channel {c}", f"{n} photons, "
-                                       f"{s['count_rate_per_channel_cps'][c] / 1e3:.3f} kcps"))
+        rows.append(
+            (f"  channel {c}", f"{n} photons, {s['count_rate_per_channel_cps'][c] / 1e3:.3f} kcps")
+        )
     for k, v in s.get("simsps", {}).items():
         rows.append((f"simsps {k}", v))
     width = max(len(k) for k, _ in rows)
@@ -182,8 +244,8 @@ def _cmd_info(a) -> int:
 
 
 def _cmd_analyze(a) -> int:
-    from .analyze import analyze
     from ..io import read
+    from .analyze import analyze
 
     stream = read(a.file)
     background = None
@@ -195,24 +257,39 @@ def _cmd_analyze(a) -> int:
         else:
             if not (background >= 0 and math.isfinite(background)):
                 raise UsageError(f"--background {a.background}: a count rate >= 0 in cps")
-    s = analyze(stream, a.out, bin_s=a.bin_s, tau_max_s=a.tau_max, background=background,
-                progress=sys.stderr.isatty())
+    s = analyze(
+        stream,
+        a.out,
+        bin_s=a.bin_s,
+        tau_max_s=a.tau_max,
+        background=background,
+        progress=sys.stderr.isatty(),
+    )
     lines = [f"analysed {a.file}: {s['photons']} photons in {s['duration_s']:g} s -> {a.out}/"]
+
     def num(x, fmt=".4f", scale=1.0):  # the summary holds null for non-finite values
         return "n/a" if x is None else format(x * scale, fmt)
 
     if "g2_pulsed" in s:
         g = s["g2_pulsed"]
-        lines.append(f"  g2(0) = {num(g['g2_zero'])} raw, {num(g['g2_zero_corrected'])} +- "
-                     f"{num(g['g2_zero_stderr'])} background-corrected")
+        lines.append(
+            f"  g2(0) = {num(g['g2_zero'])} raw, {num(g['g2_zero_corrected'])} +- "
+            f"{num(g['g2_zero_stderr'])} background-corrected"
+        )
     if "g2_log" in s:
         g = s["g2_log"]
-        lines.append(f"  bunching 1 + {num(g['bunching_amplitude'], '.3f')}, tau_c "
-                     f"{num(g['tau_c_s'], '.1f', 1e6)} us")
+        lines.append(
+            f"  bunching 1 + {num(g['bunching_amplitude'], '.3f')}, tau_c "
+            f"{num(g['tau_c_s'], '.1f', 1e6)} us"
+        )
     if "decay" in s:
-        lines.append("  lifetimes " + ", ".join(
-            f"{num(t, '.2f')} +- {num(e, '.2f')} ns" for t, e in
-            zip(s["decay"]["lifetimes_ns"], s["decay"]["lifetimes_stderr_ns"])))
+        lines.append(
+            "  lifetimes "
+            + ", ".join(
+                f"{num(t, '.2f')} +- {num(e, '.2f')} ns"
+                for t, e in zip(s["decay"]["lifetimes_ns"], s["decay"]["lifetimes_stderr_ns"])
+            )
+        )
     for name, why in s["skipped"].items():
         lines.append(f"  {name}: skipped ({why})")
     print("\n".join(lines))
@@ -233,25 +310,39 @@ def _cmd_models(a) -> int:
     for name in preset_names():
         m = load_model(name)
         b = m.blinking
-        blink = "off" if not b.enabled else (
-            f"exponential, bright {b.bright_dwell_us:g} us / grey {b.grey_dwell_us:g} us"
-            if b.dwell == "exponential" else
-            f"power law m = {b.power_law_exponent:g}, {b.bright_dwell_us:g} us .. {b.power_law_max_s:g} s")
-        bleach = (f"{m.bleaching.probability_per_excitation:.3g} per excitation"
-                  if m.bleaching.enabled else "off")
+        blink = (
+            "off"
+            if not b.enabled
+            else (
+                f"exponential, bright {b.bright_dwell_us:g} us / grey {b.grey_dwell_us:g} us"
+                if b.dwell == "exponential"
+                else f"power law m = {b.power_law_exponent:g}, {b.bright_dwell_us:g} us .. {b.power_law_max_s:g} s"
+            )
+        )
+        bleach = (
+            f"{m.bleaching.probability_per_excitation:.3g} per excitation"
+            if m.bleaching.enabled
+            else "off"
+        )
         print(f"{name}\n  {m.description}")
-        print(f"  laser       : {m.excitation.rep_rate_hz / 1e6:g} MHz, {m.excitation.wavelength_nm:g} nm")
+        print(
+            f"  laser       : {m.excitation.rep_rate_hz / 1e6:g} MHz, {m.excitation.wavelength_nm:g} nm"
+        )
         print(f"  exciton     : {m.exciton.lifetime_ns:g} ns, QY {m.exciton.quantum_yield:g}")
         print(f"  trion       : {m.trion.lifetime_ns:g} ns, QY {m.trion.quantum_yield:g}")
         print(f"  biexciton   : {m.biexciton.lifetime_ns:g} ns, QY {m.biexciton.quantum_yield:g}")
         print(f"  blinking    : {blink}")
         print(f"  bleaching   : {bleach}")
         d = m.detection
-        print(f"  detection   : efficiency {d.efficiency:g}, jitter {d.jitter_fwhm_ps:g} ps FWHM, "
-              f"dead time {d.dead_time_ns:g} ns, dark {d.dark_cps:g} cps/channel, "
-              f"bin {d.resolution_ps:g} ps")
-        print(f"  background  : {m.background.rate_cps:g} cps uniform, "
-              f"{m.background.prompt_cps:g} cps prompt at Psat\n")
+        print(
+            f"  detection   : efficiency {d.efficiency:g}, jitter {d.jitter_fwhm_ps:g} ps FWHM, "
+            f"dead time {d.dead_time_ns:g} ns, dark {d.dark_cps:g} cps/channel, "
+            f"bin {d.resolution_ps:g} ps"
+        )
+        print(
+            f"  background  : {m.background.rate_cps:g} cps uniform, "
+            f"{m.background.prompt_cps:g} cps prompt at Psat\n"
+        )
     return EXIT_OK
 
 
@@ -264,23 +355,34 @@ def _cmd_reproduce(a) -> int:
         only = [f.strip() for f in a.figures.split(",") if f.strip()]
         bad = [f for f in only if f not in names]
         if bad:
-            raise UsageError(f"unknown figure(s) {', '.join(bad)}: choose from "
-                             f"{', '.join(names)}")
+            raise UsageError(f"unknown figure(s) {', '.join(bad)}: choose from {', '.join(names)}")
     doc = reproduce(a.out, quick=a.quick, seed=a.seed, progress=not a.no_progress, only=only)
     width = max((len(r["quantity"]) for r in doc["rows"]), default=10)
     for r in doc["rows"]:
         sim = r["simulated"]
-        sim = "n/a" if sim is None else (" .. ".join(f"{x:.4g}" for x in sim)
-                                         if isinstance(sim, list) else f"{sim:.4g}")
-        print(f"  {r['figure']:6s} {r['quantity']:{width}s} {sim:>16s}  [{r['tolerance']}]  "
-              f"{'ok' if r['ok'] else 'NO'}")
-    print(f"{doc['n_ok']} of {doc['n_rows']} rows within the paper's bands; figures and "
-          f"report.md in {Path(a.out).resolve()} ({doc['wall_s']:.0f} s)")
+        sim = (
+            "n/a"
+            if sim is None
+            else (" .. ".join(f"{x:.4g}" for x in sim) if isinstance(sim, list) else f"{sim:.4g}")
+        )
+        print(
+            f"  {r['figure']:6s} {r['quantity']:{width}s} {sim:>16s}  [{r['tolerance']}]  "
+            f"{'ok' if r['ok'] else 'NO'}"
+        )
+    print(
+        f"{doc['n_ok']} of {doc['n_rows']} rows within the paper's bands; figures and "
+        f"report.md in {Path(a.out).resolve()} ({doc['wall_s']:.0f} s)"
+    )
     return EXIT_OK if doc["all_ok"] else EXIT_FAILED
 
 
-_COMMANDS = {"simulate": _cmd_simulate, "info": _cmd_info, "analyze": _cmd_analyze,
-             "models": _cmd_models, "reproduce": _cmd_reproduce}
+_COMMANDS = {
+    "simulate": _cmd_simulate,
+    "info": _cmd_info,
+    "analyze": _cmd_analyze,
+    "models": _cmd_models,
+    "reproduce": _cmd_reproduce,
+}
 
 
 def main(argv=None) -> int:

@@ -7,12 +7,25 @@ from pathlib import Path
 from ..stream import PhotonStream
 from .errors import TTTRFileError
 from .photon_hdf5 import PhotonHDF5Writer, read_photon_hdf5, write_photon_hdf5
-from .summary import file_kind, summarize
 from .ptu import RECORD_FORMATS, PTUWriter, iter_ptu, ptu_info, read_ptu, write_ptu
+from .summary import file_kind, summarize
 
-__all__ = ["TTTRFileError", "RECORD_FORMATS", "PTUWriter", "read", "iter_ptu", "ptu_info",
-           "read_ptu", "write_ptu", "read_photon_hdf5", "write_photon_hdf5",
-           "PhotonHDF5Writer", "write", "file_kind", "summarize"]
+__all__ = [
+    "TTTRFileError",
+    "RECORD_FORMATS",
+    "PTUWriter",
+    "read",
+    "iter_ptu",
+    "ptu_info",
+    "read_ptu",
+    "write_ptu",
+    "read_photon_hdf5",
+    "write_photon_hdf5",
+    "PhotonHDF5Writer",
+    "write",
+    "file_kind",
+    "summarize",
+]
 
 
 def read(path) -> PhotonStream:

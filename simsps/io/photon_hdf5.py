@@ -81,7 +81,9 @@ class PhotonHDF5Writer(CommitOnExit):
             self._n_bins = max(self._n_bins, int(stream.dtime.max()) + 1)
             c = np.bincount(stream.channel)
             n = max(len(c), len(self._counts))
-            self._counts = np.pad(self._counts, (0, n - len(self._counts))) + np.pad(c, (0, n - len(c)))
+            self._counts = np.pad(self._counts, (0, n - len(self._counts))) + np.pad(
+                c, (0, n - len(c))
+            )
 
     def _create(self, stream: PhotonStream) -> None:
         import h5py
@@ -99,13 +101,18 @@ class PhotonHDF5Writer(CommitOnExit):
             timestamps_specs=dict(timestamps_unit=stream.resolution_ps * 1e-12),
             detectors=stream.channel.astype(np.uint8),
             nanotimes=stream.dtime.astype(self._nano_dtype),
-            nanotimes_specs=dict(tcspc_unit=stream.resolution_ps * 1e-12,
-                                 tcspc_num_bins=self._ticks,
-                                 tcspc_range=self._ticks * stream.resolution_ps * 1e-12),
-            measurement_specs=dict(measurement_type="generic",
-                                   laser_repetition_rate=1e12 / stream.sync_period_ps,
-                                   detectors_specs=dict(split_ch1=np.array([0], np.uint8),
-                                                        split_ch2=np.array([1], np.uint8))),
+            nanotimes_specs=dict(
+                tcspc_unit=stream.resolution_ps * 1e-12,
+                tcspc_num_bins=self._ticks,
+                tcspc_range=self._ticks * stream.resolution_ps * 1e-12,
+            ),
+            measurement_specs=dict(
+                measurement_type="generic",
+                laser_repetition_rate=1e12 / stream.sync_period_ps,
+                detectors_specs=dict(
+                    split_ch1=np.array([0], np.uint8), split_ch2=np.array([1], np.uint8)
+                ),
+            ),
         )
         user = {"simsps": {k: str(v) for k, v in meta.items() if k != "ptu_tags"}}
         user["simsps"]["n_pulses"] = ""  # patched on close
@@ -118,25 +125,40 @@ class PhotonHDF5Writer(CommitOnExit):
             _filename=str(self.path),
             acquisition_duration=float(stream.duration_s),  # patched on close
             description=f"simsps synthetic TCSPC stream of model {meta.get('model', '?')}, "
-                        f"seed {meta.get('seed', '?')}, power {meta.get('power', '?')} Psat",
+            f"seed {meta.get('seed', '?')}, power {meta.get('power', '?')} Psat",
             photon_data=photon_data,
-            setup=dict(num_pixels=2, num_spots=1, num_spectral_ch=1, num_polarization_ch=1,
-                       num_split_ch=2, modulated_excitation=False, lifetime=True,
-                       excitation_alternated=[False], excitation_wavelengths=[405e-9],
-                       excitation_cw=[False], detection_wavelengths=[512e-9],
-                       laser_repetition_rates=[1e12 / stream.sync_period_ps]),
-            identity=dict(author="simsps", author_affiliation="simsps synthetic data",
-                          software="simsps", software_version=__version__),
+            setup=dict(
+                num_pixels=2,
+                num_spots=1,
+                num_spectral_ch=1,
+                num_polarization_ch=1,
+                num_split_ch=2,
+                modulated_excitation=False,
+                lifetime=True,
+                excitation_alternated=[False],
+                excitation_wavelengths=[405e-9],
+                excitation_cw=[False],
+                detection_wavelengths=[512e-9],
+                laser_repetition_rates=[1e12 / stream.sync_period_ps],
+            ),
+            identity=dict(
+                author="simsps",
+                author_affiliation="simsps synthetic data",
+                software="simsps",
+                software_version=__version__,
+            ),
             user=user,
         )
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part",
-                                   dir=self.path.parent)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent
+        )
         os.close(fd)
         self._tmp = Path(tmp)
         with contextlib.redirect_stdout(io.StringIO()):  # phconvert prints progress
-            phconvert.hdf5.save_photon_hdf5(data, h5_fname=tmp, overwrite=True, validate=True,
-                                            warnings=False, close=True)
+            phconvert.hdf5.save_photon_hdf5(
+                data, h5_fname=tmp, overwrite=True, validate=True, warnings=False, close=True
+            )
         self._h5 = h5py.File(tmp, "r+")
         # explicit dtypes: phconvert stores an empty first chunk as uint8
         dtypes = {"timestamps": np.int64, "detectors": np.uint8, "nanotimes": self._nano_dtype}
@@ -153,8 +175,11 @@ class PhotonHDF5Writer(CommitOnExit):
             raise ValueError("every chunk must carry ground truth, or none")
         if self._nano_dtype is np.uint16 and int(stream.dtime.max()) > 65535:
             raise ValueError("microtime bin does not fit the file's 16-bit nanotimes")
-        cols = {"timestamps": stream.sync * self._ticks + stream.dtime.astype(np.int64),
-                "detectors": stream.channel, "nanotimes": stream.dtime}
+        cols = {
+            "timestamps": stream.sync * self._ticks + stream.dtime.astype(np.int64),
+            "detectors": stream.channel,
+            "nanotimes": stream.dtime,
+        }
         _extend(self._h5["photon_data"], cols)
         if self._truth:
             t = stream.truth
@@ -179,8 +204,11 @@ class PhotonHDF5Writer(CommitOnExit):
             ns["tcspc_range"][()] = self._n_bins * self._time_base[1] * 1e-12
             ids = np.flatnonzero(self._counts)  # the detectors seen, with their counts
             det = f["setup/detectors"]
-            for name, values in (("id", ids.astype(np.uint8)), ("id_hardware", ids.astype(np.uint8)),
-                                 ("counts", self._counts[ids])):
+            for name, values in (
+                ("id", ids.astype(np.uint8)),
+                ("id_hardware", ids.astype(np.uint8)),
+                ("counts", self._counts[ids]),
+            ):
                 if name in det:
                     _replace(det, name, values)
             g = f["user/simsps"]
@@ -190,8 +218,10 @@ class PhotonHDF5Writer(CommitOnExit):
             self._h5 = None
             import tables
 
-            with tables.open_file(str(self._tmp), "r") as h5, \
-                    contextlib.redirect_stdout(io.StringIO()):
+            with (
+                tables.open_file(str(self._tmp), "r") as h5,
+                contextlib.redirect_stdout(io.StringIO()),
+            ):
                 phconvert.hdf5.assert_valid_photon_hdf5(h5, warnings=False)
             os.replace(self._tmp, self.path)
         except BaseException:
@@ -212,8 +242,9 @@ def _make_extendible(group, name: str, dtype) -> None:
     old = group[name]
     data, attrs = old[()], dict(old.attrs)
     del group[name]
-    new = group.create_dataset(name, data=data, dtype=dtype, maxshape=(None,),
-                               chunks=(1 << 16,), compression=None)
+    new = group.create_dataset(
+        name, data=data, dtype=dtype, maxshape=(None,), chunks=(1 << 16,), compression=None
+    )
     new.attrs.update(attrs)
 
 
@@ -232,8 +263,9 @@ def _extend(group, columns: dict) -> None:
         d[n:] = np.asarray(values, dtype=d.dtype)
 
 
-def write_photon_hdf5(path, data: PhotonStream | Iterable[PhotonStream], *,
-                      meta: dict | None = None) -> Path:
+def write_photon_hdf5(
+    path, data: PhotonStream | Iterable[PhotonStream], *, meta: dict | None = None
+) -> Path:
     """Write a stream, or an iterable of time-ordered chunks (e.g. ``simulate_chunks``), as a
     validated Photon-HDF5 file; memory holds one chunk; atomic rename on success."""
     chunks = [data] if isinstance(data, PhotonStream) else data
@@ -281,8 +313,11 @@ def time_base(pd, path) -> tuple[float, float, float]:
     tcspc = float(pd["nanotimes_specs/tcspc_unit"][()])
     rate = float(np.ravel(pd["measurement_specs/laser_repetition_rate"][()])[0])
     if not all(np.isfinite(x) and x > 0 for x in (unit, tcspc, rate)):
-        raise TTTRFileError(path, f"invalid time base: timestamps unit {unit}, tcspc unit "
-                                  f"{tcspc}, repetition rate {rate}")
+        raise TTTRFileError(
+            path,
+            f"invalid time base: timestamps unit {unit}, tcspc unit "
+            f"{tcspc}, repetition rate {rate}",
+        )
     return unit, tcspc, rate
 
 
@@ -300,8 +335,11 @@ def user_meta(f, skip=()) -> dict:
     """The ``user/simsps`` provenance strings of a file simsps wrote ({} otherwise)."""
     if "user/simsps" not in f:
         return {}
-    return {k: v[()].decode() if isinstance(v[()], bytes) else v[()]
-            for k, v in f["user/simsps"].items() if k not in skip}
+    return {
+        k: v[()].decode() if isinstance(v[()], bytes) else v[()]
+        for k, v in f["user/simsps"].items()
+        if k not in skip
+    }
 
 
 def _read_open(f, path: Path) -> PhotonStream:
@@ -311,8 +349,11 @@ def _read_open(f, path: Path) -> PhotonStream:
     unit, tcspc, rate = time_base(pd, path)
     nano = pd["nanotimes"][:]
     if not (len(ts) == len(det) == len(nano)):
-        raise TTTRFileError(path, f"timestamps, detectors and nanotimes differ in length: "
-                                  f"{len(ts)}, {len(det)}, {len(nano)}")
+        raise TTTRFileError(
+            path,
+            f"timestamps, detectors and nanotimes differ in length: "
+            f"{len(ts)}, {len(det)}, {len(nano)}",
+        )
     sync = sync_of(ts, nano, unit, tcspc, rate)
     truth, n_pulses = None, None
     meta = user_meta(f)
@@ -323,6 +364,13 @@ def _read_open(f, path: Path) -> PhotonStream:
         g = f["user/simsps_truth"]
         truth = Truth(**{k: g[k][:] for k in _TRUTH_FIELDS}, bleach_time_s=g["bleach_time_s"][:])
     meta["source_file"] = str(path)
-    return PhotonStream(sync=sync, dtime=nano, channel=det, sync_period_ps=round(1e12 / rate, 3),
-                        resolution_ps=round(tcspc * 1e12, 6), truth=truth, meta=meta,
-                        n_pulses=n_pulses)
+    return PhotonStream(
+        sync=sync,
+        dtime=nano,
+        channel=det,
+        sync_period_ps=round(1e12 / rate, 3),
+        resolution_ps=round(tcspc * 1e12, 6),
+        truth=truth,
+        meta=meta,
+        n_pulses=n_pulses,
+    )

@@ -60,9 +60,12 @@ _T3_READ = {
     0x00010307: ("hydraharp", True),  # generic T3 (MultiHarp, PicoHarp 330, ...)
 }
 RECORD_NAMES = {
-    0x00010303: "PicoHarp 300 T3", 0x00010304: "HydraHarp 400 v1 T3",
-    0x01010304: "HydraHarp 400 v2 T3", 0x00010305: "TimeHarp 260 N T3",
-    0x00010306: "TimeHarp 260 P T3", 0x00010307: "generic T3 (MultiHarp, PicoHarp 330)",
+    0x00010303: "PicoHarp 300 T3",
+    0x00010304: "HydraHarp 400 v1 T3",
+    0x01010304: "HydraHarp 400 v2 T3",
+    0x00010305: "TimeHarp 260 N T3",
+    0x00010306: "TimeHarp 260 P T3",
+    0x00010307: "generic T3 (MultiHarp, PicoHarp 330)",
 }
 _T2_CODES = {0x00010203, 0x00010204, 0x01010204, 0x00010205, 0x00010206, 0x00010207}
 
@@ -71,9 +74,14 @@ _PH_OVERFLOW = np.uint32(0xF << 28)
 _HH_MAX_WRAPS = 1023  # wraps one HydraHarp overflow record may carry
 
 # provenance carried as user tags "simsps_<Key>": (meta key, tag type)
-_USER_TAGS = (("model", TagType.ANSI_STRING), ("seed", TagType.INT8), ("power", TagType.FLOAT8),
-              ("duration_s", TagType.FLOAT8), ("emitters", TagType.INT8),
-              ("model_toml", TagType.ANSI_STRING))
+_USER_TAGS = (
+    ("model", TagType.ANSI_STRING),
+    ("seed", TagType.INT8),
+    ("power", TagType.FLOAT8),
+    ("duration_s", TagType.FLOAT8),
+    ("emitters", TagType.INT8),
+    ("model_toml", TagType.ANSI_STRING),
+)
 
 
 def _user_tag_name(key: str) -> str:
@@ -81,8 +89,9 @@ def _user_tag_name(key: str) -> str:
 
 
 # ---------------------------------------------------------------------------- encoding
-def _encode(fmt: RecordFormat, sync: np.ndarray, dtime: np.ndarray, channel: np.ndarray,
-            wraps_done: int) -> tuple[np.ndarray, int]:
+def _encode(
+    fmt: RecordFormat, sync: np.ndarray, dtime: np.ndarray, channel: np.ndarray, wraps_done: int
+) -> tuple[np.ndarray, int]:
     """Records of photons (``sync`` absolute, sorted) after ``wraps_done`` wraps written."""
     wraps = sync // fmt.wrap
     prev = np.empty_like(wraps)
@@ -139,8 +148,15 @@ class PTUWriter(CommitOnExit):
     indices). On an exception inside the block the temporary file is removed.
     """
 
-    def __init__(self, path, fmt: str = "picoharp-t3", *, sync_period_ps: float,
-                 resolution_ps: float, meta: dict | None = None):
+    def __init__(
+        self,
+        path,
+        fmt: str = "picoharp-t3",
+        *,
+        sync_period_ps: float,
+        resolution_ps: float,
+        meta: dict | None = None,
+    ):
         if fmt not in RECORD_FORMATS:
             raise ValueError(f"unknown PTU format {fmt!r}: choose {', '.join(RECORD_FORMATS)}")
         self.fmt = RECORD_FORMATS[fmt]
@@ -165,8 +181,12 @@ class PTUWriter(CommitOnExit):
         tags = [
             ("File_GUID", -1, TagType.ANSI_STRING, "{" + str(uuid.uuid4()).upper() + "}"),
             ("File_CreatingTime", -1, TagType.DATETIME, now),
-            ("File_Comment", -1, TagType.ANSI_STRING,
-             f"simsps synthetic TCSPC stream: model {m.get('model', '?')}, seed {m.get('seed', '?')}"),
+            (
+                "File_Comment",
+                -1,
+                TagType.ANSI_STRING,
+                f"simsps synthetic TCSPC stream: model {m.get('model', '?')}, seed {m.get('seed', '?')}",
+            ),
             ("CreatorSW_Name", -1, TagType.ANSI_STRING, "simsps"),
             ("CreatorSW_Version", -1, TagType.ANSI_STRING, __version__),
             ("HW_Type", -1, TagType.ANSI_STRING, self.fmt.hardware),
@@ -193,7 +213,9 @@ class PTUWriter(CommitOnExit):
 
     def open(self):
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent
+        )
         self._tmp = Path(tmp)
         self._fh = os.fdopen(fd, "w+b")
         header, self._offsets = encode_tags(self._tags())
@@ -203,7 +225,10 @@ class PTUWriter(CommitOnExit):
     def write(self, stream: PhotonStream) -> None:
         if self._fh is None:
             raise RuntimeError("PTUWriter is not open")
-        if (stream.sync_period_ps, stream.resolution_ps) != (self.sync_period_ps, self.resolution_ps):
+        if (stream.sync_period_ps, stream.resolution_ps) != (
+            self.sync_period_ps,
+            self.resolution_ps,
+        ):
             raise ValueError("chunk has a different time base from the file")
         if stream.n_pulses is not None:
             self.n_pulses = max(self.n_pulses, int(stream.n_pulses))
@@ -213,11 +238,15 @@ class PTUWriter(CommitOnExit):
         if sync[0] < self.last_sync or np.any(np.diff(sync) < 0):
             raise ValueError("photons must be written in time order (sync not increasing)")
         if int(dtime.max()) >= self.fmt.n_bins:
-            raise ValueError(f"microtime bin {int(dtime.max())} does not fit {self.fmt.name} "
-                             f"({self.fmt.dtime_bits} bits)")
+            raise ValueError(
+                f"microtime bin {int(dtime.max())} does not fit {self.fmt.name} "
+                f"({self.fmt.dtime_bits} bits)"
+            )
         max_ch = 3 if self.fmt is PICOHARP_T3 else 62
         if int(channel.max()) > max_ch:
-            raise ValueError(f"channel {int(channel.max())} does not fit {self.fmt.name} (0..{max_ch})")
+            raise ValueError(
+                f"channel {int(channel.max())} does not fit {self.fmt.name} (0..{max_ch})"
+            )
         records, self.wraps = _encode(self.fmt, sync, dtime, channel, self.wraps)
         self._fh.write(records.tobytes())
         self.n_records += len(records)
@@ -254,16 +283,22 @@ class PTUWriter(CommitOnExit):
             self._tmp.unlink()
 
 
-def write_ptu(path, data: PhotonStream | Iterable[PhotonStream], fmt: str = "picoharp-t3",
-              *, meta: dict | None = None) -> Path:
+def write_ptu(
+    path,
+    data: PhotonStream | Iterable[PhotonStream],
+    fmt: str = "picoharp-t3",
+    *,
+    meta: dict | None = None,
+) -> Path:
     """Write a stream, or an iterable of time-ordered chunks (e.g. ``simulate_chunks``)."""
     chunks = iter([data]) if isinstance(data, PhotonStream) else iter(data)
     first = next(chunks, None)
     if first is None:
         raise ValueError("nothing to write: no chunks")
     meta = {**first.meta, **(meta or {})}
-    with PTUWriter(path, fmt, sync_period_ps=first.sync_period_ps,
-                   resolution_ps=first.resolution_ps, meta=meta) as w:
+    with PTUWriter(
+        path, fmt, sync_period_ps=first.sync_period_ps, resolution_ps=first.resolution_ps, meta=meta
+    ) as w:
         w.write(first)
         for chunk in chunks:
             w.write(chunk)
@@ -302,7 +337,9 @@ def ptu_info(path) -> PTUInfo:
         raise TTTRFileError(path, f"cannot read: {e.strerror}") from None
     rec_type = _num(tags, "TTResultFormat_TTTRRecType", path, int)
     if rec_type in _T2_CODES:
-        raise TTTRFileError(path, f"T2 record type {rec_type:#010x}: simsps reads T3 (sync + microtime) files")
+        raise TTTRFileError(
+            path, f"T2 record type {rec_type:#010x}: simsps reads T3 (sync + microtime) files"
+        )
     if rec_type not in _T3_READ:
         raise TTTRFileError(path, f"unsupported TTTR record type {rec_type:#010x}")
     bits = int(tags.get("TTResultFormat_BitsPerRecord", 32) or 32)
@@ -313,15 +350,18 @@ def ptu_info(path) -> PTUInfo:
         raise TTTRFileError(path, f"negative record count {n_records}")
     available = (size - n_header) // 4
     if available < n_records:
-        raise TTTRFileError(path, f"truncated: header announces {n_records} records, "
-                                  f"the file holds {available}")
+        raise TTTRFileError(
+            path, f"truncated: header announces {n_records} records, the file holds {available}"
+        )
     if "MeasDesc_GlobalResolution" in tags:
         period = _num(tags, "MeasDesc_GlobalResolution", path) * 1e12
     else:
         period = 1e12 / _num(tags, "TTResult_SyncRate", path)
     res = _num(tags, "MeasDesc_Resolution", path) * 1e12
     if not (math.isfinite(period) and period > 0 and math.isfinite(res) and res > 0):
-        raise TTTRFileError(path, f"invalid time base: sync period {period} ps, resolution {res} ps")
+        raise TTTRFileError(
+            path, f"invalid time base: sync period {period} ps, resolution {res} ps"
+        )
     return PTUInfo(str(path), tags, n_header, rec_type, n_records, round(period, 3), round(res, 6))
 
 
@@ -371,9 +411,15 @@ def _iter_records(info: PTUInfo, chunk_records: int) -> Iterator[PhotonStream]:
                 raise TTTRFileError(path, "truncated while reading records")
             left -= n
             sync, dtime, channel, wraps = _decode(rec, info.record_type, wraps)
-            yield PhotonStream(sync=sync, dtime=dtime, channel=channel,
-                               sync_period_ps=info.sync_period_ps, resolution_ps=info.resolution_ps,
-                               meta=meta, n_pulses=_n_pulses(info, wraps, sync))
+            yield PhotonStream(
+                sync=sync,
+                dtime=dtime,
+                channel=channel,
+                sync_period_ps=info.sync_period_ps,
+                resolution_ps=info.resolution_ps,
+                meta=meta,
+                n_pulses=_n_pulses(info, wraps, sync),
+            )
 
 
 def _n_pulses(info: PTUInfo, wraps: int, sync) -> int | None:
@@ -386,8 +432,11 @@ def _n_pulses(info: PTUInfo, wraps: int, sync) -> int | None:
 
 def _meta(info: PTUInfo) -> dict:
     t = info.tags
-    meta = {"source_file": info.path, "record_type": f"{info.record_type:#010x}",
-            "ptu_tags": {k: v for k, v in t.items() if not isinstance(v, bytes)}}
+    meta = {
+        "source_file": info.path,
+        "record_type": f"{info.record_type:#010x}",
+        "ptu_tags": {k: v for k, v in t.items() if not isinstance(v, bytes)},
+    }
     for key, _ in _USER_TAGS:
         if _user_tag_name(key) in t:
             meta[key] = t[_user_tag_name(key)]
@@ -399,7 +448,13 @@ def read_ptu(path) -> PhotonStream:
     info = ptu_info(path)
     parts = list(_iter_records(info, 1 << 22))
     if not parts:
-        return PhotonStream(sync=[], dtime=[], channel=[], sync_period_ps=info.sync_period_ps,
-                            resolution_ps=info.resolution_ps, meta=_meta(info),
-                            n_pulses=_n_pulses(info, 0, []))
+        return PhotonStream(
+            sync=[],
+            dtime=[],
+            channel=[],
+            sync_period_ps=info.sync_period_ps,
+            resolution_ps=info.resolution_ps,
+            meta=_meta(info),
+            n_pulses=_n_pulses(info, 0, []),
+        )
     return PhotonStream.concat(parts)

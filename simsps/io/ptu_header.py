@@ -97,9 +97,13 @@ def read_header(fh: BinaryIO, path) -> tuple[dict[str, Any], int]:
         try:
             name = name_b.split(b"\0", 1)[0].decode("ascii")
         except UnicodeDecodeError:
-            raise TTTRFileError(path, f"corrupt PTU header: tag name {name_b!r} is not ASCII") from None
+            raise TTTRFileError(
+                path, f"corrupt PTU header: tag name {name_b!r} is not ASCII"
+            ) from None
         if kind not in _KNOWN:
-            raise TTTRFileError(path, f"corrupt PTU header: tag {name!r} has unknown type {kind:#x}")
+            raise TTTRFileError(
+                path, f"corrupt PTU header: tag {name!r} has unknown type {kind:#x}"
+            )
         key = name if index < 0 else f"{name}[{index}]"
         if kind in _VARIABLE:
             (length,) = struct.unpack("<q", value)

@@ -27,8 +27,9 @@ def file_kind(path) -> str:
         return "ptu"
     if magic == _HDF5_MAGIC:
         return "photon-hdf5"
-    raise TTTRFileError(path, f"unknown file kind (starts with {magic!r}); simsps reads PTU "
-                              "and Photon-HDF5")
+    raise TTTRFileError(
+        path, f"unknown file kind (starts with {magic!r}); simsps reads PTU and Photon-HDF5"
+    )
 
 
 def summarize(path, progress: bool = False) -> dict:
@@ -40,8 +41,9 @@ def summarize(path, progress: bool = False) -> dict:
     total = sum(counts.values())
     out["photons"] = total
     out["count_rate_cps"] = total / dur if dur > 0 else float("nan")
-    out["count_rate_per_channel_cps"] = {c: n / dur if dur > 0 else float("nan")
-                                         for c, n in counts.items()}
+    out["count_rate_per_channel_cps"] = {
+        c: n / dur if dur > 0 else float("nan") for c, n in counts.items()
+    }
     return out
 
 
@@ -49,8 +51,15 @@ def _bar(progress: bool, total: int, desc: str):
     from tqdm.auto import tqdm
 
     # shown only for work that lasts more than a second
-    return tqdm(total=total, unit="rec", unit_scale=True, desc=desc, delay=1.0, leave=False,
-                disable=not progress)
+    return tqdm(
+        total=total,
+        unit="rec",
+        unit_scale=True,
+        desc=desc,
+        delay=1.0,
+        leave=False,
+        disable=not progress,
+    )
 
 
 def _add(counts: np.ndarray, channel: np.ndarray) -> np.ndarray:
@@ -75,17 +84,25 @@ def _ptu(path, progress: bool) -> dict:
             bar.update(min(_CHUNK, bar.total - bar.n))
     duration = (n_pulses or 0) * info.sync_period_ps * 1e-12
     return {
-        "file": str(path), "kind": "PTU",
+        "file": str(path),
+        "kind": "PTU",
         "record_type": f"{info.record_type:#010x} ({RECORD_NAMES[info.record_type]})",
-        "hardware": t.get("HW_Type"), "creator": " ".join(
-            str(t[k]) for k in ("CreatorSW_Name", "CreatorSW_Version") if t.get(k)) or None,
+        "hardware": t.get("HW_Type"),
+        "creator": " ".join(str(t[k]) for k in ("CreatorSW_Name", "CreatorSW_Version") if t.get(k))
+        or None,
         "created": str(t.get("File_CreatingTime")) if t.get("File_CreatingTime") else None,
-        "records": info.n_records, "sync_rate_hz": 1e12 / info.sync_period_ps,
+        "records": info.n_records,
+        "sync_rate_hz": 1e12 / info.sync_period_ps,
         "resolution_ps": info.resolution_ps,
         "photons_per_channel": {int(c): int(n) for c, n in enumerate(counts) if n},
-        "first_sync": first, "last_sync": last, "duration_s": duration,
-        "simsps": {k[len("simsps_"):]: v for k, v in t.items()
-                   if k.startswith("simsps_") and k != "simsps_ModelToml"},
+        "first_sync": first,
+        "last_sync": last,
+        "duration_s": duration,
+        "simsps": {
+            k[len("simsps_") :]: v
+            for k, v in t.items()
+            if k.startswith("simsps_") and k != "simsps_ModelToml"
+        },
     }
 
 
@@ -103,15 +120,20 @@ def _hdf5(path, progress: bool) -> dict:
             unit, tcspc, rate = time_base(pd, path)
             nano = pd["nanotimes"]
         except KeyError as e:
-            raise TTTRFileError(path, f"not a Photon-HDF5 TCSPC file: missing {e.args[0]}") from None
+            raise TTTRFileError(
+                path, f"not a Photon-HDF5 TCSPC file: missing {e.args[0]}"
+            ) from None
         n = ts.shape[0]
         counts = np.zeros(0, np.int64)
         with _bar(progress, n, "reading") as bar:
             for i in range(0, n, _CHUNK):
-                counts = _add(counts, det[i:i + _CHUNK])
+                counts = _add(counts, det[i : i + _CHUNK])
                 bar.update(min(_CHUNK, n - i))
-        duration = float(f["acquisition_duration"][()]) if "acquisition_duration" in f else (
-            float(ts[-1]) * unit if n else 0.0)
+        duration = (
+            float(f["acquisition_duration"][()])
+            if "acquisition_duration" in f
+            else (float(ts[-1]) * unit if n else 0.0)
+        )
         ident = f.get("identity")
         software = None
         if ident is not None and "software" in ident:
@@ -119,12 +141,17 @@ def _hdf5(path, progress: bool) -> dict:
             if "software_version" in ident:
                 software += " " + ident["software_version"][()].decode()
         return {
-            "file": str(path), "kind": "Photon-HDF5",
+            "file": str(path),
+            "kind": "Photon-HDF5",
             "format_version": f.attrs.get("format_version", b"").decode() or None,
-            "creator": software, "records": int(n), "sync_rate_hz": rate,
-            "resolution_ps": round(tcspc * 1e12, 6), "timestamps_unit_s": unit,
+            "creator": software,
+            "records": int(n),
+            "sync_rate_hz": rate,
+            "resolution_ps": round(tcspc * 1e12, 6),
+            "timestamps_unit_s": unit,
             "photons_per_channel": {int(c): int(k) for c, k in enumerate(counts) if k},
             "first_sync": int(sync_of(ts[:1], nano[:1], unit, tcspc, rate)[0]) if n else None,
             "last_sync": int(sync_of(ts[-1:], nano[-1:], unit, tcspc, rate)[0]) if n else None,
-            "duration_s": duration, "simsps": user_meta(f, skip=("model_toml",)),
+            "duration_s": duration,
+            "simsps": user_meta(f, skip=("model_toml",)),
         }

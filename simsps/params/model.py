@@ -79,12 +79,16 @@ class _Telegraph:
     def dwell_scales_s(self) -> tuple[float, float]:
         """(bright, grey) dwell scale at Psat in seconds."""
         unit, scale = self.DWELL_UNIT
-        return (getattr(self, f"bright_dwell_{unit}") * scale,
-                getattr(self, f"grey_dwell_{unit}") * scale)
+        return (
+            getattr(self, f"bright_dwell_{unit}") * scale,
+            getattr(self, f"grey_dwell_{unit}") * scale,
+        )
 
 
-DWELL_DOC = {"bright": "exponential: mean bright dwell at Psat; power_law: lower cut-off t_min",
-             "grey": "exponential: mean grey dwell; power_law: lower cut-off t_min"}
+DWELL_DOC = {
+    "bright": "exponential: mean bright dwell at Psat; power_law: lower cut-off t_min",
+    "grey": "exponential: mean grey dwell; power_law: lower cut-off t_min",
+}
 
 
 @pytree_dataclass
@@ -132,8 +136,9 @@ class Detection:
 @pytree_dataclass
 class Background:
     rate_cps: float = num(0.0, 1e8, doc="uniform background, both channels together")
-    prompt_cps: float = num(0.0, 1e8, doc="prompt background (scatter, substrate PL) at Psat, "
-                                          "proportional to power")
+    prompt_cps: float = num(
+        0.0, 1e8, doc="prompt background (scatter, substrate PL) at Psat, proportional to power"
+    )
     prompt_lifetime_ns: float = num(0.0, 1e4, doc="decay of the prompt background (0: scatter)")
 
 
@@ -258,7 +263,8 @@ def _from_dict(data: Mapping[str, Any], origin: str) -> Model:
     for sec in sorted(unknown_sections):
         hint = difflib.get_close_matches(sec, list(SECTIONS), n=1)
         raise ModelError(
-            f"unknown section [{sec}] in {origin}" + (f"; did you mean [{hint[0]}]?" if hint else "")
+            f"unknown section [{sec}] in {origin}"
+            + (f"; did you mean [{hint[0]}]?" if hint else "")
         )
     sections = {}
     for sec, cls in SECTIONS.items():

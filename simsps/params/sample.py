@@ -19,8 +19,15 @@ import numpy as np
 from .._pytree import pytree_dataclass
 from .model import ModelError, _resolve, num
 
-__all__ = ["Ensemble", "Spectrum", "Widefield", "Sample", "load_sample", "SAMPLE_SECTIONS",
-           "HC_EV_NM"]
+__all__ = [
+    "Ensemble",
+    "Spectrum",
+    "Widefield",
+    "Sample",
+    "load_sample",
+    "SAMPLE_SECTIONS",
+    "HC_EV_NM",
+]
 
 HC_EV_NM = 1239.841984  # h c in eV nm: E = HC_EV_NM / wavelength
 
@@ -65,18 +72,29 @@ class Spectrum:
     counts_per_frame_at_psat: float = num(1.0, 1e9, doc="photons in one spectrometer frame")
     dark_counts_per_pixel: float = num(0.0, 1e6, doc="camera dark/background per pixel")
     pixel_nm: float = num(0.001, 10.0, doc="spectrometer pixel")
-    range_nm: tuple = dataclasses.field(metadata={"static": True, "kind": "range",
-                                                  "doc": "spectrometer window (first, last)"})
+    range_nm: tuple = dataclasses.field(
+        metadata={"static": True, "kind": "range", "doc": "spectrometer window (first, last)"}
+    )
 
 
 @pytree_dataclass
 class Widefield:
     """Ensemble photostability under the LED, per dilution of the stock solution."""
 
-    dilutions: tuple = dataclasses.field(metadata={
-        "static": True, "kind": "axis", "doc": "dilutions 1:x at which bleach times are given"})
-    bleach_time_s: tuple = dataclasses.field(metadata={
-        "static": True, "kind": "table", "doc": "mean time to bleach under the LED, per dilution"})
+    dilutions: tuple = dataclasses.field(
+        metadata={
+            "static": True,
+            "kind": "axis",
+            "doc": "dilutions 1:x at which bleach times are given",
+        }
+    )
+    bleach_time_s: tuple = dataclasses.field(
+        metadata={
+            "static": True,
+            "kind": "table",
+            "doc": "mean time to bleach under the LED, per dilution",
+        }
+    )
     counts_per_frame: float = num(1.0, 1e9, doc="camera counts of an emitting NC per frame")
     background_counts_per_frame: float = num(0.0, 1e9, doc="background in an NC's spot")
     read_noise_counts: float = num(0.0, 1e6, doc="camera read noise (rms) per spot")
@@ -117,9 +135,17 @@ def _check(sec: str, f: dataclasses.Field, value: Any, origin: str):
     kind = f.metadata.get("kind")
     where = f"{sec}.{f.name} (in {origin})"
     if kind in ("axis", "table", "range"):
-        if not isinstance(value, (list, tuple)) or not value or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                and v > 0 for v in value):
+        if (
+            not isinstance(value, (list, tuple))
+            or not value
+            or not all(
+                isinstance(v, (int, float))
+                and not isinstance(v, bool)
+                and math.isfinite(v)
+                and v > 0
+                for v in value
+            )
+        ):
             raise ModelError(f"{where} = {value!r}: expected a list of positive numbers")
         if kind == "range" and (len(value) != 2 or value[0] >= value[1]):
             raise ModelError(f"{where} = {value!r}: expected [first, last] with first < last")
@@ -141,8 +167,9 @@ def sample_from_dict(data: Mapping[str, Any], origin: str) -> Sample:
         names = {f.name for f in dataclasses.fields(cls)}
         for key in table:
             if key not in names:
-                raise ModelError(f"unknown key {sec}.{key} in {origin}; known: "
-                                 f"{', '.join(sorted(names))}")
+                raise ModelError(
+                    f"unknown key {sec}.{key} in {origin}; known: {', '.join(sorted(names))}"
+                )
         kwargs = {}
         for f in dataclasses.fields(cls):
             if f.name not in table:
@@ -151,23 +178,30 @@ def sample_from_dict(data: Mapping[str, Any], origin: str) -> Sample:
         out[sec] = cls(**kwargs)
     ens = out["ensemble"]
     if ens is not None and ens.confinement_ev_nm2 <= 0:
-        raise ModelError(f"ensemble (in {origin}): reference_cew_nm = {ens.reference_cew_nm:g} "
-                         f"({HC_EV_NM / ens.reference_cew_nm:.4g} eV) must lie above the "
-                         f"bulk gap bulk_gap_ev = {ens.bulk_gap_ev:g} eV (confinement raises "
-                         "the gap)")
+        raise ModelError(
+            f"ensemble (in {origin}): reference_cew_nm = {ens.reference_cew_nm:g} "
+            f"({HC_EV_NM / ens.reference_cew_nm:.4g} eV) must lie above the "
+            f"bulk gap bulk_gap_ev = {ens.bulk_gap_ev:g} eV (confinement raises "
+            "the gap)"
+        )
     if ens is not None and not ens.edge_min_nm < ens.edge_mean_nm < ens.edge_max_nm:
-        raise ModelError(f"ensemble (in {origin}): need edge_min_nm < edge_mean_nm < "
-                         f"edge_max_nm, got {ens.edge_min_nm:g}, {ens.edge_mean_nm:g}, "
-                         f"{ens.edge_max_nm:g}")
+        raise ModelError(
+            f"ensemble (in {origin}): need edge_min_nm < edge_mean_nm < "
+            f"edge_max_nm, got {ens.edge_min_nm:g}, {ens.edge_mean_nm:g}, "
+            f"{ens.edge_max_nm:g}"
+        )
     wf = out["widefield"]
     if wf is not None and len(wf.dilutions) != len(wf.bleach_time_s):
-        raise ModelError(f"widefield.dilutions and widefield.bleach_time_s (in {origin}) "
-                         "must have the same length")
+        raise ModelError(
+            f"widefield.dilutions and widefield.bleach_time_s (in {origin}) "
+            "must have the same length"
+        )
     return Sample(name=str(data.get("model", {}).get("name", "custom")), **out)
 
 
-def load_sample(name_or_path: str | Path = "zn-treated",
-                overrides: Mapping[str, Any] | None = None) -> Sample:
+def load_sample(
+    name_or_path: str | Path = "zn-treated", overrides: Mapping[str, Any] | None = None
+) -> Sample:
     """The [ensemble], [spectrum] and [widefield] sections of a preset or TOML file (a
     section the file lacks is None), with dotted ``overrides``."""
     data, origin = _resolve(name_or_path)
@@ -175,7 +209,8 @@ def load_sample(name_or_path: str | Path = "zn-treated",
     for dotted, value in (overrides or {}).items():
         sec, _, key = str(dotted).partition(".")
         if sec not in SAMPLE_SECTIONS or not key:
-            raise ModelError(f"unknown sample key {dotted!r}: sections are "
-                             f"{', '.join(SAMPLE_SECTIONS)}")
+            raise ModelError(
+                f"unknown sample key {dotted!r}: sections are {', '.join(SAMPLE_SECTIONS)}"
+            )
         data.setdefault(sec, {})[key] = value
     return sample_from_dict(data, Path(origin).name)

@@ -45,8 +45,9 @@ __all__ = [
 BATCH = 1 << 14  # bright/grey dwell pairs drawn per key
 
 
-def charging_factor(n_mean: float, auger_fraction: float,
-                    spontaneous_fraction: float = 0.0) -> float:
+def charging_factor(
+    n_mean: float, auger_fraction: float, spontaneous_fraction: float = 0.0
+) -> float:
     """Charging rate at mean excitation ``n_mean`` relative to that at Psat (module doc)."""
     p0, p1, p2 = excitation_classes(n_mean)
     r0, r1, r2 = excitation_classes(1.0)
@@ -147,14 +148,25 @@ class BlinkTrajectory:
         self._t_end = 0.0  # time covered by generated dwells
         self._pair_first = 0  # state of the first dwell of each generated pair
         if self.enabled:
-            u0, u1 = (float(x) for x in jax.random.uniform(
-                jax.random.fold_in(key, 0), (2,), minval=jnp.finfo(jnp.float32).tiny))
+            u0, u1 = (
+                float(x)
+                for x in jax.random.uniform(
+                    jax.random.fold_in(key, 0), (2,), minval=jnp.finfo(jnp.float32).tiny
+                )
+            )
             means = dwell_means(self.scale, self.kind, float(self.exponent), float(self.t_max))
             self.state0 = 0 if u0 < means[0] / means.sum() else 1
             self._pair_first = self.state0
             if self.kind != "exponential":  # memoryless otherwise: no residual needed
-                first = float(residual_dwell(u1, self.scale[self.state0], self.kind,
-                                             float(self.exponent), float(self.t_max)))
+                first = float(
+                    residual_dwell(
+                        u1,
+                        self.scale[self.state0],
+                        self.kind,
+                        float(self.exponent),
+                        float(self.t_max),
+                    )
+                )
                 self._times = np.array([first])
                 self._t_end = first
                 self._pair_first = 1 - self.state0
@@ -167,8 +179,12 @@ class BlinkTrajectory:
             self.batch += 1
             d = np.asarray(
                 sample_dwells(
-                    jax.random.fold_in(self.key, self.batch), self.scale, self.exponent,
-                    self.t_max, kind=self.kind, n=BATCH,
+                    jax.random.fold_in(self.key, self.batch),
+                    self.scale,
+                    self.exponent,
+                    self.t_max,
+                    kind=self.kind,
+                    n=BATCH,
                 ),
                 dtype=np.float64,
             )

@@ -39,6 +39,4 @@ def outcome_probabilities(m: Model, n_mean: float) -> np.ndarray:
     d = m.detection.efficiency
     a1 = y["eta1"] * d  # X/T photon emitted and detected
     a2 = y["eta2"] * d  # BX photon emitted and detected
-    return np.stack(
-        [p1 * a1, p2 * a2 * (1 - a1), p2 * (1 - a2) * a1, p2 * a2 * a1], axis=1
-    )
+    return np.stack([p1 * a1, p2 * a2 * (1 - a1), p2 * (1 - a2) * a1, p2 * a2 * a1], axis=1)

@@ -24,8 +24,16 @@ import numpy as np
 from .blinking import dwell_means, dwell_parameters
 from .cascade import outcome_probabilities
 
-__all__ = ["occupation", "neutral_fraction", "photons_per_pulse", "emitter_rate_cps",
-           "g2_zero", "bunching_curve", "saturation_psat", "PROCESSES"]
+__all__ = [
+    "occupation",
+    "neutral_fraction",
+    "photons_per_pulse",
+    "emitter_rate_cps",
+    "g2_zero",
+    "bunching_curve",
+    "saturation_psat",
+    "PROCESSES",
+]
 
 PROCESSES = ("blinking", "slow_blinking")
 
@@ -41,8 +49,9 @@ def occupation(b, n_mean: float, rep_rate_hz: float) -> float:
 
 def neutral_fraction(m, n_mean: float) -> float:
     """Fraction of time the NC is neutral: both processes bright."""
-    return float(np.prod([occupation(getattr(m, s), n_mean, m.excitation.rep_rate_hz)
-                          for s in PROCESSES]))
+    return float(
+        np.prod([occupation(getattr(m, s), n_mean, m.excitation.rep_rate_hz) for s in PROCESSES])
+    )
 
 
 def photons_per_pulse(m, n_mean: float) -> np.ndarray:
@@ -81,8 +90,10 @@ def bunching_curve(m, n_mean: float, tau_s) -> np.ndarray:
         if not b.enabled:
             continue
         if b.dwell != "exponential":
-            raise ValueError(f"{sec}.dwell = {b.dwell!r}: the bunching of power-law blinking "
-                             "has no closed form here")
+            raise ValueError(
+                f"{sec}.dwell = {b.dwell!r}: the bunching of power-law blinking "
+                "has no closed form here"
+            )
         mean_b, mean_g = dwell_parameters(b, n_mean, rate) / rate
         p = mean_b / (mean_b + mean_g)
         tau_c = 1.0 / (1.0 / mean_b + 1.0 / mean_g)
@@ -104,4 +115,3 @@ def saturation_psat(m, powers=(0.25, 0.5, 1.0, 1.5, 2.0, 3.0)) -> float:
     f = lambda x, a, ps, b: a * -np.expm1(-x / ps) + b * x  # noqa: E731
     par, _ = curve_fit(f, p, r, p0=[r.max(), 1.0, 0.0], sigma=np.sqrt(r))
     return float(par[1])
-

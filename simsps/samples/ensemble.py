@@ -27,10 +27,10 @@ import dataclasses
 import jax
 import numpy as np
 
-from ..sim import keys
-from ..sim.engine import simulate_population
 from ..params.model import Model
 from ..params.sample import HC_EV_NM, Ensemble
+from ..sim import keys
+from ..sim.engine import simulate_population
 
 __all__ = ["Population", "nc_model", "draw_population", "simulate_ensemble"]
 
@@ -85,8 +85,9 @@ def draw_population(model: Model, ens: Ensemble, n_spots: int, seed: int = 0) ->
         u = np.asarray(jax.random.uniform(jax.random.fold_in(k, 0), (2,)))
         n = 1
         if u[0] < ens.cluster_fraction:
-            n = int(ens.cluster_min_ncs) + int(jax.random.poisson(
-                jax.random.fold_in(k, 1), ens.cluster_extra_ncs_mean))
+            n = int(ens.cluster_min_ncs) + int(
+                jax.random.poisson(jax.random.fold_in(k, 1), ens.cluster_extra_ncs_mean)
+            )
         lo = (ens.edge_min_nm - ens.edge_mean_nm) / ens.edge_std_nm
         hi = (ens.edge_max_nm - ens.edge_mean_nm) / ens.edge_std_nm
         z = np.asarray(jax.random.truncated_normal(jax.random.fold_in(k, 2), lo, hi, (n,)))
@@ -97,12 +98,16 @@ def draw_population(model: Model, ens: Ensemble, n_spots: int, seed: int = 0) ->
         spots.append(np.full(n, s))
     edge = np.concatenate(edges)
     models = tuple(nc_model(model, ens, e) for e in edge)
-    return Population(models=models, spot=np.concatenate(spots), edge_nm=edge,
-                      cew_nm=np.concatenate(cews), seed=int(seed))
+    return Population(
+        models=models,
+        spot=np.concatenate(spots),
+        edge_nm=edge,
+        cew_nm=np.concatenate(cews),
+        seed=int(seed),
+    )
 
 
-def simulate_ensemble(pop: Population, duration_s: float, power: float = 1.0, seed: int = 0,
-                      **kw):
+def simulate_ensemble(pop: Population, duration_s: float, power: float = 1.0, seed: int = 0, **kw):
     """One TCSPC stream per spot of ``pop`` (every NC in one vmapped kernel call per
     chunk), each spot at ``power`` x its NCs' Psat; see :func:`simsps.simulate_population`."""
     return simulate_population(pop.models, duration_s, power, seed, spot=pop.spot, **kw)

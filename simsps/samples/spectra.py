@@ -47,9 +47,17 @@ def _relative_excitation(power: float) -> float:
     return (1.0 - math.exp(-power)) / (1.0 - math.exp(-1.0))
 
 
-def spectrometer_frames(ens: Ensemble, spec: Spectrum, edge_nm, time_s, *, power: float = 1.0,
-                        redshift_mev: float = 0.0, bleach_time_s=None,
-                        seed: int = 0) -> SpectrumFrames:
+def spectrometer_frames(
+    ens: Ensemble,
+    spec: Spectrum,
+    edge_nm,
+    time_s,
+    *,
+    power: float = 1.0,
+    redshift_mev: float = 0.0,
+    bleach_time_s=None,
+    seed: int = 0,
+) -> SpectrumFrames:
     """Frames at ``time_s`` (s after the excitation starts) of a spot holding NCs of initial
     edges ``edge_nm``, excited at ``power`` x Psat; ``redshift_mev`` shifts every line (a
     cluster's coupling); ``bleach_time_s`` (per NC, inf: never) ends an NC's emission."""
@@ -58,10 +66,14 @@ def spectrometer_frames(ens: Ensemble, spec: Spectrum, edge_nm, time_s, *, power
     if t.ndim != 1 or np.any(t < 0) or not np.all(np.isfinite(t)):
         raise ValueError("time_s must be a 1-D array of finite times >= 0 (s)")
     if np.ndim(power) or not (np.isfinite(power) and power > 0):
-        raise ValueError(f"power = {power!r} is out of range: one number in (0, inf), in "
-                         "units of Psat")
-    bleach = np.full(len(edge0), np.inf) if bleach_time_s is None else \
-        np.broadcast_to(np.asarray(bleach_time_s, float), edge0.shape)
+        raise ValueError(
+            f"power = {power!r} is out of range: one number in (0, inf), in units of Psat"
+        )
+    bleach = (
+        np.full(len(edge0), np.inf)
+        if bleach_time_s is None
+        else np.broadcast_to(np.asarray(bleach_time_s, float), edge0.shape)
+    )
     rel = _relative_excitation(power)
     edge = edge0[None, :] - spec.etch_edge_nm_per_hour_at_psat * rel * t[:, None] / 3600.0
     if np.any(edge <= 0.2 * edge0[None, :]):
@@ -81,5 +93,9 @@ def spectrometer_frames(ens: Ensemble, spec: Spectrum, edge_nm, time_s, *, power
     mean = spec.counts_per_frame_at_psat * rel * np.einsum("fn,fnp->fp", emitting, frac)
     mean += spec.dark_counts_per_pixel
     counts = np.asarray(jax.random.poisson(k_counts, mean)).astype(np.int64)
-    return SpectrumFrames(wavelength_nm=0.5 * (e_nm[1:] + e_nm[:-1]), time_s=t, counts=counts,
-                          true_cew_nm=HC_EV_NM / centre_ev)
+    return SpectrumFrames(
+        wavelength_nm=0.5 * (e_nm[1:] + e_nm[:-1]),
+        time_s=t,
+        counts=counts,
+        true_cew_nm=HC_EV_NM / centre_ev,
+    )

@@ -43,9 +43,16 @@ class WidefieldMovie:
     mean_bleach_time_s: float
 
 
-def widefield_movie(wf: Widefield, dilution: float, n_ncs: int, *, duration_s: float = 3600.0,
-                    frame_interval_s: float = 20.0, n_empty: int = 50,
-                    seed: int = 0) -> WidefieldMovie:
+def widefield_movie(
+    wf: Widefield,
+    dilution: float,
+    n_ncs: int,
+    *,
+    duration_s: float = 3600.0,
+    frame_interval_s: float = 20.0,
+    n_empty: int = 50,
+    seed: int = 0,
+) -> WidefieldMovie:
     """A movie of ``n_ncs`` NCs at ``dilution`` (1:x) with frames every
     ``frame_interval_s`` from 0 to ``duration_s``."""
     if not (np.isfinite(dilution) and dilution > 0):
@@ -53,21 +60,31 @@ def widefield_movie(wf: Widefield, dilution: float, n_ncs: int, *, duration_s: f
     if not isinstance(n_ncs, (int, np.integer)) or n_ncs < 1:
         raise ValueError(f"n_ncs = {n_ncs!r} must be a positive integer")
     if not (0 < frame_interval_s <= duration_s):
-        raise ValueError(f"need 0 < frame_interval_s <= duration_s, got {frame_interval_s!r}, "
-                         f"{duration_s!r}")
+        raise ValueError(
+            f"need 0 < frame_interval_s <= duration_s, got {frame_interval_s!r}, {duration_s!r}"
+        )
     tau = float(wf.bleach_time_at(dilution))
     t = np.arange(0.0, duration_s + 1e-9, frame_interval_s)
     key = keys.stream(keys.root(seed), keys.WIDEFIELD)
     # one stream of numbers per dilution (to 0.001), independent of the other dilutions
     k_b, k_s, k_e, k_r1, k_r2 = jax.random.split(
-        jax.random.fold_in(key, int(round(dilution * 1000)) % 2**31), 5)
+        jax.random.fold_in(key, int(round(dilution * 1000)) % 2**31), 5
+    )
     bleach = tau * np.asarray(jax.random.exponential(k_b, (int(n_ncs),)), float)
     emitting = t[:, None] < bleach[None, :]
     mean = wf.background_counts_per_frame + wf.counts_per_frame * emitting
-    counts = np.asarray(jax.random.poisson(k_s, mean), float) \
-        + wf.read_noise_counts * np.asarray(jax.random.normal(k_r1, mean.shape))
+    counts = np.asarray(jax.random.poisson(k_s, mean), float) + wf.read_noise_counts * np.asarray(
+        jax.random.normal(k_r1, mean.shape)
+    )
     empty_mean = np.full((len(t), int(n_empty)), wf.background_counts_per_frame)
-    empty = np.asarray(jax.random.poisson(k_e, empty_mean), float) \
-        + wf.read_noise_counts * np.asarray(jax.random.normal(k_r2, empty_mean.shape))
-    return WidefieldMovie(dilution=float(dilution), time_s=t, counts=counts, empty_counts=empty,
-                          bleach_time_s=bleach, mean_bleach_time_s=tau)
+    empty = np.asarray(
+        jax.random.poisson(k_e, empty_mean), float
+    ) + wf.read_noise_counts * np.asarray(jax.random.normal(k_r2, empty_mean.shape))
+    return WidefieldMovie(
+        dilution=float(dilution),
+        time_s=t,
+        counts=counts,
+        empty_counts=empty,
+        bleach_time_s=bleach,
+        mean_bleach_time_s=tau,
+    )

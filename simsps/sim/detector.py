@@ -89,7 +89,9 @@ def dead_time_filter(t: np.ndarray, dead_ps: int, last_kept: int) -> tuple[np.nd
     return keep, int(t[kept[-1]]) if len(kept) else last_kept
 
 
-def _dead_time_keep(t: np.ndarray, channel: np.ndarray, dead_ps: int, last: np.ndarray) -> np.ndarray:
+def _dead_time_keep(
+    t: np.ndarray, channel: np.ndarray, dead_ps: int, last: np.ndarray
+) -> np.ndarray:
     """Keep-mask of time-sorted events, per channel; updates ``last`` in place."""
     keep = np.ones(len(t), bool)
     for c in range(len(last)):
@@ -134,9 +136,9 @@ def batched_event_uniforms(keys, events) -> list[np.ndarray]:
     kd = np.zeros((size, 2), np.uint32)
     pos = 0
     for key, (ch, ts), k in zip(keys, events, sizes):
-        t[pos:pos + k] = ts.astype(np.uint64)
-        c[pos:pos + k] = ch
-        kd[pos:pos + k] = np.asarray(jax.random.key_data(key))
+        t[pos : pos + k] = ts.astype(np.uint64)
+        c[pos : pos + k] = ch
+        kd[pos : pos + k] = np.asarray(jax.random.key_data(key))
         pos += k
     hi = (t >> np.uint64(32)).astype(np.uint32)
     lo = (t & np.uint64(0xFFFFFFFF)).astype(np.uint32)
@@ -147,8 +149,15 @@ def batched_event_uniforms(keys, events) -> list[np.ndarray]:
 class DetectorChain:
     """Stateful dead time + afterpulsing over consecutive chunks of incident events."""
 
-    def __init__(self, key, *, dead_time_ns, afterpulse_probability, afterpulse_time_constant_ns,
-                 n_channels=2):
+    def __init__(
+        self,
+        key,
+        *,
+        dead_time_ns,
+        afterpulse_probability,
+        afterpulse_time_constant_ns,
+        n_channels=2,
+    ):
         self.key = key
         self.dead_ps = int(round(dead_time_ns * 1e3))
         self.p_ap = float(afterpulse_probability)
@@ -220,6 +229,7 @@ def process_chains(chains, incidents, end_ps: int) -> list[Events]:
     """:meth:`DetectorChain.process` for several detector pairs at once: one device call
     for all their afterpulse random numbers."""
     firsts = [c.first_pass(ev, end_ps) for c, ev in zip(chains, incidents)]
-    w = batched_event_uniforms([c.key for c in chains],
-                               [(par["channel"], par["abs_ps"]) for _, par in firsts])
+    w = batched_event_uniforms(
+        [c.key for c in chains], [(par["channel"], par["abs_ps"]) for _, par in firsts]
+    )
     return [c.finish(prim, par, wk, end_ps) for c, (prim, par), wk in zip(chains, firsts, w)]

@@ -14,18 +14,24 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import keys
-from .detector import DetectorChain, Events, process_chains
-from .kernel import BLOCK_PULSES, KernelParams, chunk_kernel, noise_capacity, signal_capacity
 from ..params.model import Model, ModelError
-from ..physics.blinking import BlinkTrajectory, combine_windows
 from ..physics.bleaching import bleach_probability_per_pulse, bleach_pulse_from_uniform
+from ..physics.blinking import BlinkTrajectory, combine_windows
 from ..physics.cascade import outcome_probabilities, state_yields
 from ..physics.excitation import check_power
 from ..stream import NO_EMITTER, PhotonStream, State, Truth
+from . import keys
+from .detector import DetectorChain, Events, process_chains
+from .kernel import BLOCK_PULSES, KernelParams, chunk_kernel, noise_capacity, signal_capacity
 
-__all__ = ["simulate", "simulate_chunks", "simulate_population", "simulate_population_chunks",
-           "DEFAULT_CHUNK_PULSES", "kernel_params"]
+__all__ = [
+    "simulate",
+    "simulate_chunks",
+    "simulate_population",
+    "simulate_population_chunks",
+    "DEFAULT_CHUNK_PULSES",
+    "kernel_params",
+]
 
 DEFAULT_CHUNK_PULSES = 1 << 24
 _INT32_MAX = np.iinfo(np.int32).max
@@ -53,7 +59,8 @@ def check_lifetimes(m: Model) -> None:
                 f"{math.exp(-period_ns / tau):.2g}, and simsps.simulate starts every pulse from "
                 f"the ground state; lifetimes up to period / ln(1/{CARRY_OVER_LIMIT:g}) = "
                 f"{limit_ns:.3g} ns are allowed (simsps.sim.reference.simulate_reference carries "
-                "the state across pulses and takes any lifetime)")
+                "the state across pulses and takes any lifetime)"
+            )
 
 
 def kernel_params(m: Model, n_mean: float, *, with_noise: bool = True) -> KernelParams:
@@ -66,8 +73,11 @@ def kernel_params(m: Model, n_mean: float, *, with_noise: bool = True) -> Kernel
     period_s = 1.0 / m.excitation.rep_rate_hz
     det, bg = m.detection, m.background
     # the prompt background (scatter, substrate PL) follows the laser: proportional to power
-    rates = np.array([det.dark_cps, det.dark_cps, bg.rate_cps, bg.prompt_cps * n_mean]) \
-        if with_noise else np.zeros(4)
+    rates = (
+        np.array([det.dark_cps, det.dark_cps, bg.rate_cps, bg.prompt_cps * n_mean])
+        if with_noise
+        else np.zeros(4)
+    )
     total = rates.sum()
     bg_cum = np.cumsum(rates) / total if total > 0 else np.array([0.25, 0.5, 0.75, 1.0])
     f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
@@ -88,7 +98,11 @@ def kernel_params(m: Model, n_mean: float, *, with_noise: bool = True) -> Kernel
 
 
 def _check_emitters(emitters):
-    if isinstance(emitters, bool) or not isinstance(emitters, (int, np.integer)) or not 1 <= emitters < 65535:
+    if (
+        isinstance(emitters, bool)
+        or not isinstance(emitters, (int, np.integer))
+        or not 1 <= emitters < 65535
+    ):
         raise ValueError(f"emitters = {emitters!r} must be an integer in [1, 65534]")
 
 
@@ -142,9 +156,15 @@ def simulate_chunks(
     Memory stays bounded by one chunk whatever ``duration_s``. See :func:`simulate`.
     """
     _check_emitters(emitters)
-    for spots in _population_chunks([model] * int(emitters), duration_s, power, seed,
-                                    spot=np.zeros(int(emitters), np.int64),
-                                    chunk_pulses=chunk_pulses, progress=progress):
+    for spots in _population_chunks(
+        [model] * int(emitters),
+        duration_s,
+        power,
+        seed,
+        spot=np.zeros(int(emitters), np.int64),
+        chunk_pulses=chunk_pulses,
+        progress=progress,
+    ):
         yield spots[0]
 
 
@@ -167,16 +187,27 @@ def simulate_population_chunks(
     each NC's Psat. Every NC of every spot runs in the same vmapped kernel call per chunk.
     NC ``e`` depends only on (seed, e, its model and power): adding NCs does not change it.
     """
-    return _population_chunks(models, duration_s, power, seed, spot=spot,
-                              chunk_pulses=chunk_pulses, progress=progress)
+    return _population_chunks(
+        models, duration_s, power, seed, spot=spot, chunk_pulses=chunk_pulses, progress=progress
+    )
 
 
-def simulate_population(models: Sequence[Model], duration_s: float, power=1.0, seed: int = 0,
-                        *, spot=None, chunk_pulses: int = DEFAULT_CHUNK_PULSES,
-                        progress=None) -> list[PhotonStream]:
+def simulate_population(
+    models: Sequence[Model],
+    duration_s: float,
+    power=1.0,
+    seed: int = 0,
+    *,
+    spot=None,
+    chunk_pulses: int = DEFAULT_CHUNK_PULSES,
+    progress=None,
+) -> list[PhotonStream]:
     """Whole streams of :func:`simulate_population_chunks`, one per spot."""
-    parts = list(simulate_population_chunks(models, duration_s, power, seed, spot=spot,
-                                            chunk_pulses=chunk_pulses, progress=progress))
+    parts = list(
+        simulate_population_chunks(
+            models, duration_s, power, seed, spot=spot, chunk_pulses=chunk_pulses, progress=progress
+        )
+    )
     return [PhotonStream.concat([p[k] for p in parts]) for k in range(len(parts[0]))]
 
 
@@ -191,15 +222,18 @@ def _check_population(models, power, spot):
     for m in models[1:]:
         for sec in _SHARED:
             if getattr(m, sec) != getattr(models[0], sec):
-                raise ValueError(f"all NCs share one setup: [{sec}] of model {m.name!r} "
-                                 f"differs from that of {models[0].name!r}")
+                raise ValueError(
+                    f"all NCs share one setup: [{sec}] of model {m.name!r} "
+                    f"differs from that of {models[0].name!r}"
+                )
     try:
         flat = np.asarray(power, dtype=float).reshape(-1)
     except (TypeError, ValueError):
         raise ValueError(f"power = {power!r}: give numbers in units of Psat") from None
     if np.ndim(power) > 1 or len(flat) not in (1, len(models)):
-        raise ValueError(f"power: give one number or one per NC ({len(models)}), "
-                         f"got shape {np.shape(power)}")
+        raise ValueError(
+            f"power: give one number or one per NC ({len(models)}), got shape {np.shape(power)}"
+        )
     powers = np.array([check_power(p) for p in np.broadcast_to(flat, (len(models),))])
     spot = np.arange(len(models)) if spot is None else np.asarray(spot)
     if spot.shape != (len(models),) or not np.issubdtype(spot.dtype, np.integer):
@@ -226,15 +260,21 @@ def _population_chunks(models, duration_s, power, seed, *, spot, chunk_pulses, p
     root = keys.root(seed)
     emitter_keys = keys.emitter_keys(root, emitters)
     # the background and dark counts of a spot ride with its first NC
-    kps = [kernel_params(me, p, with_noise=bool(first_of_spot[e]))
-           for e, (me, p) in enumerate(zip(models, powers))]
+    kps = [
+        kernel_params(me, p, with_noise=bool(first_of_spot[e]))
+        for e, (me, p) in enumerate(zip(models, powers))
+    ]
     kp = _stack(kps)
 
     # fast flicker and slow blinking of each NC; the NC is charged while either is grey
     trajectories = [
-        [BlinkTrajectory(keys.blink_key(root, sec, e), getattr(me, sec), p,
-                         me.excitation.rep_rate_hz)
-         for sec in ("blinking", "slow_blinking") if getattr(me, sec).enabled]
+        [
+            BlinkTrajectory(
+                keys.blink_key(root, sec, e), getattr(me, sec), p, me.excitation.rep_rate_hz
+            )
+            for sec in ("blinking", "slow_blinking")
+            if getattr(me, sec).enabled
+        ]
         for e, (me, p) in enumerate(zip(models, powers))
     ]
     u_bleach = np.asarray(
@@ -242,10 +282,12 @@ def _population_chunks(models, duration_s, power, seed, *, spot, chunk_pulses, p
             keys.bleach_keys(root, emitters)
         )
     )
-    bleach_pulse = np.array([
-        bleach_pulse_from_uniform(u_bleach[e], bleach_probability_per_pulse(me, p))
-        for e, (me, p) in enumerate(zip(models, powers))
-    ]).reshape(emitters)
+    bleach_pulse = np.array(
+        [
+            bleach_pulse_from_uniform(u_bleach[e], bleach_probability_per_pulse(me, p))
+            for e, (me, p) in enumerate(zip(models, powers))
+        ]
+    ).reshape(emitters)
     bleach_time_s = np.where(
         bleach_pulse < n_pulses, bleach_pulse / m.excitation.rep_rate_hz, np.inf
     )
@@ -263,16 +305,26 @@ def _population_chunks(models, duration_s, power, seed, *, spot, chunk_pulses, p
     for k in range(n_spots):
         members = np.flatnonzero(spot == k)
         mk = models[members[0]]
-        metas.append(dict(model=mk.name, model_toml=mk.to_toml(), seed=int(seed),
-                          power=float(powers[members[0]]), duration_s=duration,
-                          emitters=len(members), spot=k, first_emitter=int(members[0])))
+        metas.append(
+            dict(
+                model=mk.name,
+                model_toml=mk.to_toml(),
+                seed=int(seed),
+                power=float(powers[members[0]]),
+                duration_s=duration,
+                emitters=len(members),
+                spot=k,
+                first_emitter=int(members[0]),
+            )
+        )
 
     # the kernel's arrays grow with emitters x chunk: the chunk shrinks to at most 4 / emitters
     # of the asked one (a power of two of blocks, at least one), so memory stays bounded;
     # the stream does not depend on it
     chunk_blocks = chunk_pulses // BLOCK_PULSES
-    chunk_blocks = max(1, min(chunk_blocks, 1 << max(0, (4 * chunk_blocks // emitters)
-                                                     .bit_length() - 1)))
+    chunk_blocks = max(
+        1, min(chunk_blocks, 1 << max(0, (4 * chunk_blocks // emitters).bit_length() - 1))
+    )
     total_blocks = -(-n_pulses // BLOCK_PULSES)
     # (first block, number of blocks): full chunks, then one chunk of the next power of two
     # that covers the rest (its pulses past the end are dropped), so a run compiles one or
@@ -283,26 +335,42 @@ def _population_chunks(models, duration_s, power, seed, *, spot, chunk_pulses, p
         nb = min(chunk_blocks, _pow2ceil(total_blocks - block))
         plan.append((block, nb))
         block += nb
-    capacity = [max(signal_capacity(float(k.q_max)) for k in kps),
-                max(noise_capacity(float(k.bg_lam)) for k in kps)]
+    capacity = [
+        max(signal_capacity(float(k.q_max)) for k in kps),
+        max(noise_capacity(float(k.bg_lam)) for k in kps),
+    ]
 
     def inputs(block, nb):
         start = block * BLOCK_PULSES
         stop = start + nb * BLOCK_PULSES
-        windows = [combine_windows(*[t.window(start, stop) for t in ts]) if ts
-                   else (0, np.empty(0, np.int64)) for ts in trajectories]
+        windows = [
+            combine_windows(*[t.window(start, stop) for t in ts])
+            if ts
+            else (0, np.empty(0, np.int64))
+            for ts in trajectories
+        ]
         size = _pow2ceil(max(64, max(len(w[1]) for w in windows) + 1))
         switch = np.full((emitters, size), _INT32_MAX, np.int32)
         for e, (_, rel) in enumerate(windows):
             switch[e, : len(rel)] = rel
         state0 = np.array([w[0] for w in windows], np.int32)
         bleach_rel = np.clip(bleach_pulse - start, 0, _INT32_MAX).astype(np.int32)
-        return (emitter_keys, jnp.int32(block), kp, jnp.asarray(switch), jnp.asarray(state0),
-                jnp.asarray(bleach_rel))
+        return (
+            emitter_keys,
+            jnp.int32(block),
+            kp,
+            jnp.asarray(switch),
+            jnp.asarray(state0),
+            jnp.asarray(bleach_rel),
+        )
 
     def launch(block, nb):
         args = inputs(block, nb)
-        return args, nb, chunk_kernel(*args, n_blocks=nb, n_slots=capacity[0], n_slots_bg=capacity[1])
+        return (
+            args,
+            nb,
+            chunk_kernel(*args, n_blocks=nb, n_slots=capacity[0], n_slots_bg=capacity[1]),
+        )
 
     bar = _make_progress(progress, duration)
     try:
@@ -315,8 +383,9 @@ def _population_chunks(models, duration_s, power, seed, *, spot, chunk_pulses, p
                 pending = launch(*plan[k + 1])
             while bool(np.asarray(overflow).any()):  # > 6 sigma: same numbers, more slots
                 capacity[:] = [2 * c for c in capacity]
-                sig, bg, overflow = chunk_kernel(*args, n_blocks=nb, n_slots=capacity[0],
-                                                 n_slots_bg=capacity[1])
+                sig, bg, overflow = chunk_kernel(
+                    *args, n_blocks=nb, n_slots=capacity[0], n_slots_bg=capacity[1]
+                )
             start = block * BLOCK_PULSES
             stop = min(start + nb * BLOCK_PULSES, n_pulses)
             incident, owner = _assemble(sig, bg, start, n_pulses, period_ps)
@@ -325,10 +394,12 @@ def _population_chunks(models, duration_s, power, seed, *, spot, chunk_pulses, p
             else:  # split by spot, keeping each spot's events in their order
                 order = np.argsort(spot[owner], kind="stable")
                 bounds = np.searchsorted(spot[owner][order], np.arange(n_spots + 1))
-                parts = [incident.take(order[bounds[j]:bounds[j + 1]]) for j in range(n_spots)]
+                parts = [incident.take(order[bounds[j] : bounds[j + 1]]) for j in range(n_spots)]
             detected = process_chains(chains, parts, stop * period_ps)
-            yield [_to_stream(detected[j], period_ps, res_ps, bleach_time_s, metas[j], stop)
-                   for j in range(n_spots)]
+            yield [
+                _to_stream(detected[j], period_ps, res_ps, bleach_time_s, metas[j], stop)
+                for j in range(n_spots)
+            ]
             if bar is not None:
                 bar.update(round((stop - start) / m.excitation.rep_rate_hz, 3))
     finally:
@@ -346,22 +417,39 @@ def _assemble(sig, bg, start: int, n_pulses: int, period_ps: int) -> tuple[Event
     take = lambda a: np.asarray(a).reshape(-1)[f]  # noqa: E731
     slot = (f // (2 * c)) * c + f % c  # index into the (E, NB, C) arrays
     block = slot // c
-    sig_ev, sig_owner = _events(start, n_pulses, block % n_b,
-                     np.asarray(sig["pos"]).reshape(-1)[slot], take(sig["t_ps"]), period_ps,
-                     block // n_b,
-                     channel=take(sig["channel"]), source=take(sig["source"]),
-                     state=np.asarray(sig["state"]).reshape(-1)[slot],
-                     emitter=(block // n_b).astype(np.uint16), delay_ps=take(sig["delay_ps"]),
-                     uap=take(sig["uap"]))
+    sig_ev, sig_owner = _events(
+        start,
+        n_pulses,
+        block % n_b,
+        np.asarray(sig["pos"]).reshape(-1)[slot],
+        take(sig["t_ps"]),
+        period_ps,
+        block // n_b,
+        channel=take(sig["channel"]),
+        source=take(sig["source"]),
+        state=np.asarray(sig["state"]).reshape(-1)[slot],
+        emitter=(block // n_b).astype(np.uint16),
+        delay_ps=take(sig["delay_ps"]),
+        uap=take(sig["uap"]),
+    )
     valid = np.asarray(bg["valid"])
     f = np.flatnonzero(valid)
     n = len(f)
-    bg_ev, bg_owner = _events(start, n_pulses, (f // valid.shape[2]) % n_b, take(bg["pos"]),
-                    take(bg["t_ps"]), period_ps, (f // valid.shape[2]) // n_b,
-                    channel=take(bg["channel"]), source=take(bg["source"]),
-                    state=np.full(n, State.NONE, np.uint8),
-                    emitter=np.full(n, NO_EMITTER, np.uint16),
-                    delay_ps=np.full(n, np.nan, np.float32), uap=take(bg["uap"]))
+    bg_ev, bg_owner = _events(
+        start,
+        n_pulses,
+        (f // valid.shape[2]) % n_b,
+        take(bg["pos"]),
+        take(bg["t_ps"]),
+        period_ps,
+        (f // valid.shape[2]) // n_b,
+        channel=take(bg["channel"]),
+        source=take(bg["source"]),
+        state=np.full(n, State.NONE, np.uint8),
+        emitter=np.full(n, NO_EMITTER, np.uint16),
+        delay_ps=np.full(n, np.nan, np.float32),
+        uap=take(bg["uap"]),
+    )
     return Events.concat([sig_ev, bg_ev]), np.concatenate([sig_owner, bg_owner])
 
 
@@ -374,13 +462,20 @@ def _events(start, n_pulses, b_idx, pos, t_ps, period_ps, owner, **cols):
     return (ev, owner) if inside.all() else (ev.take(inside), owner[inside])
 
 
-def _to_stream(det: Events, period_ps: int, res_ps: float, bleach_time_s, meta, n_pulses) -> PhotonStream:
+def _to_stream(
+    det: Events, period_ps: int, res_ps: float, bleach_time_s, meta, n_pulses
+) -> PhotonStream:
     truth = Truth(
-        source=det["source"], state=det["state"], emitter=det["emitter"],
-        emission_delay_ps=det["delay_ps"], arrival_ps=det["abs_ps"], bleach_time_s=bleach_time_s,
+        source=det["source"],
+        state=det["state"],
+        emitter=det["emitter"],
+        emission_delay_ps=det["delay_ps"],
+        arrival_ps=det["abs_ps"],
+        bleach_time_s=bleach_time_s,
     )
-    return PhotonStream.from_arrivals(det["abs_ps"], det["channel"], period_ps, res_ps,
-                                      truth=truth, meta=meta, n_pulses=n_pulses)
+    return PhotonStream.from_arrivals(
+        det["abs_ps"], det["channel"], period_ps, res_ps, truth=truth, meta=meta, n_pulses=n_pulses
+    )
 
 
 def simulate(
@@ -402,7 +497,14 @@ def simulate(
     :func:`simulate_chunks` instead.
     """
     parts = list(
-        simulate_chunks(model, duration_s, power, seed, chunk_pulses=chunk_pulses,
-                        emitters=emitters, progress=progress)
+        simulate_chunks(
+            model,
+            duration_s,
+            power,
+            seed,
+            chunk_pulses=chunk_pulses,
+            emitters=emitters,
+            progress=progress,
+        )
     )
     return PhotonStream.concat(parts)

@@ -26,7 +26,6 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 from jax.extend.random import threefry2x32_p
 
 from .._pytree import pytree_dataclass
@@ -127,7 +126,9 @@ def _signal(key_data, kp: KernelParams, switch, state0, bleach_rel, block_local,
     alive = chunk_pos < bleach_rel
     v = _unit(w[1]) * kp.q_max
     cum = kp.cum[state]
-    cat = (v >= cum[:, 0]).astype(jnp.int32) + (v >= cum[:, 1]) + (v >= cum[:, 2]) + (v >= cum[:, 3])
+    cat = (
+        (v >= cum[:, 0]).astype(jnp.int32) + (v >= cum[:, 1]) + (v >= cum[:, 2]) + (v >= cum[:, 3])
+    )
     ok = in_block & alive & (cat < 4)  # 4: nothing detected
     e1 = -jnp.log(_unit(w[2])) * kp.tau1_ps[state]
     e2 = -jnp.log(_unit(w[3])) * kp.tau2_ps[state]
@@ -141,7 +142,9 @@ def _signal(key_data, kp: KernelParams, switch, state0, bleach_rel, block_local,
     t = jnp.maximum(delay + kp.offset_ps + kp.jitter_ps * jnp.stack([n1, n2]), 0.0)
     channel = (jnp.stack([c1, c2]) > kp.split).astype(jnp.uint8)
     grey = state.astype(jnp.uint8)
-    src_bx = jnp.uint8(Source.BIEXCITON) + grey * jnp.uint8(Source.CHARGED_BIEXCITON - Source.BIEXCITON)
+    src_bx = jnp.uint8(Source.BIEXCITON) + grey * jnp.uint8(
+        Source.CHARGED_BIEXCITON - Source.BIEXCITON
+    )
     src_x = jnp.uint8(Source.EXCITON) + grey * jnp.uint8(Source.TRION - Source.EXCITON)
     return dict(
         valid=jnp.stack([has_bx, has_x]),
@@ -186,7 +189,9 @@ def _poisson(b1, b2, lam):
 
 
 @partial(jax.jit, static_argnames=("n_blocks", "n_slots", "n_slots_bg"))
-def chunk_kernel(emitter_keys, block0, kp, switch, state0, bleach_rel, *, n_blocks, n_slots, n_slots_bg):
+def chunk_kernel(
+    emitter_keys, block0, kp, switch, state0, bleach_rel, *, n_blocks, n_slots, n_slots_bg
+):
     """Signal and noise events of ``n_blocks`` blocks from ``block0`` for every emitter.
 
     ``emitter_keys``: (E,) typed keys; ``kp``: KernelParams with leading axis E;

@@ -36,8 +36,9 @@ class _Telegraph:
     """Bright/grey renewal process in units of pulses; ``states(i)`` at pulse starts.
     ``section``: ``"blinking"`` (fast flicker, dwells in us) or ``"slow_blinking"`` (ms)."""
 
-    def __init__(self, m: Model, n_mean: float, rng: np.random.Generator,
-                 section: str = "blinking"):
+    def __init__(
+        self, m: Model, n_mean: float, rng: np.random.Generator, section: str = "blinking"
+    ):
         b = getattr(m, section)
         self.enabled = b.enabled
         self.rng = rng
@@ -47,8 +48,9 @@ class _Telegraph:
         p_ge1 = lambda n: stats.poisson.sf(0, n)  # noqa: E731
         p_ge2 = lambda n: stats.poisson.sf(1, n)  # noqa: E731
         f, sp = b.auger_charging_fraction, b.spontaneous_charging_fraction
-        speedup = sp + (1 - sp) * ((1 - f) * p_ge1(n_mean) / p_ge1(1.0)
-                                   + f * p_ge2(n_mean) / p_ge2(1.0))
+        speedup = sp + (1 - sp) * (
+            (1 - f) * p_ge1(n_mean) / p_ge1(1.0) + f * p_ge2(n_mean) / p_ge2(1.0)
+        )
         per_s = m.excitation.rep_rate_hz
         if section == "blinking":
             bright, grey = b.bright_dwell_us * 1e-6, b.grey_dwell_us * 1e-6
@@ -66,8 +68,9 @@ class _Telegraph:
         else:  # residual life x: integral_0^x S(t) dt = u * mean, S the dwell law's survival
             target = rng.random() * means[self.state]
             integral = self._survival_integral(self.scale[self.state])
-            self.next_switch = optimize.brentq(lambda x: integral(x) - target, 0.0, self.t_max,
-                                               xtol=1e-12 * self.t_max)
+            self.next_switch = optimize.brentq(
+                lambda x: integral(x) - target, 0.0, self.t_max, xtol=1e-12 * self.t_max
+            )
 
     def _survival_integral(self, a: float):
         """x -> integral_0^x S(t) dt of the truncated Pareto on [a, t_max]."""
@@ -77,7 +80,9 @@ class _Telegraph:
         def f(x):
             if x <= a:
                 return x
-            prim = math.log(x / a) if abs(k - 1) < 1e-12 else (x ** (1 - k) - a ** (1 - k)) / (1 - k)
+            prim = (
+                math.log(x / a) if abs(k - 1) < 1e-12 else (x ** (1 - k) - a ** (1 - k)) / (1 - k)
+            )
             return a + (prim - b**-k * (x - a)) / norm
 
         return f
@@ -119,9 +124,12 @@ def _noise(m: Model, rng, pulses: np.ndarray, period_ps: int, sigma_ps: float, n
     period_s = period_ps * 1e-12
     det, bg = m.detection, m.background
     out = []
-    kinds = [(det.dark_cps, Source.DARK, 0), (det.dark_cps, Source.DARK, 1),
-             (bg.rate_cps, Source.BACKGROUND, -1),
-             (bg.prompt_cps * n_mean, Source.PROMPT_BACKGROUND, -1)]
+    kinds = [
+        (det.dark_cps, Source.DARK, 0),
+        (det.dark_cps, Source.DARK, 1),
+        (bg.rate_cps, Source.BACKGROUND, -1),
+        (bg.prompt_cps * n_mean, Source.PROMPT_BACKGROUND, -1),
+    ]
     for rate, source, channel in kinds:
         k = rng.poisson(rate * period_s, len(pulses))
         p = np.repeat(pulses, k)
@@ -133,9 +141,15 @@ def _noise(m: Model, rng, pulses: np.ndarray, period_ps: int, sigma_ps: float, n
         else:
             rel = rng.random(n) * period_ps
         ch = np.full(n, channel) if channel >= 0 else (rng.random(n) >= det.split_ratio).astype(int)
-        out.append(dict(t=p * period_ps + np.rint(rel).astype(np.int64), channel=ch,
-                        source=np.full(n, source), state=np.full(n, State.NONE),
-                        delay=np.full(n, np.nan)))
+        out.append(
+            dict(
+                t=p * period_ps + np.rint(rel).astype(np.int64),
+                channel=ch,
+                source=np.full(n, source),
+                state=np.full(n, State.NONE),
+                delay=np.full(n, np.nan),
+            )
+        )
     return out
 
 
@@ -174,7 +188,12 @@ def _detectors(ev: dict, m: Model, rng) -> dict:
 
 
 def simulate_reference(
-    model: Model, duration_s: float, power: float = 1.0, seed: int = 0, *, block_pulses: int = 1 << 18
+    model: Model,
+    duration_s: float,
+    power: float = 1.0,
+    seed: int = 0,
+    *,
+    block_pulses: int = 1 << 18,
 ) -> PhotonStream:
     """One emitter, every pulse, literally. Same output type and truth as :func:`simsps.simulate`."""
     m = model
@@ -236,18 +255,41 @@ def simulate_reference(
             hit = emitted & (rng.random(count) < det.efficiency)
             k = int(hit.sum())
             channel = (rng.random(k) >= det.split_ratio).astype(int)
-            rel = np.maximum(delay[hit] + det.irf_offset_ns * 1e3 + sigma * rng.standard_normal(k), 0)
-            parts.append(dict(t=pulse[hit] * period_ps + np.rint(rel).astype(np.int64),
-                              channel=channel, source=src[hit], state=state[hit], delay=delay[hit]))
+            rel = np.maximum(
+                delay[hit] + det.irf_offset_ns * 1e3 + sigma * rng.standard_normal(k), 0
+            )
+            parts.append(
+                dict(
+                    t=pulse[hit] * period_ps + np.rint(rel).astype(np.int64),
+                    channel=channel,
+                    source=src[hit],
+                    state=state[hit],
+                    delay=delay[hit],
+                )
+            )
     ev = {f: np.concatenate([p[f] for p in parts]) if parts else np.empty(0) for f in _FIELDS}
     ev["t"] = ev["t"].astype(np.int64)
     out = _detectors(ev, m, rng)
     t = out["t"].astype(np.int64)
     emitter = np.where(np.isnan(out["delay"].astype(float)), NO_EMITTER, 0) if len(t) else []
     bleach_s = np.inf if bleach_pulse is None else bleach_pulse / m.excitation.rep_rate_hz
-    truth = Truth(source=out["source"], state=out["state"], emitter=emitter,
-                  emission_delay_ps=out["delay"], arrival_ps=t, bleach_time_s=[bleach_s])
-    meta = dict(model=m.name, model_toml=m.to_toml(), seed=int(seed), power=n_mean,
-                duration_s=float(duration_s), emitters=1, generator="simsps.sim.reference")
-    return PhotonStream.from_arrivals(t, out["channel"], period_ps, det.resolution_ps,
-                                      truth=truth, meta=meta, n_pulses=n_pulses)
+    truth = Truth(
+        source=out["source"],
+        state=out["state"],
+        emitter=emitter,
+        emission_delay_ps=out["delay"],
+        arrival_ps=t,
+        bleach_time_s=[bleach_s],
+    )
+    meta = dict(
+        model=m.name,
+        model_toml=m.to_toml(),
+        seed=int(seed),
+        power=n_mean,
+        duration_s=float(duration_s),
+        emitters=1,
+        generator="simsps.sim.reference",
+    )
+    return PhotonStream.from_arrivals(
+        t, out["channel"], period_ps, det.resolution_ps, truth=truth, meta=meta, n_pulses=n_pulses
+    )

@@ -13,12 +13,12 @@ import functools
 import numpy as np
 
 from ...analysis import g2_log, intensity_trace, pulsed_g2
-from ...sim.engine import simulate
-from ...samples.ensemble import draw_population, simulate_ensemble
 from ...params.model import load_model
 from ...params.sample import load_sample
+from ...samples.ensemble import draw_population, simulate_ensemble
 from ...samples.spectra import spectrometer_frames
 from ...samples.widefield import widefield_movie
+from ...sim.engine import simulate
 
 POWERS = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0)  # seed Fig. 5a, S7: x Psat
 BUNCHING_FIT_MAX_S = 1e-3  # seed Fig. 4d: the flicker bunching lives below ~100 us
@@ -42,10 +42,22 @@ class Config:
     @classmethod
     def make(cls, quick: bool) -> "Config":
         if quick:  # low powers longer: g2(0) needs coincidences, which scale as power^2
-            return cls(True, 60.0, {0.25: 600.0, 0.5: 150.0, 1.0: 60.0, 1.5: 30.0, 2.0: 30.0,
-                                    3.0: 30.0}, 64, 5.0, 400)
-        return cls(False, 600.0, {0.25: 3000.0, 0.5: 1200.0, 1.0: 600.0, 1.5: 300.0,
-                                  2.0: 300.0, 3.0: 300.0}, 64, 30.0, 1500)
+            return cls(
+                True,
+                60.0,
+                {0.25: 600.0, 0.5: 150.0, 1.0: 60.0, 1.5: 30.0, 2.0: 30.0, 3.0: 30.0},
+                64,
+                5.0,
+                400,
+            )
+        return cls(
+            False,
+            600.0,
+            {0.25: 3000.0, 0.5: 1200.0, 1.0: 600.0, 1.5: 300.0, 2.0: 300.0, 3.0: 300.0},
+            64,
+            30.0,
+            1500,
+        )
 
 
 def _survived(stream) -> bool:
@@ -90,8 +102,11 @@ class Data:
             streams = measure(seed)
             if all(_survived(s) for s in streams):
                 break
-        self.used[name] = dict(what=what + (f"; {k} NC(s) that bleached during the "
-                                            "acquisition set aside" if k else ""), seed=seed)
+        self.used[name] = dict(
+            what=what
+            + (f"; {k} NC(s) that bleached during the acquisition set aside" if k else ""),
+            seed=seed,
+        )
         return streams
 
     @functools.cached_property
@@ -100,8 +115,12 @@ class Data:
         acquisition (its trace's last tenth below half its first, ~6 % of NCs in 600 s) is
         set aside and the next one measured; the report says how many were."""
         c = self.config
-        return self._surviving("zn_psat", 1, f"zn-treated NC at Psat, {c.trace_s:g} s",
-                               lambda seed: [simulate(self.zn, c.trace_s, 1.0, seed)])[0]
+        return self._surviving(
+            "zn_psat",
+            1,
+            f"zn-treated NC at Psat, {c.trace_s:g} s",
+            lambda seed: [simulate(self.zn, c.trace_s, 1.0, seed)],
+        )[0]
 
     @functools.cached_property
     def zn_pulsed_g2(self):
@@ -113,16 +132,19 @@ class Data:
         """g2 of :attr:`zn_psat` from 10 ns to 1 s (Figs. 4d, S6), the empty spot's rate as
         background, with the bunching fit over the fast flicker's range (20 periods to
         1 ms; the slow blinking's ~1 % beyond is the plateau row)."""
-        return g2_log(self.zn_psat, tau_max_s=min(1.0, self.zn_psat.duration_s / 4),
-                      fit_max_s=BUNCHING_FIT_MAX_S, background=self.background_cps(1.0))
+        return g2_log(
+            self.zn_psat,
+            tau_max_s=min(1.0, self.zn_psat.duration_s / 4),
+            fit_max_s=BUNCHING_FIT_MAX_S,
+            background=self.background_cps(1.0),
+        )
 
     @functools.cached_property
     def _background(self) -> dict:
         """Count rate (cps) of an empty spot at each power, as measured beside the NCs:
         the setup with no emitter (laser on: dark counts, room light, prompt scatter/PL)."""
         c = self.config
-        seed = self._seed("empty_spot", 8, "an empty spot (no NC) at each power, "
-                                           f"{c.trace_s:g} s")
+        seed = self._seed("empty_spot", 8, f"an empty spot (no NC) at each power, {c.trace_s:g} s")
         empty = self.zn.replace({"detection.efficiency": 0.0})
         out = {}
         for p in sorted(set(POWERS) | {1.0}):
@@ -145,50 +167,72 @@ class Data:
         bleached is set aside, as for :attr:`zn_psat`."""
         c = self.config
         what = "zn-treated NC at " + ", ".join(f"{p:g} Psat {c.power_s[p]:g} s" for p in POWERS)
-        return self._surviving("power_series", 3, what, lambda seed: [
-            simulate(self.zn, c.power_s[p], p, seed) for p in POWERS])
+        return self._surviving(
+            "power_series",
+            3,
+            what,
+            lambda seed: [simulate(self.zn, c.power_s[p], p, seed) for p in POWERS],
+        )
 
     @functools.cached_property
     def population(self):
         c = self.config
-        seed = self._seed("population", 4, f"{c.spots} spots (ensemble draw), "
-                                           f"{c.spot_s:g} s each at Psat")
+        seed = self._seed(
+            "population", 4, f"{c.spots} spots (ensemble draw), {c.spot_s:g} s each at Psat"
+        )
         return draw_population(self.zn, self.sample.ensemble, c.spots, seed)
 
     @functools.cached_property
     def population_streams(self):
-        return simulate_ensemble(self.population, self.config.spot_s, 1.0,
-                                 self.used["population"]["seed"])
+        return simulate_ensemble(
+            self.population, self.config.spot_s, 1.0, self.used["population"]["seed"]
+        )
 
     @functools.cached_property
     def population_spectra(self):
         """One spectrometer frame per spot, at the start of its acquisition."""
         pop, ens = self.population, self.sample.ensemble
         seed = self._seed("population_spectra", 5, "one spectrometer frame per spot")
-        return [spectrometer_frames(ens, self.sample.spectrum, pop.edge_nm[pop.members(s)],
-                                    [0.0], redshift_mev=ens.cluster_redshift_mev
-                                    if len(pop.members(s)) > 1 else 0.0,
-                                    seed=(seed * 1009 + s) % 2**32)
-                for s in range(pop.n_spots)]
+        return [
+            spectrometer_frames(
+                ens,
+                self.sample.spectrum,
+                pop.edge_nm[pop.members(s)],
+                [0.0],
+                redshift_mev=ens.cluster_redshift_mev if len(pop.members(s)) > 1 else 0.0,
+                seed=(seed * 1009 + s) % 2**32,
+            )
+            for s in range(pop.n_spots)
+        ]
 
     @functools.cached_property
     def drift_spectra(self):
-        seed = self._seed("drift_spectra", 6, "a 12 nm zn-treated NC at Psat, a spectrum "
-                                              "every 5 min for 1 h")
-        return spectrometer_frames(self.sample.ensemble, self.sample.spectrum,
-                                   self.sample.ensemble.reference_edge_nm,
-                                   np.arange(0.0, 3601.0, 300.0), seed=seed)
+        seed = self._seed(
+            "drift_spectra", 6, "a 12 nm zn-treated NC at Psat, a spectrum every 5 min for 1 h"
+        )
+        return spectrometer_frames(
+            self.sample.ensemble,
+            self.sample.spectrum,
+            self.sample.ensemble.reference_edge_nm,
+            np.arange(0.0, 3601.0, 300.0),
+            seed=seed,
+        )
 
     @functools.cached_property
     def widefield(self):
         n = self.config.widefield_ncs
-        seed = self._seed("widefield", 7, f"{n} zn-treated NCs per dilution, a frame every "
-                                          "20 s for 1 h")
+        seed = self._seed(
+            "widefield", 7, f"{n} zn-treated NCs per dilution, a frame every 20 s for 1 h"
+        )
         wf = self.sample.widefield
         movies = {d: widefield_movie(wf, d, n, seed=seed) for d in DILUTIONS}
-        movies["pristine"] = widefield_movie(self.pristine_sample.widefield, 20.0, n,
-                                             duration_s=1200.0,
-                                             seed=self._seed("widefield_pristine", 9,
-                                                             f"{n} pristine NCs at 1:20, a "
-                                                             "frame every 20 s for 20 min"))
+        movies["pristine"] = widefield_movie(
+            self.pristine_sample.widefield,
+            20.0,
+            n,
+            duration_s=1200.0,
+            seed=self._seed(
+                "widefield_pristine", 9, f"{n} pristine NCs at 1:20, a frame every 20 s for 20 min"
+            ),
+        )
         return movies

@@ -12,8 +12,8 @@ import tomllib
 from importlib import resources
 from pathlib import Path
 
-from ..analyze import jsonable
 from ...io._atomic import write_text_atomic
+from ..analyze import jsonable
 
 __all__ = ["Row", "seed_numbers", "row", "write_report"]
 
@@ -58,8 +58,9 @@ def _band(entry: dict) -> str:
     return f">= {entry['low']:g}"
 
 
-def row(key: str, figure: str, quantity: str, simulated, stderr=None, *, dataset: str,
-        how: str) -> Row:
+def row(
+    key: str, figure: str, quantity: str, simulated, stderr=None, *, dataset: str, how: str
+) -> Row:
     """Compare ``simulated`` (a number, or (min, max) for a range entry) with the paper's
     band for ``key``. NaN or missing values are never ok. A range (the paper's [min, max])
     must reach out to both of the paper's ends: each simulated end within the band and no
@@ -83,11 +84,19 @@ def row(key: str, figure: str, quantity: str, simulated, stderr=None, *, dataset
         ok = all(float(v) >= lo for v in values)
     else:
         raise ValueError(f"seed number {key}: unknown kind {kind!r}")
-    sim = [float(v) for v in values] if len(values) > 1 else (float(values[0]) if finite
-                                                              else None)
-    return Row(key=key, figure=figure, quantity=quantity, paper=entry["value"], simulated=sim,
-               stderr=None if stderr is None or not math.isfinite(stderr) else float(stderr),
-               tolerance=_band(entry), ok=bool(ok), dataset=dataset, how=how)
+    sim = [float(v) for v in values] if len(values) > 1 else (float(values[0]) if finite else None)
+    return Row(
+        key=key,
+        figure=figure,
+        quantity=quantity,
+        paper=entry["value"],
+        simulated=sim,
+        stderr=None if stderr is None or not math.isfinite(stderr) else float(stderr),
+        tolerance=_band(entry),
+        ok=bool(ok),
+        dataset=dataset,
+        how=how,
+    )
 
 
 def _fmt(v, err=None) -> str:
@@ -102,11 +111,17 @@ def _fmt(v, err=None) -> str:
 def write_report(out: Path, rows: list[Row], header: dict) -> None:
     """``report.json`` (header + rows) and ``report.md`` (the same as a table)."""
     out = Path(out)
-    doc = dict(header, rows=[r.as_dict() for r in rows],
-               all_ok=all(r.ok for r in rows), n_rows=len(rows),
-               n_ok=sum(r.ok for r in rows))
-    write_text_atomic(out / "report.json", json.dumps(jsonable(doc), indent=2, default=str,
-                                                  allow_nan=False) + "\n")
+    doc = dict(
+        header,
+        rows=[r.as_dict() for r in rows],
+        all_ok=all(r.ok for r in rows),
+        n_rows=len(rows),
+        n_ok=sum(r.ok for r in rows),
+    )
+    write_text_atomic(
+        out / "report.json",
+        json.dumps(jsonable(doc), indent=2, default=str, allow_nan=False) + "\n",
+    )
     lines = [
         "# Seed paper vs simsps",
         "",
@@ -122,9 +137,11 @@ def write_report(out: Path, rows: list[Row], header: dict) -> None:
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        lines.append(f"| {r.figure} | {r.quantity} | {_fmt(r.paper)} | "
-                     f"{_fmt(r.simulated, r.stderr)} | {r.tolerance} | "
-                     f"{'ok' if r.ok else '**no**'} | `{r.key}` |")
+        lines.append(
+            f"| {r.figure} | {r.quantity} | {_fmt(r.paper)} | "
+            f"{_fmt(r.simulated, r.stderr)} | {r.tolerance} | "
+            f"{'ok' if r.ok else '**no**'} | `{r.key}` |"
+        )
     lines += ["", "## How each value was measured", ""]
     lines += [f"- `{r.key}`: {r.how} (dataset `{r.dataset}`)" for r in rows]
     lines += ["", "## Datasets", "", "| dataset | what | seed |", "|---|---|---|"]
@@ -133,15 +150,25 @@ def write_report(out: Path, rows: list[Row], header: dict) -> None:
     det = header.get("details", {})
     if "5a" in det:
         d = det["5a"]
-        lines += ["", "## g2(0) and count rate at each power (Fig. 5a)", "",
-                  "| power (Psat) | rate less background (cps) | g2(0) |", "|---|---|---|"]
-        lines += [f"| {p:g} | {r:.0f} | {g:.3f} ± {e:.3f} |" for p, r, g, e in
-                  zip(d["power_psat"], d["rate_cps"], d["g2_zero"], d["g2_zero_stderr"])]
+        lines += [
+            "",
+            "## g2(0) and count rate at each power (Fig. 5a)",
+            "",
+            "| power (Psat) | rate less background (cps) | g2(0) |",
+            "|---|---|---|",
+        ]
+        lines += [
+            f"| {p:g} | {r:.0f} | {g:.3f} ± {e:.3f} |"
+            for p, r, g, e in zip(d["power_psat"], d["rate_cps"], d["g2_zero"], d["g2_zero_stderr"])
+        ]
     if "4d" in det:
         d = det["4d"]
-        lines += ["", f"Fig. 4d: correlation time {d['tau_c_us']:.1f} ± "
-                  f"{d['tau_c_stderr_us']:.1f} us; the bunching excess has fallen to 5 % at "
-                  f"{d['excess_at_5_percent_us']:.0f} us."]
+        lines += [
+            "",
+            f"Fig. 4d: correlation time {d['tau_c_us']:.1f} ± "
+            f"{d['tau_c_stderr_us']:.1f} us; the bunching excess has fallen to 5 % at "
+            f"{d['excess_at_5_percent_us']:.0f} us.",
+        ]
     lines += ["", "## Figures", ""]
     lines += [f"- `{f}`" for f in header["figures"]]
     write_text_atomic(out / "report.md", "\n".join(lines) + "\n")

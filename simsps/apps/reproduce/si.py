@@ -43,10 +43,18 @@ def fig_s6(data, fig):
     e_p, e_z = rp.fit.relative_amplitude_stderr, rz.fit.relative_amplitude_stderr
     ratio = a_p / a_z
     err = ratio * ((e_p / a_p) ** 2 + (e_z / a_z) ** 2) ** 0.5
-    return [row("figs6_bunching_pristine_over_zn", "S6", "bunching amplitude, pristine / Zn",
-                ratio, err, dataset="pristine_psat, zn_psat",
-                how="g2_log() fits of both NCs (empty spot's rate as background): ratio of "
-                "A / baseline")]
+    return [
+        row(
+            "figs6_bunching_pristine_over_zn",
+            "S6",
+            "bunching amplitude, pristine / Zn",
+            ratio,
+            err,
+            dataset="pristine_psat, zn_psat",
+            how="g2_log() fits of both NCs (empty spot's rate as background): ratio of "
+            "A / baseline",
+        )
+    ]
 
 
 def fig_s7(data, fig):
