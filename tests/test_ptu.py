@@ -192,3 +192,19 @@ def test_ptu_written_by_another_program_reads_as_ptufile_does(tmp_path, record_t
     np.testing.assert_array_equal(s.dtime, ph["dtime"])
     np.testing.assert_array_equal(s.channel, ph["channel"])
     np.testing.assert_array_equal(np.bincount(s.dtime, minlength=256), hist.sum(axis=(0, 1, 2)))
+
+
+def test_record_table_agrees_with_ptufile():
+    """One row per PicoQuant record type: the same codes as ptufile's PtuRecordType, and
+    the same mode (T2 / T3) as its names say; what the writer offers is in the table."""
+    ptufile = pytest.importorskip("ptufile")
+    from simsps.io.records import BY_CODE, WRITABLE
+
+    theirs = {int(m.value): m.name for m in ptufile.PtuRecordType}
+    assert set(BY_CODE) == set(theirs)
+    for code, row in BY_CODE.items():
+        assert theirs[code].endswith(row.mode), (hex(code), theirs[code], row.mode)
+        assert ("HydraHarp" in theirs[code]) == row.family.startswith("HydraHarp")
+        assert ("PicoHarp" in theirs[code]) == (row.layout == "picoharp")
+    assert {r.writer for r in WRITABLE.values()} == {"picoharp-t3", "hydraharp-t3"}
+    assert all(r.mode == "T3" for r in WRITABLE.values())

@@ -4,7 +4,8 @@ Record types written: PicoHarp T3 (``picoharp-t3``, 16-bit nsync, 12-bit microti
 1-4 in the record) and HydraHarp v2 T3 (``hydraharp-t3``, 10-bit nsync, 15-bit microtime,
 channel 0-62, overflow records carrying a count). Read: every PicoQuant T3 kind (PicoHarp,
 HydraHarp v1/v2, TimeHarp 260 N/P, generic/MultiHarp). Marker records are skipped.
-Record layouts: PicoQuant's PicoQuant-Time-Tagged-File-Format-Demos (apx_tttrrecords).
+Every record type, its bit layout and its overflow rule: the one table in
+:mod:`simsps.io.records`.
 """
 
 from __future__ import annotations
@@ -24,50 +25,12 @@ from ..stream import PhotonStream
 from ._atomic import CommitOnExit
 from .errors import TTTRFileError
 from .ptu_header import TagType, encode_tags, read_header
+from .records import BY_CODE, WRITABLE, RecordType
 
 __all__ = ["RECORD_FORMATS", "PTUWriter", "write_ptu", "read_ptu", "iter_ptu", "ptu_info"]
 
 
-@dataclass(frozen=True)
-class RecordFormat:
-    name: str
-    code: int
-    sync_bits: int
-    dtime_bits: int
-    hardware: str
-
-    @property
-    def wrap(self) -> int:
-        return 1 << self.sync_bits
-
-    @property
-    def n_bins(self) -> int:
-        return 1 << self.dtime_bits
-
-
-PICOHARP_T3 = RecordFormat("picoharp-t3", 0x00010303, 16, 12, "PicoHarp 300")
-HYDRAHARP_T3 = RecordFormat("hydraharp-t3", 0x01010304, 10, 15, "HydraHarp 400")
-RECORD_FORMATS = {f.name: f for f in (PICOHARP_T3, HYDRAHARP_T3)}
-
-# every T3 kind the reader decodes: code -> (layout, overflow counts in nsync field)
-_WRAP = {"picoharp": 1 << 16, "hydraharp": 1 << 10}  # nsync range per layout
-_T3_READ = {
-    0x00010303: ("picoharp", False),  # PicoHarp 300 T3
-    0x00010304: ("hydraharp", False),  # HydraHarp 400 v1 T3: each overflow is one wrap
-    0x01010304: ("hydraharp", True),  # HydraHarp 400 v2 T3
-    0x00010305: ("hydraharp", True),  # TimeHarp 260 N T3
-    0x00010306: ("hydraharp", True),  # TimeHarp 260 P T3
-    0x00010307: ("hydraharp", True),  # generic T3 (MultiHarp, PicoHarp 330, ...)
-}
-RECORD_NAMES = {
-    0x00010303: "PicoHarp 300 T3",
-    0x00010304: "HydraHarp 400 v1 T3",
-    0x01010304: "HydraHarp 400 v2 T3",
-    0x00010305: "TimeHarp 260 N T3",
-    0x00010306: "TimeHarp 260 P T3",
-    0x00010307: "generic T3 (MultiHarp, PicoHarp 330)",
-}
-_T2_CODES = {0x00010203, 0x00010204, 0x01010204, 0x00010205, 0x00010206, 0x00010207}
+RECORD_FORMATS = WRITABLE  # format name -> RecordType, what the writer can write
 
 _HH_OVERFLOW = np.uint32((1 << 31) | (0x3F << 25))
 _PH_OVERFLOW = np.uint32(0xF << 28)
@@ -90,7 +53,7 @@ def _user_tag_name(key: str) -> str:
 
 # ---------------------------------------------------------------------------- encoding
 def _encode(
-    fmt: RecordFormat, sync: np.ndarray, dtime: np.ndarray, channel: np.ndarray, wraps_done: int
+    fmt: RecordType, sync: np.ndarray, dtime: np.ndarray, channel: np.ndarray, wraps_done: int
 ) -> tuple[np.ndarray, int]:
     """Records of photons (``sync`` absolute, sorted) after ``wraps_done`` wraps written."""
     wraps = sync // fmt.wrap
@@ -99,7 +62,7 @@ def _encode(
     prev[1:] = wraps[:-1]
     gap = wraps - prev
     photon = (sync - wraps * fmt.wrap).astype(np.uint32)
-    if fmt is PICOHARP_T3:
+    if fmt.layout == "picoharp":
         photon |= (dtime.astype(np.uint32) << 16) | ((channel.astype(np.uint32) + 1) << 28)
     else:
         photon |= (dtime.astype(np.uint32) << 10) | (channel.astype(np.uint32) << 25)
@@ -113,12 +76,12 @@ def _encode(
     return out, int(wraps[-1]) if len(wraps) else wraps_done
 
 
-def _overflow_records(fmt: RecordFormat, gaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _overflow_records(fmt: RecordType, gaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Overflow records that advance the wrap counter by each of ``gaps`` in turn: the
     number of records per gap, and all records concatenated. A PicoHarp record is one
     wrap; a HydraHarp record carries up to 1023."""
     gaps = np.asarray(gaps, np.int64)
-    if fmt is PICOHARP_T3:
+    if fmt.layout == "picoharp":
         return gaps, np.full(int(gaps.sum()), _PH_OVERFLOW, np.uint32)
     n = -(-gaps // _HH_MAX_WRAPS)
     ends = np.cumsum(n)
@@ -128,13 +91,13 @@ def _overflow_records(fmt: RecordFormat, gaps: np.ndarray) -> tuple[np.ndarray, 
     return n, _HH_OVERFLOW | vals
 
 
-def check_resolution(fmt: RecordFormat, sync_period_ps: float, resolution_ps: float) -> None:
+def check_resolution(fmt: RecordType, sync_period_ps: float, resolution_ps: float) -> None:
     """Refuse a microtime bin whose range does not cover the sync period, with a hint."""
     covered = fmt.n_bins * resolution_ps
     if covered < sync_period_ps:
         k = math.ceil(math.log2(sync_period_ps / covered))
         raise ValueError(
-            f"{fmt.name}: {fmt.n_bins} microtime bins of {resolution_ps:g} ps cover "
+            f"{fmt.writer}: {fmt.n_bins} microtime bins of {resolution_ps:g} ps cover "
             f"{covered / 1e3:g} ns, less than the sync period {sync_period_ps / 1e3:g} ns; "
             f"simulate with detection.resolution_ps >= {sync_period_ps / fmt.n_bins:.4g} "
             f"(e.g. {resolution_ps * 2**k:g}), or use a format with more microtime bits"
@@ -239,13 +202,13 @@ class PTUWriter(CommitOnExit):
             raise ValueError("photons must be written in time order (sync not increasing)")
         if int(dtime.max()) >= self.fmt.n_bins:
             raise ValueError(
-                f"microtime bin {int(dtime.max())} does not fit {self.fmt.name} "
+                f"microtime bin {int(dtime.max())} does not fit {self.fmt.writer} "
                 f"({self.fmt.dtime_bits} bits)"
             )
-        max_ch = 3 if self.fmt is PICOHARP_T3 else 62
+        max_ch = self.fmt.max_channel
         if int(channel.max()) > max_ch:
             raise ValueError(
-                f"channel {int(channel.max())} does not fit {self.fmt.name} (0..{max_ch})"
+                f"channel {int(channel.max())} does not fit {self.fmt.writer} (0..{max_ch})"
             )
         records, self.wraps = _encode(self.fmt, sync, dtime, channel, self.wraps)
         self._fh.write(records.tobytes())
@@ -336,11 +299,12 @@ def ptu_info(path) -> PTUInfo:
     except OSError as e:
         raise TTTRFileError(path, f"cannot read: {e.strerror}") from None
     rec_type = _num(tags, "TTResultFormat_TTTRRecType", path, int)
-    if rec_type in _T2_CODES:
+    kind = BY_CODE.get(rec_type)
+    if kind is not None and kind.mode == "T2":
         raise TTTRFileError(
             path, f"T2 record type {rec_type:#010x}: simsps reads T3 (sync + microtime) files"
         )
-    if rec_type not in _T3_READ:
+    if kind is None:
         raise TTTRFileError(path, f"unsupported TTTR record type {rec_type:#010x}")
     bits = int(tags.get("TTResultFormat_BitsPerRecord", 32) or 32)
     if bits != 32:
@@ -367,8 +331,8 @@ def ptu_info(path) -> PTUInfo:
 
 def _decode(rec: np.ndarray, rec_type: int, wraps0: int):
     """Photon sync/dtime/channel of a run of records, and the wrap count after them."""
-    layout, counted = _T3_READ[rec_type]
-    if layout == "picoharp":
+    kind = BY_CODE[rec_type]
+    if kind.layout == "picoharp":
         ch = rec >> 28
         dtime = (rec >> 16) & 0xFFF
         nsync = rec & 0xFFFF
@@ -381,14 +345,14 @@ def _decode(rec: np.ndarray, rec_type: int, wraps0: int):
         dtime = (rec >> 10) & 0x7FFF
         nsync = rec & 0x3FF
         is_ovf = special & (ch == 0x3F)
-        if counted:
+        if kind.overflow_counts:
             ovf = np.where(is_ovf, np.maximum(nsync, 1), 0).astype(np.int64)
         else:
             ovf = is_ovf.astype(np.int64)
         channel = ch
     photon = ~special  # markers and overflows are special
     wraps = wraps0 + np.cumsum(ovf)
-    sync = wraps[photon] * _WRAP[layout] + nsync[photon]
+    sync = wraps[photon] * kind.wrap + nsync[photon]
     return sync, dtime[photon], channel[photon], int(wraps[-1]) if len(wraps) else wraps0
 
 
@@ -427,7 +391,7 @@ def _n_pulses(info: PTUInfo, wraps: int, sync) -> int | None:
     if isinstance(n, int) and n > 0:
         return n
     last = int(sync[-1]) + 1 if len(sync) else 0
-    return max(last, wraps * _WRAP[_T3_READ[info.record_type][0]]) or None
+    return max(last, wraps * BY_CODE[info.record_type].wrap) or None
 
 
 def _meta(info: PTUInfo) -> dict:

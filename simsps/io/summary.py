@@ -9,7 +9,8 @@ import numpy as np
 
 from .errors import TTTRFileError
 from .photon_hdf5 import sync_of, time_base, user_meta
-from .ptu import RECORD_NAMES, _iter_records, ptu_info
+from .ptu import _iter_records, ptu_info
+from .records import BY_CODE
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _CHUNK = 1 << 22
@@ -86,7 +87,7 @@ def _ptu(path, progress: bool) -> dict:
     return {
         "file": str(path),
         "kind": "PTU",
-        "record_type": f"{info.record_type:#010x} ({RECORD_NAMES[info.record_type]})",
+        "record_type": f"{info.record_type:#010x} ({BY_CODE[info.record_type].name})",
         "hardware": t.get("HW_Type"),
         "creator": " ".join(str(t[k]) for k in ("CreatorSW_Name", "CreatorSW_Version") if t.get(k))
         or None,
