@@ -8,18 +8,28 @@ lifetime; the X delay adds to the BX one.
 
 from __future__ import annotations
 
+import enum
+
 import numpy as np
 
 from ..params.model import Model
 from .excitation import excitation_classes
 
-__all__ = ["state_yields", "outcome_probabilities", "OUTCOMES"]
+__all__ = ["state_yields", "outcome_probabilities", "Outcome", "OUTCOMES"]
 
-# Outcome of one pulse in which at least one photon is detected (before dead time):
-#   0: single excitation, X/T photon detected
-#   1: multi-excitation, BX photon only     2: multi-excitation, X photon only
-#   3: multi-excitation, both photons
-OUTCOMES = ("single", "bx_only", "x_only", "both")
+
+class Outcome(enum.IntEnum):
+    """What one pulse gives (detected photons, before dead time); the column order of
+    :func:`outcome_probabilities`, and the category the kernel draws."""
+
+    SINGLE = 0  # single excitation, X/T photon detected
+    BX_ONLY = 1  # two or more excitations, BX photon only
+    X_ONLY = 2  # two or more excitations, X photon only
+    BOTH = 3  # two or more excitations, both photons
+    NOTHING = 4  # no photon detected
+
+
+OUTCOMES = ("single", "bx_only", "x_only", "both")  # names of the detected outcomes
 
 
 def state_yields(m: Model) -> dict[str, np.ndarray]:

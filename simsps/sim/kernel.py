@@ -29,6 +29,7 @@ import numpy as np
 from jax.extend.random import threefry2x32_p
 
 from .._pytree import pytree_dataclass
+from ..physics.cascade import Outcome
 from ..stream import Source
 
 __all__ = ["BLOCK_PULSES", "KernelParams", "chunk_kernel", "signal_capacity", "noise_capacity"]
@@ -129,15 +130,15 @@ def _signal(key_data, kp: KernelParams, switch, state0, bleach_rel, block_local,
     cat = (
         (v >= cum[:, 0]).astype(jnp.int32) + (v >= cum[:, 1]) + (v >= cum[:, 2]) + (v >= cum[:, 3])
     )
-    ok = in_block & alive & (cat < 4)  # 4: nothing detected
+    ok = in_block & alive & (cat < Outcome.NOTHING)
     e1 = -jnp.log(_unit(w[2])) * kp.tau1_ps[state]
     e2 = -jnp.log(_unit(w[3])) * kp.tau2_ps[state]
     n1, n2 = _normal_pair(_unit(w[4]), _unit(w[5]))
     c1, c2 = _unit16(w[6])
     a1, a2 = _unit16(w[7])
-    has_bx = ok & ((cat == 1) | (cat == 3))
-    has_x = ok & (cat != 1)
-    d_x = jnp.where(cat == 0, e1, e2 + e1)
+    has_bx = ok & ((cat == Outcome.BX_ONLY) | (cat == Outcome.BOTH))
+    has_x = ok & (cat != Outcome.BX_ONLY)
+    d_x = jnp.where(cat == Outcome.SINGLE, e1, e2 + e1)  # after a BX photon, or not
     delay = jnp.stack([e2, d_x])
     t = jnp.maximum(delay + kp.offset_ps + kp.jitter_ps * jnp.stack([n1, n2]), 0.0)
     channel = (jnp.stack([c1, c2]) > kp.split).astype(jnp.uint8)
