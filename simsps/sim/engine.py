@@ -22,7 +22,15 @@ from ..physics.excitation import check_power
 from ..stream import NO_EMITTER, PhotonStream, State, Truth
 from . import keys
 from .detector import DetectorChain, Events, process_chains
-from .kernel import BLOCK_PULSES, KernelParams, chunk_kernel, noise_capacity, signal_capacity
+from .kernel import (
+    BLOCK_PULSES,
+    KernelParams,
+    NoiseSlots,
+    SignalSlots,
+    chunk_kernel,
+    noise_capacity,
+    signal_capacity,
+)
 
 __all__ = [
     "simulate",
@@ -407,11 +415,13 @@ def _population_chunks(models, duration_s, power, seed, *, spot, chunk_pulses, p
             bar.close()
 
 
-def _assemble(sig, bg, start: int, n_pulses: int, period_ps: int) -> tuple[Events, np.ndarray]:
+def _assemble(
+    sig: SignalSlots, bg: NoiseSlots, start: int, n_pulses: int, period_ps: int
+) -> tuple[Events, np.ndarray]:
     """Valid kernel slots -> incident events with int64 absolute times (host side), and the
     emitter each came from (whose spot it belongs to; noise rides with a spot's first NC)."""
     # signal: valid/t/delay/channel/source (E, NB, 2, C), pos/state (E, NB, C); noise (E, NB, C)
-    valid = np.asarray(sig["valid"])
+    valid = np.asarray(sig.valid)
     _, n_b, _, c = valid.shape
     f = np.flatnonzero(valid)
     take = lambda a: np.asarray(a).reshape(-1)[f]  # noqa: E731
@@ -421,34 +431,34 @@ def _assemble(sig, bg, start: int, n_pulses: int, period_ps: int) -> tuple[Event
         start,
         n_pulses,
         block % n_b,
-        np.asarray(sig["pos"]).reshape(-1)[slot],
-        take(sig["t_ps"]),
+        np.asarray(sig.pos).reshape(-1)[slot],
+        take(sig.t_ps),
         period_ps,
         block // n_b,
-        channel=take(sig["channel"]),
-        source=take(sig["source"]),
-        state=np.asarray(sig["state"]).reshape(-1)[slot],
+        channel=take(sig.channel),
+        source=take(sig.source),
+        state=np.asarray(sig.state).reshape(-1)[slot],
         emitter=(block // n_b).astype(np.uint16),
-        delay_ps=take(sig["delay_ps"]),
-        uap=take(sig["uap"]),
+        delay_ps=take(sig.delay_ps),
+        uap=take(sig.uap),
     )
-    valid = np.asarray(bg["valid"])
+    valid = np.asarray(bg.valid)
     f = np.flatnonzero(valid)
     n = len(f)
     bg_ev, bg_owner = _events(
         start,
         n_pulses,
         (f // valid.shape[2]) % n_b,
-        take(bg["pos"]),
-        take(bg["t_ps"]),
+        take(bg.pos),
+        take(bg.t_ps),
         period_ps,
         (f // valid.shape[2]) // n_b,
-        channel=take(bg["channel"]),
-        source=take(bg["source"]),
+        channel=take(bg.channel),
+        source=take(bg.source),
         state=np.full(n, State.NONE, np.uint8),
         emitter=np.full(n, NO_EMITTER, np.uint16),
         delay_ps=np.full(n, np.nan, np.float32),
-        uap=take(bg["uap"]),
+        uap=take(bg.uap),
     )
     return Events.concat([sig_ev, bg_ev]), np.concatenate([sig_owner, bg_owner])
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from functools import partial
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -32,7 +33,15 @@ from .._pytree import pytree_dataclass
 from ..physics.cascade import Outcome
 from ..stream import Source
 
-__all__ = ["BLOCK_PULSES", "KernelParams", "chunk_kernel", "signal_capacity", "noise_capacity"]
+__all__ = [
+    "BLOCK_PULSES",
+    "KernelParams",
+    "SignalSlots",
+    "NoiseSlots",
+    "chunk_kernel",
+    "signal_capacity",
+    "noise_capacity",
+]
 
 BLOCK_PULSES = 1 << 18
 SLOT_QUANTUM = 64  # the smallest capacity; capacities are buckets (see _quantise)
@@ -59,6 +68,30 @@ class KernelParams:
     bg_lam: jax.Array  # () expected noise events per block
     bg_cum: jax.Array  # (4,) cumulative fractions: dark ch0, dark ch1, uniform, prompt
     prompt_tau_ps: jax.Array  # ()
+
+
+class SignalSlots(NamedTuple):
+    """Candidate pulses of one block (slot axis last; photon axis 0 = BX, 1 = X/T)."""
+
+    valid: jax.Array  # (2, C) bool: the photon exists and is detected
+    pos: jax.Array  # (C,) int32 pulse within the block
+    t_ps: jax.Array  # (2, C) float32 arrival after the pulse (delay + offset + jitter)
+    delay_ps: jax.Array  # (2, C) float32 emission delay after the pulse
+    channel: jax.Array  # (2, C) uint8
+    source: jax.Array  # (2, C) uint8 Source
+    state: jax.Array  # (C,) uint8 charge state (0 neutral, 1 charged)
+    uap: jax.Array  # (2, C) float32 afterpulse uniform
+
+
+class NoiseSlots(NamedTuple):
+    """Dark counts and background events of one block (slot axis last)."""
+
+    valid: jax.Array  # (C,) bool
+    pos: jax.Array  # (C,) int32
+    t_ps: jax.Array  # (C,) float32
+    channel: jax.Array  # (C,) uint8
+    source: jax.Array  # (C,) uint8 Source
+    uap: jax.Array  # (C,) float32
 
 
 def _quantise(n: float) -> int:
@@ -147,7 +180,7 @@ def _signal(key_data, kp: KernelParams, switch, state0, bleach_rel, block_local,
         Source.CHARGED_BIEXCITON - Source.BIEXCITON
     )
     src_x = jnp.uint8(Source.EXCITON) + grey * jnp.uint8(Source.TRION - Source.EXCITON)
-    return dict(
+    return SignalSlots(
         valid=jnp.stack([has_bx, has_x]),
         pos=pos,
         t_ps=t,
@@ -178,7 +211,7 @@ def _noise(key_data, kp: KernelParams, n_slots):
     source = jnp.select(
         [cat <= DARK1, cat == UNIFORM], [Source.DARK, Source.BACKGROUND], Source.PROMPT_BACKGROUND
     ).astype(jnp.uint8)
-    return dict(
+    return NoiseSlots(
         valid=valid, pos=pos, t_ps=t, channel=channel, source=source, uap=u[6]
     ), count > n_slots
 
@@ -197,7 +230,8 @@ def chunk_kernel(
 
     ``emitter_keys``: (E,) typed keys; ``kp``: KernelParams with leading axis E;
     ``switch``: (E, S) int32 blink-switch pulses relative to the chunk start, padded with
-    int32 max; ``state0``, ``bleach_rel``: (E,) int32. Returns (signal, noise, overflow).
+    int32 max; ``state0``, ``bleach_rel``: (E,) int32. Returns (:class:`SignalSlots`,
+    :class:`NoiseSlots`, overflow), each leaf with leading axes (E, n_blocks).
     """
 
     def per_emitter(ke, kp, sw, s0, br):
