@@ -312,12 +312,19 @@ def fit_decay(
         y=y[: g * c].reshape(g, c).sum(axis=1),
         fixed=(fixed[: g * c].reshape(g, c).sum(axis=1) if np.ndim(fixed) else 0.0),
     )
+    # the tail model is smooth enough that a short simplex run suffices before the polish;
+    # the IRF models (periodic ex-Gaussians) need the longer one to stay clear of overflow
+    simplex = (
+        dict(maxiter=15 * len(p0), xatol=1e-3, fatol=1e-4)
+        if mode == "tail"
+        else dict(maxiter=40 * len(p0), xatol=1e-4, fatol=1e-6)
+    )
     r = optimize.minimize(
         lambda q: nll(q, **summed),
         p0,
         method="Nelder-Mead",
         bounds=list(zip(lo_b, hi_b)),
-        options=dict(maxiter=15 * len(p0), xatol=1e-3, fatol=1e-4),
+        options=simplex,
     )
     try:
         r = optimize.least_squares(
