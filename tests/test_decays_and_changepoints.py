@@ -149,3 +149,25 @@ def test_change_point_critical_values_off_the_table():
     assert _critical(200, 0.01, 8) == pytest.approx(_critical(200, 0.01, 8))
     with pytest.raises(AnalysisError):
         change_points(simsps.simulate(simsps.load_model("zn-treated"), 1.0), alpha=0.7)
+
+
+@pytest.mark.parametrize(
+    "tau_ns,sigma_ns,mu_ns",
+    [(1.3, 0.06, 2.0), (10.2, 0.2, 2.0), (300.0, 0.1, 2.0), (1.0, 47.0, 4.0), (1.0, 60.0, 4.0)],
+)
+def test_periodic_bin_integrals_sum_every_pulse(tau_ns, sigma_ns, mu_ns):
+    """The periodic ex-Gaussian of the IRF fits equals the sum over pulses of scipy's
+    exponnorm CDF differenced on the bins: a narrow IRF (the presets), a decay that
+    outlives the period, and IRFs wide against the lifetime (where the geometric tail
+    alone once gave 1e133 photons per bin, or NaN)."""
+    from scipy import stats
+
+    from simsps.analysis._shapes import periodic_bin_integrals
+
+    period = 400.0
+    edges = np.linspace(0.0, period, 801)
+    law = stats.exponnorm(tau_ns / sigma_ns, loc=mu_ns, scale=sigma_ns)
+    n_before = int(np.ceil(40 * tau_ns / period)) + 2
+    expected = sum(np.diff(law.cdf(edges + j * period)) for j in range(-1, n_before + 1))
+    got = periodic_bin_integrals(edges, tau_ns, mu_ns, sigma_ns, period)
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-12)

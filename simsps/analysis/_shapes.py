@@ -42,6 +42,9 @@ def exgauss_cdf(t, tau, mu, sigma):
     return special.ndtr(x) - second
 
 
+_MAX_EXACT_PULSES = 64  # earlier pulses summed one by one before the geometric tail
+
+
 def periodic_bin_integrals(edges, tau, mu, sigma, period):
     """Photons per bin (between consecutive ``edges``) of a unit-area ex-Gaussian repeated
     every ``period``: the decay of the current pulse and of every earlier one (and the next
@@ -54,9 +57,16 @@ def periodic_bin_integrals(edges, tau, mu, sigma, period):
         cdf += exgauss_cdf(e - period, tau, mu, sigma)
     out = np.diff(cdf)
     ratio = math.exp(-period / tau)
-    if ratio > 0:  # F(x) = 1 - exp(lam^2/2 - (x - mu)/tau) far beyond the Gaussian
-        tail = -np.exp(0.5 * (sigma / tau) ** 2 - (e + 2 * period - mu) / tau) / (1.0 - ratio)
-        out += np.diff(tail)
+    if ratio > 0:  # F(x) = 1 - exp(lam^2/2 - (x - mu)/tau) far beyond the Gaussian:
+        # for x - mu > 8 sigma + sigma^2 / tau; earlier pulses closer than that (an IRF wide
+        # against the lifetime) are summed exactly first, so the exponent stays below zero
+        lam = sigma / tau
+        j = 2
+        while e[0] + j * period - mu < 8 * sigma + sigma * lam and j < _MAX_EXACT_PULSES:
+            out += np.diff(exgauss_cdf(e + j * period, tau, mu, sigma))
+            j += 1
+        expo = np.minimum(0.5 * lam * lam - (e + j * period - mu) / tau, 700.0)
+        out += np.diff(-np.exp(expo) / (1.0 - ratio))
     return out
 
 
