@@ -15,7 +15,7 @@ import numpy as np
 from ..params.model import Model
 from .excitation import excitation_classes
 
-__all__ = ["state_yields", "outcome_probabilities", "Outcome", "OUTCOMES"]
+__all__ = ["state_yields", "outcome_probabilities", "Outcome"]
 
 
 class Outcome(enum.IntEnum):
@@ -27,9 +27,6 @@ class Outcome(enum.IntEnum):
     X_ONLY = 2  # two or more excitations, X photon only
     BOTH = 3  # two or more excitations, both photons
     NOTHING = 4  # no photon detected
-
-
-OUTCOMES = ("single", "bx_only", "x_only", "both")  # names of the detected outcomes
 
 
 def state_yields(m: Model) -> dict[str, np.ndarray]:
