@@ -5,7 +5,7 @@ The flat API is what is promised (submodule paths are not): ``simsps.load_model`
 ``simsps.simulate`` / ``simulate_chunks`` / ``simulate_population``, ``simsps.read`` /
 ``simsps.write``, ``simsps.PhotonStream``, ``simsps.analysis``. The package is layered,
 lowest first: ``stream`` (the shared type), ``params`` (TOML presets, validated),
-``physics`` (laws and closed forms), ``sim`` (keys, kernel, detector, engine, reference),
+``physics`` (laws and closed forms), ``sim`` (keys, kernel, step and host_step, engine, reference),
 ``samples`` (populations, spectra, widefield), ``io`` (files), ``analysis`` (estimators),
 ``apps`` (cli, analyze report, reproduce, demo)."""
 

@@ -2,8 +2,11 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import simsps
+from simsps.sim import engine
 from simsps.stream import EMITTER_SOURCES
 
 from .conftest import ideal_overrides
@@ -84,3 +87,67 @@ def test_a_parameter_sweep_compiles_the_kernel_a_few_times(zn):
     print("compiles over the grid:", counts)
     assert counts[0] <= 6, counts
     assert counts[1] == 0, counts
+
+
+def _hot(m):
+    """Many events close together: dead-time chains, afterpulses past chunk ends, late
+    photons (a long trion) and noise."""
+    return m.replace(
+        {
+            "detection.afterpulse_probability": 0.2,
+            "detection.dead_time_ns": 300.0,
+            "detection.dark_cps": 2e4,
+            "background.rate_cps": 5e4,
+            "detection.efficiency": 0.2,
+            "trion.lifetime_ns": 40.0,
+        }
+    )
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.lists(st.sampled_from([1, 2, 4]), min_size=1, max_size=8))
+def test_random_chunk_boundaries_give_the_uncut_stream(sizes):
+    """Chunks of random block counts (dead-time chains, afterpulses and late photons
+    straddle the cuts) give the stream of one uncut chunk."""
+    m = _hot(simsps.load_model("zn-treated"))
+    whole = _UNCUT.get("s")
+    if whole is None:
+        whole = _UNCUT["s"] = simsps.simulate(m, 1.3, seed=4, chunk_pulses=16 << 18)
+    total = -(-whole.n_pulses // (1 << 18))
+
+    def plan(total_blocks, chunk_blocks):
+        out, block, k = [], 0, 0
+        while block < total_blocks:
+            nb = sizes[k % len(sizes)]
+            out.append((block, nb))
+            block, k = block + nb, k + 1
+        return out
+
+    assert total == 13
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(engine, "_plan", plan)
+        _same(whole, simsps.simulate(m, 1.3, seed=4))
+
+
+_UNCUT: dict = {}
+
+
+def test_host_and_device_steps_give_identical_streams():
+    """The numba step (CPUs) and the jitted device step: the same records and truth, for
+    one NC, for a population whose spot 0 holds two NCs, and without truth."""
+    m = _hot(simsps.load_model("zn-treated"))
+    kw = dict(seed=9, chunk_pulses=2 << 18)
+    host = simsps.simulate(m, 0.6, **kw, stage="host")
+    device = simsps.simulate(m, 0.6, **kw, stage="device")
+    assert len(host) > 20_000 and np.any(host.truth.source == simsps.Source.AFTERPULSE)
+    _same(host, device)
+    p = m.replace({"exciton.lifetime_ns": 5.0, "biexciton.quantum_yield": 0.3})
+    models = [m, p, p]
+    spot = np.array([0, 1, 0])
+    a = simsps.simulate_population(models, 0.3, 1.0, 5, spot=spot, stage="host")
+    b = simsps.simulate_population(models, 0.3, 1.0, 5, spot=spot, stage="device")
+    assert set(np.unique(a[0].truth.emitter)) >= {0, 2}
+    for x, y in zip(a, b):
+        _same(x, y)
+    bare = simsps.simulate(m, 0.6, **kw, stage="device", truth=False)
+    assert bare.truth is None and bare.equal_records(host)

@@ -1,8 +1,13 @@
-"""Plan chunks, derive keys, run the kernel, assemble int64 times: ``simulate``.
+"""Plan chunks, derive keys, run the kernel and the chunk step: ``simulate``.
 
 Keys come from the tree of :mod:`simsps.sim.keys` (pulses by emitter and block, blinking and
-bleaching by emitter, detectors by spot). Blocks have a fixed size (``BLOCK_PULSES``), so a
-stream does not depend on ``chunk_pulses`` nor on how many emitters are simulated together.
+bleaching by emitter). Blocks have a fixed size (``BLOCK_PULSES``), so a stream does not
+depend on ``chunk_pulses`` nor on how many emitters are simulated together. Per chunk the
+host plans, queues the kernel of the next chunk (asynchronously), runs the step of this one
+(:func:`simsps.sim.step.step` on an accelerator, its numba twin
+:func:`simsps.sim.host_step.host_step` on a CPU: ``stage="auto"``; both give the same
+records) and copies the finished records out. ``truth=False`` leaves the ground truth out
+of the step and the copy.
 """
 
 from __future__ import annotations
@@ -19,17 +24,26 @@ from ..physics.bleaching import bleach_probability_per_pulse, bleach_pulse_from_
 from ..physics.blinking import BlinkTrajectory, combine_windows
 from ..physics.cascade import outcome_probabilities, state_yields
 from ..physics.excitation import check_power
-from ..stream import NO_EMITTER, PhotonStream, State, Truth
+from ..stream import NO_EMITTER, PhotonStream, Source, State, Truth
 from . import keys
-from .detector import DetectorChain, Events, process_chains
+from .host_step import HostCarry, host_step
 from .kernel import (
     BLOCK_PULSES,
+    SLOT_QUANTUM,
     KernelParams,
-    NoiseSlots,
-    SignalSlots,
+    _quantise,
     chunk_kernel,
     noise_capacity,
     signal_capacity,
+)
+from .step import (
+    Capacities,
+    DetectorParams,
+    Records,
+    detector_params,
+    initial_carry,
+    resize_carry,
+    step,
 )
 
 __all__ = [
@@ -158,6 +172,8 @@ def simulate_chunks(
     chunk_pulses: int = DEFAULT_CHUNK_PULSES,
     emitters: int = 1,
     progress=None,
+    truth: bool = True,
+    stage: str = "auto",
 ) -> Iterator[PhotonStream]:
     """Simulate chunk by chunk; yields time-ordered :class:`PhotonStream` pieces.
 
@@ -172,6 +188,8 @@ def simulate_chunks(
         spot=np.zeros(int(emitters), np.int64),
         chunk_pulses=chunk_pulses,
         progress=progress,
+        truth=truth,
+        stage=stage,
     ):
         yield spots[0]
 
@@ -185,6 +203,8 @@ def simulate_population_chunks(
     spot=None,
     chunk_pulses: int = DEFAULT_CHUNK_PULSES,
     progress=None,
+    truth: bool = True,
+    stage: str = "auto",
 ) -> Iterator[list[PhotonStream]]:
     """Simulate many, possibly different, NCs at once; yields per chunk one stream per spot.
 
@@ -196,7 +216,15 @@ def simulate_population_chunks(
     NC ``e`` depends only on (seed, e, its model and power): adding NCs does not change it.
     """
     return _population_chunks(
-        models, duration_s, power, seed, spot=spot, chunk_pulses=chunk_pulses, progress=progress
+        models,
+        duration_s,
+        power,
+        seed,
+        spot=spot,
+        chunk_pulses=chunk_pulses,
+        progress=progress,
+        truth=truth,
+        stage=stage,
     )
 
 
@@ -209,11 +237,21 @@ def simulate_population(
     spot=None,
     chunk_pulses: int = DEFAULT_CHUNK_PULSES,
     progress=None,
+    truth: bool = True,
+    stage: str = "auto",
 ) -> list[PhotonStream]:
     """Whole streams of :func:`simulate_population_chunks`, one per spot."""
     parts = list(
         simulate_population_chunks(
-            models, duration_s, power, seed, spot=spot, chunk_pulses=chunk_pulses, progress=progress
+            models,
+            duration_s,
+            power,
+            seed,
+            spot=spot,
+            chunk_pulses=chunk_pulses,
+            progress=progress,
+            truth=truth,
+            stage=stage,
         )
     )
     return [PhotonStream.concat([p[k] for p in parts]) for k in range(len(parts[0]))]
@@ -251,7 +289,9 @@ def _check_population(models, power, spot):
     return models, powers, spot.astype(np.int64)
 
 
-def _population_chunks(models, duration_s, power, seed, *, spot, chunk_pulses, progress):
+def _population_chunks(
+    models, duration_s, power, seed, *, spot, chunk_pulses, progress, truth, stage
+):
     models, powers, spot = _check_population(models, power, spot)
     emitters = len(models)
     duration = _check_args(duration_s, seed, chunk_pulses, emitters)
@@ -299,16 +339,9 @@ def _population_chunks(models, duration_s, power, seed, *, spot, chunk_pulses, p
     bleach_time_s = np.where(
         bleach_pulse < n_pulses, bleach_pulse / m.excitation.rep_rate_hz, np.inf
     )
-    # one detector pair per spot; spot 0 keeps the key of a single-spot run
-    chains = [
-        DetectorChain(
-            keys.detector_key(root, k),
-            dead_time_ns=m.detection.dead_time_ns,
-            afterpulse_probability=m.detection.afterpulse_probability,
-            afterpulse_time_constant_ns=m.detection.afterpulse_time_constant_ns,
-        )
-        for k in range(n_spots)
-    ]
+    # one detector pair per spot
+    det = detector_params(m.detection, int(period_ps), n_spots)
+    table = _members(spot, n_spots)
     metas = []
     for k in range(n_spots):
         members = np.flatnonzero(spot == k)
@@ -333,20 +366,16 @@ def _population_chunks(models, duration_s, power, seed, *, spot, chunk_pulses, p
     chunk_blocks = max(
         1, min(chunk_blocks, 1 << max(0, (4 * chunk_blocks // emitters).bit_length() - 1))
     )
-    total_blocks = -(-n_pulses // BLOCK_PULSES)
-    # (first block, number of blocks): full chunks, then one chunk of the next power of two
-    # that covers the rest (its pulses past the end are dropped), so a run compiles one or
-    # two kernel shapes, not one per power of two in its length
-    plan = []
-    block = 0
-    while block < total_blocks:
-        nb = min(chunk_blocks, _pow2ceil(total_blocks - block))
-        plan.append((block, nb))
-        block += nb
-    capacity = [
+    plan = _plan(-(-n_pulses // BLOCK_PULSES), chunk_blocks)
+    caps = _capacities(
         max(signal_capacity(float(k.q_max)) for k in kps),
         max(noise_capacity(float(k.bg_lam)) for k in kps),
-    ]
+        chunk_blocks,
+        table.shape[1],
+        m.detection.afterpulse_probability,
+    )
+    on_host = _use_host(stage)
+    host_det = {f: np.asarray(getattr(det, f)[0]) for f in DetectorParams._fields}
 
     def inputs(block, nb):
         start = block * BLOCK_PULSES
@@ -372,41 +401,44 @@ def _population_chunks(models, duration_s, power, seed, *, spot, chunk_pulses, p
             jnp.asarray(bleach_rel),
         )
 
-    def launch(block, nb):
-        args = inputs(block, nb)
-        return (
-            args,
-            nb,
-            chunk_kernel(*args, n_blocks=nb, n_slots=capacity[0], n_slots_bg=capacity[1]),
-        )
+    def kernel(args, nb):
+        return chunk_kernel(*args, n_blocks=nb, n_slots=caps.slots, n_slots_bg=caps.noise)
 
     bar = _make_progress(progress, duration)
+    carry = HostCarry.initial(n_spots) if on_host else initial_carry(n_spots, caps.queue)
+    table_dev = jnp.asarray(table)
     try:
-        # depth-1 pipeline: the kernel of chunk k+1 runs (asynchronously) while the host
-        # assembles chunk k and runs the detectors on it
-        pending = launch(*plan[0])
+        # the kernel of chunk k+1 is queued (asynchronously) before chunk k's step runs
+        args = inputs(*plan[0])
+        pending = kernel(args, plan[0][1])
         for k, (block, nb) in enumerate(plan):
-            args, nb, (sig, bg, overflow) = pending
+            sig, bg, over = pending
+            while bool(over.any()):  # > 6 sigma: the same numbers in more slots
+                caps = caps._replace(slots=2 * caps.slots, noise=2 * caps.noise)
+                sig, bg, over = kernel(args, nb)
             if k + 1 < len(plan):
-                pending = launch(*plan[k + 1])
-            while bool(np.asarray(overflow).any()):  # > 6 sigma: same numbers, more slots
-                capacity[:] = [2 * c for c in capacity]
-                sig, bg, overflow = chunk_kernel(
-                    *args, n_blocks=nb, n_slots=capacity[0], n_slots_bg=capacity[1]
-                )
+                args = inputs(*plan[k + 1])
+                pending = kernel(args, plan[k + 1][1])
             start = block * BLOCK_PULSES
             stop = min(start + nb * BLOCK_PULSES, n_pulses)
-            incident, owner = _assemble(sig, bg, start, n_pulses, period_ps)
-            if n_spots == 1:
-                parts = [incident]
-            else:  # split by spot, keeping each spot's events in their order
-                order = np.argsort(spot[owner], kind="stable")
-                bounds = np.searchsorted(spot[owner][order], np.arange(n_spots + 1))
-                parts = [incident.take(order[bounds[j] : bounds[j + 1]]) for j in range(n_spots)]
-            detected = process_chains(chains, parts, stop * period_ps)
+            end = stop - start
+            if on_host:
+                slots = jax.tree_util.tree_map(np.asarray, (sig, bg))
+                carry, recs = host_step(carry, slots, table, host_det, end, truth)
+            else:
+                while True:
+                    new, rec, overflow = step(
+                        carry, (sig, bg), table_dev, det, jnp.int32(end), caps=caps, truth=truth
+                    )
+                    if not bool(overflow):
+                        break
+                    caps = _grow_step(caps)
+                    carry = resize_carry(carry, caps.queue)
+                carry = new
+                recs = _records_to_host(rec)
             yield [
-                _to_stream(detected[j], period_ps, res_ps, bleach_time_s, metas[j], stop)
-                for j in range(n_spots)
+                _stream(r, start, stop, period_ps, res_ps, table[j], bleach_time_s, metas[j])
+                for j, r in enumerate(recs)
             ]
             if bar is not None:
                 bar.update(round((stop - start) / m.excitation.rep_rate_hz, 3))
@@ -415,76 +447,98 @@ def _population_chunks(models, duration_s, power, seed, *, spot, chunk_pulses, p
             bar.close()
 
 
-def _assemble(
-    sig: SignalSlots, bg: NoiseSlots, start: int, n_pulses: int, period_ps: int
-) -> tuple[Events, np.ndarray]:
-    """Valid kernel slots -> incident events with int64 absolute times (host side), and the
-    emitter each came from (whose spot it belongs to; noise rides with a spot's first NC)."""
-    # signal: valid/t/delay/channel/source (E, NB, 2, C), pos/state (E, NB, C); noise (E, NB, C)
-    valid = np.asarray(sig.valid)
-    _, n_b, _, c = valid.shape
-    f = np.flatnonzero(valid)
-    take = lambda a: np.asarray(a).reshape(-1)[f]  # noqa: E731
-    slot = (f // (2 * c)) * c + f % c  # index into the (E, NB, C) arrays
-    block = slot // c
-    sig_ev, sig_owner = _events(
-        start,
-        n_pulses,
-        block % n_b,
-        np.asarray(sig.pos).reshape(-1)[slot],
-        take(sig.t_ps),
-        period_ps,
-        block // n_b,
-        channel=take(sig.channel),
-        source=take(sig.source),
-        state=np.asarray(sig.state).reshape(-1)[slot],
-        emitter=(block // n_b).astype(np.uint16),
-        delay_ps=take(sig.delay_ps),
-        uap=take(sig.uap),
+def _plan(total_blocks: int, chunk_blocks: int) -> list[tuple[int, int]]:
+    """(first block, number of blocks) of each chunk: full chunks, then one chunk of the
+    next power of two that covers the rest (its pulses past the end are dropped), so a run
+    compiles one or two kernel shapes, not one per power of two in its length."""
+    plan, block = [], 0
+    while block < total_blocks:
+        nb = min(chunk_blocks, _pow2ceil(total_blocks - block))
+        plan.append((block, nb))
+        block += nb
+    return plan
+
+
+def _use_host(stage: str) -> bool:
+    if stage not in ("auto", "host", "device"):
+        raise ValueError(f"stage = {stage!r}: choose 'auto', 'host' or 'device'")
+    if stage == "auto":
+        return jax.default_backend() == "cpu"
+    return stage == "host"
+
+
+def _members(spot: np.ndarray, n_spots: int) -> np.ndarray:
+    """(S, M) emitter indices of each spot's NCs, -1 padded."""
+    counts = np.bincount(spot, minlength=n_spots)
+    out = np.full((n_spots, int(counts.max())), -1, np.int32)
+    for k in range(n_spots):
+        e = np.flatnonzero(spot == k)
+        out[k, : len(e)] = e
+    return out
+
+
+def _capacities(slots, noise, chunk_blocks, m_max, p_ap) -> Capacities:
+    records = _quantise(chunk_blocks * m_max * (slots + slots // 4 + noise))
+    lam = records * p_ap
+    return Capacities(
+        slots=slots,
+        noise=noise,
+        late=_quantise(chunk_blocks * m_max * slots / 256),
+        queue=SLOT_QUANTUM,
+        records=records,
+        parents=_quantise(lam + 6 * math.sqrt(lam) + 16),
     )
-    valid = np.asarray(bg.valid)
-    f = np.flatnonzero(valid)
-    n = len(f)
-    bg_ev, bg_owner = _events(
-        start,
-        n_pulses,
-        (f // valid.shape[2]) % n_b,
-        take(bg.pos),
-        take(bg.t_ps),
-        period_ps,
-        (f // valid.shape[2]) // n_b,
-        channel=take(bg.channel),
-        source=take(bg.source),
-        state=np.full(n, State.NONE, np.uint8),
-        emitter=np.full(n, NO_EMITTER, np.uint16),
-        delay_ps=np.full(n, np.nan, np.float32),
-        uap=take(bg.uap),
+
+
+def _grow_step(caps: Capacities) -> Capacities:
+    return caps._replace(
+        late=2 * caps.late, queue=2 * caps.queue, records=2 * caps.records, parents=2 * caps.parents
     )
-    return Events.concat([sig_ev, bg_ev]), np.concatenate([sig_owner, bg_owner])
 
 
-def _events(start, n_pulses, b_idx, pos, t_ps, period_ps, owner, **cols):
-    """Events of the pulses before ``n_pulses`` (the last block runs past the end), and
-    their emitter."""
-    pulse = start + b_idx.astype(np.int64) * BLOCK_PULSES + pos
-    ev = Events(abs_ps=pulse * period_ps + np.rint(t_ps).astype(np.int64), **cols)
-    inside = pulse < n_pulses
-    return (ev, owner) if inside.all() else (ev.take(inside), owner[inside])
+def _records_to_host(rec: Records) -> list[dict]:
+    """The device records of each spot as NumPy arrays (a bucket of records is copied,
+    few slice shapes to compile, not the whole buffer)."""
+    counts = np.asarray(rec.count)
+    size = rec.pulse.shape[1]
+    top = min(size, _quantise(int(counts.max())))
+    host = {
+        f: np.asarray(getattr(rec, f) if top == size else getattr(rec, f)[:, :top])
+        for f in Records._fields[1:]
+        if getattr(rec, f) is not None
+    }
+    return [{f: a[k, : int(n)] for f, a in host.items()} for k, n in enumerate(counts)]
 
 
-def _to_stream(
-    det: Events, period_ps: int, res_ps: float, bleach_time_s, meta, n_pulses
-) -> PhotonStream:
-    truth = Truth(
-        source=det["source"],
-        state=det["state"],
-        emitter=det["emitter"],
-        emission_delay_ps=det["delay_ps"],
-        arrival_ps=det["abs_ps"],
-        bleach_time_s=bleach_time_s,
-    )
-    return PhotonStream.from_arrivals(
-        det["abs_ps"], det["channel"], period_ps, res_ps, truth=truth, meta=meta, n_pulses=n_pulses
+def _stream(r: dict, start, stop, period_ps, res_ps, members, bleach, meta) -> PhotonStream:
+    """One spot's records of a chunk -> PhotonStream (sync = chunk start + pulse)."""
+    sync = r["pulse"].astype(np.int64) + start
+    t = r["t"].astype(np.int64)
+    if float(res_ps).is_integer():
+        dtime = r["dtime"]
+    else:
+        dtime = np.floor(t / res_ps).astype(np.uint32)
+    truth = None
+    if "source" in r:
+        source = r["source"]
+        photon = source < Source.DARK
+        truth = Truth(
+            source=source,
+            state=np.where(photon, r["state"], State.NONE),
+            emitter=np.where(photon, members[np.asarray(r["emitter"], np.int64)], NO_EMITTER),
+            emission_delay_ps=np.where(photon, r["delay"], np.nan),
+            arrival_ps=sync * np.int64(period_ps) + t,
+            bleach_time_s=bleach,
+        )
+    return PhotonStream(
+        sync=sync,
+        dtime=dtime,
+        channel=r["channel"],
+        sync_period_ps=float(period_ps),
+        resolution_ps=float(res_ps),
+        truth=truth,
+        meta=meta,
+        n_pulses=stop,
     )
 
 
@@ -497,6 +551,8 @@ def simulate(
     chunk_pulses: int = DEFAULT_CHUNK_PULSES,
     emitters: int = 1,
     progress=None,
+    truth: bool = True,
+    stage: str = "auto",
 ) -> PhotonStream:
     """Simulate a TCSPC acquisition of ``emitters`` identical NCs in one confocal spot.
 
@@ -515,6 +571,8 @@ def simulate(
             chunk_pulses=chunk_pulses,
             emitters=emitters,
             progress=progress,
+            truth=truth,
+            stage=stage,
         )
     )
     return PhotonStream.concat(parts)

@@ -11,11 +11,14 @@ with independent uniform positions.
 Random words are threefry2x32 of the block key with counter (slot, word pair), called
 directly, so slot ``i`` gets the same numbers whatever the capacity: a block that
 overflows is simply recomputed with more slots, and the stream does not depend on it.
-Channel choice and afterpulse draws use 16-bit halves of one word each (probabilities
-resolved to 2^-16), the rest 24-bit uniforms.
+Channel choice uses 16-bit halves of one word, the rest 24-bit uniforms; each photon's
+afterpulse numbers are raw words (16-bit decisions and delay quantiles, used by integer
+arithmetic only in :mod:`simsps.sim.step`).
 A photon's arrival after its pulse is clamped at 0 (a TTTR record cannot precede its own
 sync; with the presets' 2 ns IRF offset and 150 ps jitter this never happens).
-Everything inside is 32-bit; absolute int64 times are assembled on the host.
+Everything inside is 32-bit; arrival times leave the kernel rounded to whole ps (int32).
+The float expressions (``log``, ``sqrt``, ``cos``, ``sin`` and products) are the only
+operations of a simulation whose last bit may differ between XLA's CPU and GPU backends.
 """
 
 from __future__ import annotations
@@ -75,12 +78,13 @@ class SignalSlots(NamedTuple):
 
     valid: jax.Array  # (2, C) bool: the photon exists and is detected
     pos: jax.Array  # (C,) int32 pulse within the block
-    t_ps: jax.Array  # (2, C) float32 arrival after the pulse (delay + offset + jitter)
+    t_ps: jax.Array  # (2, C) int32 arrival after the pulse (delay + offset + jitter), ps
     delay_ps: jax.Array  # (2, C) float32 emission delay after the pulse
     channel: jax.Array  # (2, C) uint8
     source: jax.Array  # (2, C) uint8 Source
     state: jax.Array  # (C,) uint8 charge state (0 neutral, 1 charged)
-    uap: jax.Array  # (2, C) float32 afterpulse uniform
+    ap_a: jax.Array  # (2, C) uint32 afterpulse words: decision (high 16 bits), 2nd generation
+    ap_b: jax.Array  # (2, C) uint32 afterpulse delay quantiles: 1st (high 16), 2nd (low 16)
 
 
 class NoiseSlots(NamedTuple):
@@ -88,10 +92,11 @@ class NoiseSlots(NamedTuple):
 
     valid: jax.Array  # (C,) bool
     pos: jax.Array  # (C,) int32
-    t_ps: jax.Array  # (C,) float32
+    t_ps: jax.Array  # (C,) int32 ps
     channel: jax.Array  # (C,) uint8
     source: jax.Array  # (C,) uint8 Source
-    uap: jax.Array  # (C,) float32
+    ap_a: jax.Array  # (C,) uint32 (as SignalSlots)
+    ap_b: jax.Array  # (C,) uint32
 
 
 def _quantise(n: float) -> int:
@@ -148,14 +153,14 @@ def _normal_pair(u1, u2):
 
 
 def _signal(key_data, kp: KernelParams, switch, state0, bleach_rel, block_local, n_slots):
-    w = _words(key_data, n_slots, 4)
+    w = _words(key_data, n_slots, 6)
     big = jnp.float32(BLOCK_PULSES + 1)
     gap = jnp.minimum(jnp.floor(jnp.log(_unit(w[0])) / kp.log1m_q), big - 1).astype(jnp.int32) + 1
     pos = jnp.cumsum(gap) - 1
     in_block = pos < BLOCK_PULSES
     overflow = pos[-1] < BLOCK_PULSES
     chunk_pos = block_local * BLOCK_PULSES + pos
-    n_sw = jnp.searchsorted(switch, chunk_pos, side="right", method="scan_unrolled")
+    n_sw = jnp.searchsorted(switch, chunk_pos, side="right", method="scan")
     state = jnp.bitwise_and(state0 + n_sw, 1)
     alive = chunk_pos < bleach_rel
     v = _unit(w[1]) * kp.q_max
@@ -168,12 +173,11 @@ def _signal(key_data, kp: KernelParams, switch, state0, bleach_rel, block_local,
     e2 = -jnp.log(_unit(w[3])) * kp.tau2_ps[state]
     n1, n2 = _normal_pair(_unit(w[4]), _unit(w[5]))
     c1, c2 = _unit16(w[6])
-    a1, a2 = _unit16(w[7])
     has_bx = ok & ((cat == Outcome.BX_ONLY) | (cat == Outcome.BOTH))
     has_x = ok & (cat != Outcome.BX_ONLY)
     d_x = jnp.where(cat == Outcome.SINGLE, e1, e2 + e1)  # after a BX photon, or not
     delay = jnp.stack([e2, d_x])
-    t = jnp.maximum(delay + kp.offset_ps + kp.jitter_ps * jnp.stack([n1, n2]), 0.0)
+    t = jnp.rint(jnp.maximum(delay + kp.offset_ps + kp.jitter_ps * jnp.stack([n1, n2]), 0.0))
     channel = (jnp.stack([c1, c2]) > kp.split).astype(jnp.uint8)
     grey = state.astype(jnp.uint8)
     src_bx = jnp.uint8(Source.BIEXCITON) + grey * jnp.uint8(
@@ -183,12 +187,13 @@ def _signal(key_data, kp: KernelParams, switch, state0, bleach_rel, block_local,
     return SignalSlots(
         valid=jnp.stack([has_bx, has_x]),
         pos=pos,
-        t_ps=t,
+        t_ps=t.astype(jnp.int32),
         delay_ps=delay,
         channel=channel,
         source=jnp.stack([src_bx, src_x]),
         state=grey,
-        uap=jnp.stack([a1, a2]),
+        ap_a=jnp.stack([w[7], w[8]]),
+        ap_b=jnp.stack([w[9], w[10]]),
     ), overflow
 
 
@@ -212,7 +217,13 @@ def _noise(key_data, kp: KernelParams, n_slots):
         [cat <= DARK1, cat == UNIFORM], [Source.DARK, Source.BACKGROUND], Source.PROMPT_BACKGROUND
     ).astype(jnp.uint8)
     return NoiseSlots(
-        valid=valid, pos=pos, t_ps=t, channel=channel, source=source, uap=u[6]
+        valid=valid,
+        pos=pos,
+        t_ps=jnp.rint(t).astype(jnp.int32),
+        channel=channel,
+        source=source,
+        ap_a=w[6][1:],
+        ap_b=w[7][1:],
     ), count > n_slots
 
 

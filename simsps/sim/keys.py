@@ -11,8 +11,8 @@ stream (``fold_in``)  then
                       (:mod:`simsps.sim.kernel`; words by counter within a block)
 1  ``FLICKER``        emitter ``e``: the fast blinking's dwells (batch ``j``)
 2  ``BLEACH``         emitter ``e``: the bleach time
-3  ``DETECTORS``      spot ``k > 0`` (spot 0 the stream key itself): afterpulses,
-                      keyed by channel and absolute time (:mod:`simsps.sim.detector`)
+3  ``DETECTORS``      retired (afterpulses now use their parent photon's kernel words,
+                      :mod:`simsps.sim.step`); the number stays reserved
 4  ``SLOW_BLINKING``  emitter ``e``: the slow blinking's dwells
 10 ``ENSEMBLE``       spot ``s``: the population of a substrate
 30 ``WIDEFIELD``      dilution: a widefield movie
@@ -56,9 +56,3 @@ def blink_key(root_key: jax.Array, section: str, emitter: int) -> jax.Array:
 
 def bleach_keys(root_key: jax.Array, n_emitters: int) -> jax.Array:
     return per_index(stream(root_key, BLEACH), n_emitters)
-
-
-def detector_key(root_key: jax.Array, spot: int) -> jax.Array:
-    """The afterpulse key of a spot's detector pair (spot 0 keeps a single-spot run's)."""
-    key = stream(root_key, DETECTORS)
-    return key if spot == 0 else jax.random.fold_in(key, spot)

@@ -1,0 +1,282 @@
+"""The chunk step of :mod:`simsps.sim.step` on the host, in numba, for CPUs.
+
+XLA's scatters, cumulative sums and sorts run at ~10 ns per element on a CPU, so the
+device step costs several times the kernel there; the same integer logic as loops in numba
+costs a few ns per *event*. The engine uses this module when JAX runs on the CPU and
+:func:`simsps.sim.step.step` on an accelerator. Both follow the same rules (read them in
+:mod:`simsps.sim.step`) and give identical records from the same kernel output, which the
+tests check; the carried state is the same too (:class:`HostCarry` holds it in NumPy).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numba
+import numpy as np
+
+from ..stream import Source
+from .kernel import BLOCK_PULSES
+from .step import FAR_PAST
+
+__all__ = ["HostCarry", "host_step"]
+
+_JIT = dict(nogil=True, cache=True)
+_I32 = np.int32
+
+
+def _empty_queue():
+    return (
+        np.empty(0, np.int64),
+        np.empty(0, np.int64),
+        np.empty(0, np.int64),
+        np.empty(0, np.uint32),
+        np.empty(0, np.float32),
+    )
+
+
+@dataclasses.dataclass
+class HostCarry:
+    """Per spot: the incident and afterpulse queues (pulse, t, meta, ap, delay; pulses
+    relative to the next chunk) and the last kept (pulse, t) per channel of each pass."""
+
+    incident: list
+    afterpulses: list
+    last1: np.ndarray  # (S, 2, 2) int64
+    last2: np.ndarray
+
+    @staticmethod
+    def initial(n_spots: int) -> "HostCarry":
+        far = np.zeros((n_spots, 2, 2), np.int64)
+        far[:, :, 0] = FAR_PAST
+        return HostCarry(
+            [_empty_queue() for _ in range(n_spots)],
+            [_empty_queue() for _ in range(n_spots)],
+            far,
+            far.copy(),
+        )
+
+
+def _pack(channel, source, state, parent, second, member):
+    return (
+        channel.astype(np.int64)
+        | (source.astype(np.int64) << 1)
+        | (np.asarray(state).astype(np.int64) << 4)
+        | (np.asarray(parent).astype(np.int64) << 5)
+        | (np.asarray(second).astype(np.int64) << 6)
+        | (np.asarray(member).astype(np.int64) << 8)
+    )
+
+
+@numba.njit(**_JIT)
+def _signal(pos, t, valid, channel, source, state, ap_a, ap_b, delay, member, end, period, thr):
+    """One NC's kernel photons: the time-ordered ones (A) and the late ones, compact."""
+    nb, _, c = t.shape
+    n_max = 2 * nb * c
+    out_p = np.empty(n_max, np.int64)
+    out_t = np.empty(n_max, np.int64)
+    out_m = np.empty(n_max, np.int64)
+    out_a = np.empty(n_max, np.uint32)
+    out_d = np.empty(n_max, np.float32)
+    n = 0
+    late_idx = np.empty(n_max, np.int64)
+    nl = 0
+    for b in range(nb):
+        for k in range(c):
+            ps = pos[b, k]
+            if ps >= BLOCK_PULSES:
+                break  # slots past the block hold no photons
+            pulse = b * BLOCK_PULSES + ps
+            if pulse >= end:
+                break
+            ok0 = valid[b, 0, k] and t[b, 0, k] < period
+            ok1 = valid[b, 1, k] and t[b, 1, k] < period
+            first, second = 0, 1
+            if ok0 and ok1 and t[b, 1, k] < t[b, 0, k]:
+                first, second = 1, 0
+            for j in (first, second):
+                if ok0 if j == 0 else ok1:
+                    out_p[n] = pulse
+                    out_t[n] = t[b, j, k]
+                    a = ap_a[b, j, k]
+                    out_m[n] = (
+                        channel[b, j, k]
+                        | (np.int64(source[b, j, k]) << 1)
+                        | (np.int64(state[b, k]) << 4)
+                        | (np.int64((a >> 16) < thr) << 5)
+                        | (np.int64((a & 0xFFFF) < thr) << 6)
+                        | (np.int64(member) << 8)
+                    )
+                    out_a[n] = ap_b[b, j, k]
+                    out_d[n] = delay[b, j, k]
+                    n += 1
+        # late photons in the kernel's (photon, slot) order
+        for j in range(2):
+            for k in range(c):
+                ps = pos[b, k]
+                if ps >= BLOCK_PULSES or b * BLOCK_PULSES + ps >= end:
+                    break
+                if valid[b, j, k] and t[b, j, k] >= period:
+                    late_idx[nl] = (b * 2 + j) * c + k
+                    nl += 1
+    return out_p[:n], out_t[:n], out_m[:n], out_a[:n], out_d[:n], late_idx[:nl]
+
+
+@numba.njit(**_JIT)
+def _merge(ap_, at_, am, aa, ad, bp, bt, bm, ba, bd):
+    """Merge two event sets sorted on (pulse, t), A first among equal keys."""
+    na, nb = len(ap_), len(bp)
+    n = na + nb
+    op = np.empty(n, np.int64)
+    ot = np.empty(n, np.int64)
+    om = np.empty(n, np.int64)
+    oa = np.empty(n, np.uint32)
+    od = np.empty(n, np.float32)
+    i = j = 0
+    for k in range(n):
+        if j >= nb or (i < na and (ap_[i] < bp[j] or (ap_[i] == bp[j] and at_[i] <= bt[j]))):
+            op[k], ot[k], om[k], oa[k], od[k] = ap_[i], at_[i], am[i], aa[i], ad[i]
+            i += 1
+        else:
+            op[k], ot[k], om[k], oa[k], od[k] = bp[j], bt[j], bm[j], ba[j], bd[j]
+            j += 1
+    return op, ot, om, oa, od
+
+
+@numba.njit(**_JIT)
+def _dead_time(p, t, meta, last, dead, period):
+    """Keep mask of time-ordered events, per channel against the last kept time (updated)."""
+    n = len(p)
+    keep = np.zeros(n, np.bool_)
+    for i in range(n):
+        c = meta[i] & 1
+        if (p[i] - last[c, 0]) * period + (t[i] - last[c, 1]) >= dead:
+            keep[i] = True
+            last[c, 0] = p[i]
+            last[c, 1] = t[i]
+    return keep
+
+
+def _take(cols, idx):
+    return tuple(c[idx] for c in cols)
+
+
+def _concat(*sets):
+    return tuple(np.concatenate(c) for c in zip(*sets))
+
+
+def _sort_split(cols, end):
+    """Stable sort on (pulse, t, meta); the events at or after ``end`` are queued."""
+    order = np.lexsort((cols[2], cols[1], cols[0]))
+    cols = _take(cols, order)
+    stay = cols[0] < end
+    queue = _take(cols, ~stay)
+    return _take(cols, stay), (queue[0] - end,) + queue[1:]
+
+
+def _merged(a, b):
+    return _merge(*a, *(c.astype(d.dtype) for c, d in zip(b, a)))
+
+
+def host_step(carry: HostCarry, slots, members, det, end: int, truth: bool = True):
+    """:func:`simsps.sim.step.step` on NumPy copies of the kernel slots. ``det``: a dict of
+    plain numbers (dead_ps, period_ps, ap_threshold, ap_table, resolution_ps). Returns the
+    records of each spot as a dict of arrays (pulse, t, dtime, channel and the truth)."""
+    sig, bg = slots
+    dead, period, thr = int(det["dead_ps"]), int(det["period_ps"]), int(det["ap_threshold"])
+    table = det["ap_table"]
+    out = []
+    for k, row in enumerate(members):
+        present = [int(e) for e in row if e >= 0]
+        a_parts, late_parts, noise_parts = [], [], []
+        for mi, e in enumerate(present):
+            p, t, m, a, d, li = _signal(
+                sig.pos[e], sig.t_ps[e], sig.valid[e], sig.channel[e], sig.source[e],
+                sig.state[e], sig.ap_a[e], sig.ap_b[e], sig.delay_ps[e], mi, end, period, thr,
+            )  # fmt: skip
+            a_parts.append((p, t, m, a, d))
+            if len(li):
+                b_, j_, k_ = (
+                    li // (2 * sig.t_ps.shape[3]),
+                    (li // sig.t_ps.shape[3]) % 2,
+                    li % sig.t_ps.shape[3],
+                )
+                lt = sig.t_ps[e][b_, j_, k_].astype(np.int64)
+                lp = b_ * BLOCK_PULSES + sig.pos[e][b_, k_].astype(np.int64) + lt // period
+                aa = sig.ap_a[e][b_, j_, k_]
+                lm = _pack(
+                    sig.channel[e][b_, j_, k_], sig.source[e][b_, j_, k_], sig.state[e][b_, k_],
+                    (aa >> 16) < thr, (aa & 0xFFFF) < thr, mi,
+                )  # fmt: skip
+                late_parts.append(
+                    (lp, lt % period, lm, sig.ap_b[e][b_, j_, k_], sig.delay_ps[e][b_, j_, k_])
+                )
+            nb = bg.pos.shape[1]
+            bp = np.arange(nb, dtype=np.int64)[:, None] * BLOCK_PULSES + bg.pos[e]
+            ok = bg.valid[e] & (bp < end)
+            bt = bg.t_ps[e][ok].astype(np.int64)
+            ba = bg.ap_a[e][ok]
+            noise_parts.append(
+                (
+                    bp[ok] + bt // period,
+                    bt % period,
+                    _pack(bg.channel[e][ok], bg.source[e][ok], 0, (ba >> 16) < thr, (ba & 0xFFFF) < thr, 0),
+                    bg.ap_b[e][ok],
+                    np.full(len(bt), np.nan, np.float32),
+                )
+            )  # fmt: skip
+        a = _concat(*a_parts)
+        if len(present) > 1:
+            a = _take(a, np.lexsort((a[1], a[0])))
+        # small set: noise (member, block, slot order), late photons, carried events
+        small, carry.incident[k] = _sort_split(
+            _concat(*noise_parts, *late_parts, carry.incident[k]), end
+        )
+        e1 = _merged(a, small)
+        last1 = carry.last1[k]
+        keep1 = _dead_time(e1[0], e1[1], e1[2], last1, dead, period)
+        kept = _take(e1, keep1)
+        par = ((kept[2] >> 5) & 1) == 1
+        pp, pt, pm, pa = kept[0][par], kept[1][par], kept[2][par], kept[3][par]
+        t1 = pt + dead + table[(pa >> 16).astype(np.int64)]
+        p1, t1 = pp + t1 // period, t1 % period
+        t2 = t1 + dead + table[(pa & 0xFFFF).astype(np.int64)]
+        p2, t2 = p1 + t2 // period, t2 % period
+        sec = ((pm >> 6) & 1) == 1
+        ch = np.concatenate([pm & 1, pm[sec] & 1])
+        ap_meta = ch | (int(Source.AFTERPULSE) << 1)
+        n_ap = len(ch)
+        aps, carry.afterpulses[k] = _sort_split(
+            _concat(
+                (
+                    np.concatenate([p1, p2[sec]]),
+                    np.concatenate([t1, t2[sec]]),
+                    ap_meta,
+                    np.zeros(n_ap, np.uint32),
+                    np.full(n_ap, np.nan, np.float32),
+                ),
+                carry.afterpulses[k],
+            ),
+            end,
+        )
+        e2 = _merged(kept, aps)
+        keep2 = _dead_time(e2[0], e2[1], e2[2], carry.last2[k], dead, period)
+        rec = _take(e2, keep2)
+        for last in (carry.last1[k], carry.last2[k]):
+            last[:, 0] = np.maximum(last[:, 0] - end, FAR_PAST)
+        meta = rec[2]
+        r = dict(
+            pulse=rec[0],
+            t=rec[1],
+            dtime=rec[1] // int(det["resolution_ps"]),
+            channel=(meta & 1).astype(np.uint8),
+        )
+        if truth:
+            r.update(
+                source=((meta >> 1) & 7).astype(np.uint8),
+                state=((meta >> 4) & 1).astype(np.uint8),
+                emitter=meta >> 8,
+                delay=rec[4],
+            )
+        out.append(r)
+    return carry, out
