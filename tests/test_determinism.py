@@ -1,5 +1,6 @@
 """Same seed, same stream: whatever the chunk size, and whatever else is simulated."""
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -151,3 +152,11 @@ def test_host_and_device_steps_give_identical_streams():
         _same(x, y)
     bare = simsps.simulate(m, 0.6, **kw, stage="device", truth=False)
     assert bare.truth is None and bare.equal_records(host)
+    # records left on the device for a consumer there: a reduction on the device (photons
+    # per channel) equals the host stream's
+    per_channel = np.zeros(2, np.int64)
+    for chunk in engine.simulate_device_records([m], 0.6, 1.0, 9, chunk_pulses=2 << 18):
+        r = chunk.records
+        valid = jnp.arange(r.channel.shape[1]) < r.count[:, None]
+        per_channel += np.asarray([jnp.sum(valid & (r.channel == c)) for c in (0, 1)], np.int64)
+    np.testing.assert_array_equal(per_channel, np.bincount(host.channel, minlength=2))

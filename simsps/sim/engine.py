@@ -13,7 +13,7 @@ of the step and the copy.
 from __future__ import annotations
 
 import math
-from typing import Iterator, Sequence
+from typing import Iterator, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -51,6 +51,8 @@ __all__ = [
     "simulate_chunks",
     "simulate_population",
     "simulate_population_chunks",
+    "simulate_device_records",
+    "DeviceChunk",
     "DEFAULT_CHUNK_PULSES",
     "kernel_params",
 ]
@@ -435,6 +437,11 @@ def _population_chunks(
                     caps = _grow_step(caps)
                     carry = resize_carry(carry, caps.queue)
                 carry = new
+                if stage == "records":  # on the device, for a consumer there
+                    yield DeviceChunk(start, stop, rec)
+                    if bar is not None:
+                        bar.update(round((stop - start) / m.excitation.rep_rate_hz, 3))
+                    continue
                 recs = _records_to_host(rec)
             yield [
                 _stream(r, start, stop, period_ps, res_ps, table[j], bleach_time_s, metas[j])
@@ -459,7 +466,46 @@ def _plan(total_blocks: int, chunk_blocks: int) -> list[tuple[int, int]]:
     return plan
 
 
+class DeviceChunk(NamedTuple):
+    """One chunk's records left on the device (:class:`simsps.sim.step.Records`, leading
+    axis spot; the first ``records.count[s]`` of spot ``s`` are valid), pulses relative to
+    ``start``; ``stop`` is the chunk's end in pulses."""
+
+    start: int
+    stop: int
+    records: Records
+
+
+def simulate_device_records(
+    models: Sequence[Model],
+    duration_s: float,
+    power=1.0,
+    seed: int = 0,
+    *,
+    spot=None,
+    chunk_pulses: int = DEFAULT_CHUNK_PULSES,
+    truth: bool = False,
+    progress=None,
+) -> Iterator[DeviceChunk]:
+    """The chunks of :func:`simulate_population_chunks` as device records, never copied to
+    the host: for reductions computed where the photons are (the jitted step runs on any
+    backend; the records equal those of the streams)."""
+    return _population_chunks(
+        models,
+        duration_s,
+        power,
+        seed,
+        spot=spot,
+        chunk_pulses=chunk_pulses,
+        progress=progress,
+        truth=truth,
+        stage="records",
+    )
+
+
 def _use_host(stage: str) -> bool:
+    if stage == "records":
+        return False
     if stage not in ("auto", "host", "device"):
         raise ValueError(f"stage = {stage!r}: choose 'auto', 'host' or 'device'")
     if stage == "auto":
