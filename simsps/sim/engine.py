@@ -388,23 +388,35 @@ def _population_chunks(
             else (0, np.empty(0, np.int64))
             for ts in trajectories
         ]
-        size = _pow2ceil(max(64, max(len(w[1]) for w in windows) + 1))
+        # each block searches only its own switches: a window of the array from the
+        # first switch at or after the block start
+        starts = np.arange(nb, dtype=np.int64) * BLOCK_PULSES
+        base = np.stack([np.searchsorted(w[1], starts, side="left") for w in windows])
+        per_block = np.diff(
+            np.concatenate([base, np.array([[len(w[1])] for w in windows])], axis=1), axis=1
+        )
+        window = _pow2ceil(max(64, int(per_block.max()) + 1))
+        size = _pow2ceil(max(len(w[1]) for w in windows) + window)
         switch = np.full((emitters, size), _INT32_MAX, np.int32)
         for e, (_, rel) in enumerate(windows):
             switch[e, : len(rel)] = rel
         state0 = np.array([w[0] for w in windows], np.int32)
         bleach_rel = np.clip(bleach_pulse - start, 0, _INT32_MAX).astype(np.int32)
-        return (
+        return window, (
             emitter_keys,
             jnp.int32(block),
             kp,
             jnp.asarray(switch),
+            jnp.asarray(base.astype(np.int32)),
             jnp.asarray(state0),
             jnp.asarray(bleach_rel),
         )
 
     def kernel(args, nb):
-        return chunk_kernel(*args, n_blocks=nb, n_slots=caps.slots, n_slots_bg=caps.noise)
+        window, a = args
+        return chunk_kernel(
+            *a, n_blocks=nb, n_slots=caps.slots, n_slots_bg=caps.noise, window=window
+        )
 
     bar = _make_progress(progress, duration)
     carry = HostCarry.initial(n_spots) if on_host else initial_carry(n_spots, caps.queue)

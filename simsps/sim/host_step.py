@@ -123,8 +123,10 @@ def _signal(pos, t, valid, channel, source, state, ap_a, ap_b, delay, member, en
 
 
 @numba.njit(**_JIT)
-def _merge(ap_, at_, am, aa, ad, bp, bt, bm, ba, bd):
-    """Merge two event sets sorted on (pulse, t), A first among equal keys."""
+def _merge_dead_time(ap_, at_, am, aa, ad, bp, bt, bm, ba, bd, last, dead, period):
+    """Merge two event sets sorted on (pulse, t), A first among equal keys, and keep the
+    events a dead time after the last kept one of their channel (``last`` is updated):
+    the kept events, in order."""
     na, nb = len(ap_), len(bp)
     n = na + nb
     op = np.empty(n, np.int64)
@@ -132,29 +134,21 @@ def _merge(ap_, at_, am, aa, ad, bp, bt, bm, ba, bd):
     om = np.empty(n, np.int64)
     oa = np.empty(n, np.uint32)
     od = np.empty(n, np.float32)
-    i = j = 0
-    for k in range(n):
+    i = j = k = 0
+    for _ in range(n):
         if j >= nb or (i < na and (ap_[i] < bp[j] or (ap_[i] == bp[j] and at_[i] <= bt[j]))):
-            op[k], ot[k], om[k], oa[k], od[k] = ap_[i], at_[i], am[i], aa[i], ad[i]
+            p, t, m, a, d = ap_[i], at_[i], am[i], aa[i], ad[i]
             i += 1
         else:
-            op[k], ot[k], om[k], oa[k], od[k] = bp[j], bt[j], bm[j], ba[j], bd[j]
+            p, t, m, a, d = bp[j], bt[j], bm[j], ba[j], bd[j]
             j += 1
-    return op, ot, om, oa, od
-
-
-@numba.njit(**_JIT)
-def _dead_time(p, t, meta, last, dead, period):
-    """Keep mask of time-ordered events, per channel against the last kept time (updated)."""
-    n = len(p)
-    keep = np.zeros(n, np.bool_)
-    for i in range(n):
-        c = meta[i] & 1
-        if (p[i] - last[c, 0]) * period + (t[i] - last[c, 1]) >= dead:
-            keep[i] = True
-            last[c, 0] = p[i]
-            last[c, 1] = t[i]
-    return keep
+        c = m & 1
+        if (p - last[c, 0]) * period + (t - last[c, 1]) >= dead:
+            last[c, 0] = p
+            last[c, 1] = t
+            op[k], ot[k], om[k], oa[k], od[k] = p, t, m, a, d
+            k += 1
+    return op[:k], ot[:k], om[:k], oa[:k], od[:k]
 
 
 def _take(cols, idx):
@@ -174,8 +168,8 @@ def _sort_split(cols, end):
     return _take(cols, stay), (queue[0] - end,) + queue[1:]
 
 
-def _merged(a, b):
-    return _merge(*a, *(c.astype(d.dtype) for c, d in zip(b, a)))
+def _merge_pass(a, b, last, dead, period):
+    return _merge_dead_time(*a, *(c.astype(d.dtype) for c, d in zip(b, a)), last, dead, period)
 
 
 def host_step(carry: HostCarry, slots, members, det, end: int, truth: bool = True):
@@ -232,10 +226,7 @@ def host_step(carry: HostCarry, slots, members, det, end: int, truth: bool = Tru
         small, carry.incident[k] = _sort_split(
             _concat(*noise_parts, *late_parts, carry.incident[k]), end
         )
-        e1 = _merged(a, small)
-        last1 = carry.last1[k]
-        keep1 = _dead_time(e1[0], e1[1], e1[2], last1, dead, period)
-        kept = _take(e1, keep1)
+        kept = _merge_pass(a, small, carry.last1[k], dead, period)
         par = ((kept[2] >> 5) & 1) == 1
         pp, pt, pm, pa = kept[0][par], kept[1][par], kept[2][par], kept[3][par]
         t1 = pt + dead + table[(pa >> 16).astype(np.int64)]
@@ -259,9 +250,7 @@ def host_step(carry: HostCarry, slots, members, det, end: int, truth: bool = Tru
             ),
             end,
         )
-        e2 = _merged(kept, aps)
-        keep2 = _dead_time(e2[0], e2[1], e2[2], carry.last2[k], dead, period)
-        rec = _take(e2, keep2)
+        rec = _merge_pass(kept, aps, carry.last2[k], dead, period)
         for last in (carry.last1[k], carry.last2[k]):
             last[:, 0] = np.maximum(last[:, 0] - end, FAR_PAST)
         meta = rec[2]

@@ -147,12 +147,19 @@ def _words(key_data, n_slots: int, n_pairs: int, offset: int = 0):
     return out
 
 
+def _normal(bits):
+    """uint32 -> standard normal by inversion, ``sqrt(2) erfinv(2u - 1)`` with ``u`` on the
+    open 23-bit grid, so |z| < 5.3 (as ``jax.random.normal``; no ``sin``/``cos``, which are slow on CPUs)."""
+    u = ((bits >> 9) * 2 + 1).astype(jnp.float32) * jnp.float32(2.0**-23) - 1.0
+    return jnp.float32(np.sqrt(2.0)) * jax.lax.erf_inv(u)
+
+
 def _normal_pair(u1, u2):
     r = jnp.sqrt(-2.0 * jnp.log(u1))
     return r * jnp.cos(_TWO_PI * u2), r * jnp.sin(_TWO_PI * u2)
 
 
-def _signal(key_data, kp: KernelParams, switch, state0, bleach_rel, block_local, n_slots):
+def _signal(key_data, kp: KernelParams, switch, sw_base, state0, bleach_rel, block_local, n_slots):
     w = _words(key_data, n_slots, 6)
     big = jnp.float32(BLOCK_PULSES + 1)
     gap = jnp.minimum(jnp.floor(jnp.log(_unit(w[0])) / kp.log1m_q), big - 1).astype(jnp.int32) + 1
@@ -160,7 +167,8 @@ def _signal(key_data, kp: KernelParams, switch, state0, bleach_rel, block_local,
     in_block = pos < BLOCK_PULSES
     overflow = pos[-1] < BLOCK_PULSES
     chunk_pos = block_local * BLOCK_PULSES + pos
-    n_sw = jnp.searchsorted(switch, chunk_pos, side="right", method="scan")
+    # switches before this block, plus those of the block's window at or before the pulse
+    n_sw = sw_base + jnp.searchsorted(switch, chunk_pos, side="right", method="scan")
     state = jnp.bitwise_and(state0 + n_sw, 1)
     alive = chunk_pos < bleach_rel
     v = _unit(w[1]) * kp.q_max
@@ -171,7 +179,7 @@ def _signal(key_data, kp: KernelParams, switch, state0, bleach_rel, block_local,
     ok = in_block & alive & (cat < Outcome.NOTHING)
     e1 = -jnp.log(_unit(w[2])) * kp.tau1_ps[state]
     e2 = -jnp.log(_unit(w[3])) * kp.tau2_ps[state]
-    n1, n2 = _normal_pair(_unit(w[4]), _unit(w[5]))
+    n1, n2 = _normal(w[4]), _normal(w[5])
     c1, c2 = _unit16(w[6])
     has_bx = ok & ((cat == Outcome.BX_ONLY) | (cat == Outcome.BOTH))
     has_x = ok & (cat != Outcome.BX_ONLY)
@@ -233,25 +241,40 @@ def _poisson(b1, b2, lam):
     return jax.random.poisson(key, lam).astype(jnp.int32)
 
 
-@partial(jax.jit, static_argnames=("n_blocks", "n_slots", "n_slots_bg"))
+@partial(jax.jit, static_argnames=("n_blocks", "n_slots", "n_slots_bg", "window"))
 def chunk_kernel(
-    emitter_keys, block0, kp, switch, state0, bleach_rel, *, n_blocks, n_slots, n_slots_bg
+    emitter_keys,
+    block0,
+    kp,
+    switch,
+    sw_base,
+    state0,
+    bleach_rel,
+    *,
+    n_blocks,
+    n_slots,
+    n_slots_bg,
+    window,
 ):
     """Signal and noise events of ``n_blocks`` blocks from ``block0`` for every emitter.
 
     ``emitter_keys``: (E,) typed keys; ``kp``: KernelParams with leading axis E;
     ``switch``: (E, S) int32 blink-switch pulses relative to the chunk start, padded with
-    int32 max; ``state0``, ``bleach_rel``: (E,) int32. Returns (:class:`SignalSlots`,
-    :class:`NoiseSlots`, overflow), each leaf with leading axes (E, n_blocks).
+    int32 max; ``sw_base``: (E, n_blocks) int32, how many switches precede each block (a
+    block's switches lie in ``switch[sw_base : sw_base + window]``, so each pulse searches
+    a window of the array, not all of it); ``state0``, ``bleach_rel``: (E,) int32. Returns
+    (:class:`SignalSlots`, :class:`NoiseSlots`, overflow), each leaf with leading axes
+    (E, n_blocks).
     """
 
-    def per_emitter(ke, kp, sw, s0, br):
+    def per_emitter(ke, kp, sw, base, s0, br):
         def per_block(b):
             kb = jax.random.key_data(jax.random.fold_in(ke, block0 + b))
-            sig, o1 = _signal(kb, kp, sw, s0, br, b, n_slots)
+            win = jax.lax.dynamic_slice(sw, (base[b],), (window,))
+            sig, o1 = _signal(kb, kp, win, base[b], s0, br, b, n_slots)
             bg, o2 = _noise(kb, kp, n_slots_bg)
             return sig, bg, o1 | o2
 
         return jax.vmap(per_block)(jnp.arange(n_blocks, dtype=jnp.int32))
 
-    return jax.vmap(per_emitter)(emitter_keys, kp, switch, state0, bleach_rel)
+    return jax.vmap(per_emitter)(emitter_keys, kp, switch, sw_base, state0, bleach_rel)
