@@ -243,19 +243,8 @@ def simulate_population(
     stage: str = "auto",
 ) -> list[PhotonStream]:
     """Whole streams of :func:`simulate_population_chunks`, one per spot."""
-    parts = list(
-        simulate_population_chunks(
-            models,
-            duration_s,
-            power,
-            seed,
-            spot=spot,
-            chunk_pulses=chunk_pulses,
-            progress=progress,
-            truth=truth,
-            stage=stage,
-        )
-    )
+    opts = dict(spot=spot, chunk_pulses=chunk_pulses, progress=progress, truth=truth)
+    parts = list(simulate_population_chunks(models, duration_s, power, seed, **opts, stage=stage))
     return [PhotonStream.concat([p[k] for p in parts]) for k in range(len(parts[0]))]
 
 
@@ -502,17 +491,8 @@ def simulate_device_records(
     """The chunks of :func:`simulate_population_chunks` as device records, never copied to
     the host: for reductions computed where the photons are (the jitted step runs on any
     backend; the records equal those of the streams)."""
-    return _population_chunks(
-        models,
-        duration_s,
-        power,
-        seed,
-        spot=spot,
-        chunk_pulses=chunk_pulses,
-        progress=progress,
-        truth=truth,
-        stage="records",
-    )
+    opts = dict(spot=spot, chunk_pulses=chunk_pulses, progress=progress, truth=truth)
+    return _population_chunks(models, duration_s, power, seed, **opts, stage="records")
 
 
 def _use_host(stage: str) -> bool:
