@@ -69,3 +69,14 @@ def test_population_bad_input(zn, pristine):
     # pristine and zn-treated share the setup: one call holds both
     a, b = simsps.simulate_population([zn, pristine], 0.2, seed=1)
     assert a.meta["model"] == "zn-treated" and b.meta["model"] == "pristine"
+
+
+def test_a_thousand_ncs_in_one_call_stay_within_memory(zn):
+    """1000 NCs, each its own spot, in one call: the chunk shrinks with the number of NCs,
+    so the process stays far below a 24 GiB machine's memory; every spot gets photons."""
+    import resource
+
+    streams = simsps.simulate_population([zn] * 1000, 0.11, 1.0, seed=3)
+    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    assert len(streams) == 1000 and all(len(s) > 0 for s in streams)
+    assert peak_gib < 6.0, peak_gib
