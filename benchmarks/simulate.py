@@ -4,8 +4,8 @@
     python benchmarks/simulate.py --quick    # 60 s, for a smoke run
 
 Prints pulses/s and detected photons/s of the JAX kernel (after compilation, streaming
-chunks through ``simulate_chunks`` as a writer would) and of the per-pulse NumPy reference
-model in the same process, their ratio, and the peak resident memory of separate processes
+chunks through ``simulate_chunks`` as a writer would), of the per-pulse NumPy reference
+model and of a naive vectorised NumPy peer (``naive_numpy.py``) in the same process, the ratios, and the peak resident memory of separate processes
 simulating 60 s and 600 s (each process measures itself, so the numbers do not mix).
 """
 

@@ -327,12 +327,10 @@ def _population_chunks(
             for e, (me, p) in enumerate(zip(models, powers))
         ]
     ).reshape(emitters)
-    bleach_time_s = np.where(
-        bleach_pulse < n_pulses, bleach_pulse / m.excitation.rep_rate_hz, np.inf
-    )
+    bleach = np.where(bleach_pulse < n_pulses, bleach_pulse / m.excitation.rep_rate_hz, np.inf)
     # one detector pair per spot
     det = detector_params(m.detection, int(period_ps), n_spots)
-    table = _members(spot, n_spots)
+    spot_members = _members(spot, n_spots)
     metas = []
     for k in range(n_spots):
         members = np.flatnonzero(spot == k)
@@ -362,7 +360,7 @@ def _population_chunks(
         max(signal_capacity(float(k.q_max)) for k in kps),
         max(noise_capacity(float(k.bg_lam)) for k in kps),
         chunk_blocks,
-        table.shape[1],
+        spot_members.shape[1],
         m.detection.afterpulse_probability,
     )
     on_host = _use_host(stage)
@@ -409,7 +407,7 @@ def _population_chunks(
 
     bar = _make_progress(progress, duration)
     carry = HostCarry.initial(n_spots) if on_host else initial_carry(n_spots, caps.queue)
-    table_dev = jnp.asarray(table)
+    spot_members_dev = jnp.asarray(spot_members)
     try:
         # the kernel of chunk k+1 is queued (asynchronously) before chunk k's step runs
         args = inputs(*plan[0])
@@ -427,27 +425,31 @@ def _population_chunks(
             end = stop - start
             if on_host:
                 slots = jax.tree_util.tree_map(np.asarray, (sig, bg))
-                carry, recs = host_step(carry, slots, table, host_det, end, truth)
+                carry, recs = host_step(carry, slots, spot_members, host_det, end, truth)
             else:
                 while True:
                     new, rec, overflow = step(
-                        carry, (sig, bg), table_dev, det, jnp.int32(end), caps=caps, truth=truth
+                        carry,
+                        (sig, bg),
+                        spot_members_dev,
+                        det,
+                        jnp.int32(end),
+                        caps=caps,
+                        truth=truth,
                     )
                     if not bool(overflow):
                         break
                     caps = _grow_step(caps)
                     carry = resize_carry(carry, caps.queue)
                 carry = new
-                if stage == "records":  # on the device, for a consumer there
-                    yield DeviceChunk(start, stop, rec)
-                    if bar is not None:
-                        bar.update(round((stop - start) / m.excitation.rep_rate_hz, 3))
-                    continue
-                recs = _records_to_host(rec)
-            yield [
-                _stream(r, start, stop, period_ps, res_ps, table[j], bleach_time_s, metas[j])
-                for j, r in enumerate(recs)
-            ]
+            if stage == "records":  # left on the device, for a consumer there
+                yield DeviceChunk(start, stop, rec)
+            else:
+                recs = recs if on_host else _records_to_host(rec)
+                yield [
+                    _stream(r, start, stop, period_ps, res_ps, spot_members[j], bleach, metas[j])
+                    for j, r in enumerate(recs)
+                ]
             if bar is not None:
                 bar.update(round((stop - start) / m.excitation.rep_rate_hz, 3))
     finally:

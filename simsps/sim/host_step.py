@@ -17,7 +17,15 @@ import numpy as np
 
 from ..stream import Source
 from .kernel import BLOCK_PULSES
-from .step import FAR_PAST
+from .step import (
+    FAR_PAST,
+    MEMBER_SHIFT,
+    PARENT_SHIFT,
+    SECOND_SHIFT,
+    SOURCE_SHIFT,
+    STATE_SHIFT,
+    pack,
+)
 
 __all__ = ["HostCarry", "host_step"]
 
@@ -58,14 +66,7 @@ class HostCarry:
 
 
 def _pack(channel, source, state, parent, second, member):
-    return (
-        channel.astype(np.int64)
-        | (source.astype(np.int64) << 1)
-        | (np.asarray(state).astype(np.int64) << 4)
-        | (np.asarray(parent).astype(np.int64) << 5)
-        | (np.asarray(second).astype(np.int64) << 6)
-        | (np.asarray(member).astype(np.int64) << 8)
-    )
+    return pack(channel, source, state, parent, second, member, xp=np)
 
 
 @numba.njit(**_JIT)
@@ -101,11 +102,11 @@ def _signal(pos, t, valid, channel, source, state, ap_a, ap_b, delay, member, en
                     a = ap_a[b, j, k]
                     out_m[n] = (
                         channel[b, j, k]
-                        | (np.int64(source[b, j, k]) << 1)
-                        | (np.int64(state[b, k]) << 4)
-                        | (np.int64((a >> 16) < thr) << 5)
-                        | (np.int64((a & 0xFFFF) < thr) << 6)
-                        | (np.int64(member) << 8)
+                        | (np.int64(source[b, j, k]) << SOURCE_SHIFT)
+                        | (np.int64(state[b, k]) << STATE_SHIFT)
+                        | (np.int64((a >> 16) < thr) << PARENT_SHIFT)
+                        | (np.int64((a & 0xFFFF) < thr) << SECOND_SHIFT)
+                        | (np.int64(member) << MEMBER_SHIFT)
                     )
                     out_a[n] = ap_b[b, j, k]
                     out_d[n] = delay[b, j, k]
@@ -190,11 +191,7 @@ def host_step(carry: HostCarry, slots, members, det, end: int, truth: bool = Tru
             )  # fmt: skip
             a_parts.append((p, t, m, a, d))
             if len(li):
-                b_, j_, k_ = (
-                    li // (2 * sig.t_ps.shape[3]),
-                    (li // sig.t_ps.shape[3]) % 2,
-                    li % sig.t_ps.shape[3],
-                )
+                b_, j_, k_ = np.unravel_index(li, sig.t_ps.shape[1:])
                 lt = sig.t_ps[e][b_, j_, k_].astype(np.int64)
                 lp = b_ * BLOCK_PULSES + sig.pos[e][b_, k_].astype(np.int64) + lt // period
                 aa = sig.ap_a[e][b_, j_, k_]
@@ -227,15 +224,15 @@ def host_step(carry: HostCarry, slots, members, det, end: int, truth: bool = Tru
             _concat(*noise_parts, *late_parts, carry.incident[k]), end
         )
         kept = _merge_pass(a, small, carry.last1[k], dead, period)
-        par = ((kept[2] >> 5) & 1) == 1
+        par = ((kept[2] >> PARENT_SHIFT) & 1) == 1
         pp, pt, pm, pa = kept[0][par], kept[1][par], kept[2][par], kept[3][par]
         t1 = pt + dead + table[(pa >> 16).astype(np.int64)]
         p1, t1 = pp + t1 // period, t1 % period
         t2 = t1 + dead + table[(pa & 0xFFFF).astype(np.int64)]
         p2, t2 = p1 + t2 // period, t2 % period
-        sec = ((pm >> 6) & 1) == 1
+        sec = ((pm >> SECOND_SHIFT) & 1) == 1
         ch = np.concatenate([pm & 1, pm[sec] & 1])
-        ap_meta = ch | (int(Source.AFTERPULSE) << 1)
+        ap_meta = ch | (int(Source.AFTERPULSE) << SOURCE_SHIFT)
         n_ap = len(ch)
         aps, carry.afterpulses[k] = _sort_split(
             _concat(
@@ -262,9 +259,9 @@ def host_step(carry: HostCarry, slots, members, det, end: int, truth: bool = Tru
         )
         if truth:
             r.update(
-                source=((meta >> 1) & 7).astype(np.uint8),
-                state=((meta >> 4) & 1).astype(np.uint8),
-                emitter=meta >> 8,
+                source=((meta >> SOURCE_SHIFT) & 7).astype(np.uint8),
+                state=((meta >> STATE_SHIFT) & 1).astype(np.uint8),
+                emitter=meta >> MEMBER_SHIFT,
                 delay=rec[4],
             )
         out.append(r)

@@ -17,7 +17,7 @@ arithmetic only in :mod:`simsps.sim.step`).
 A photon's arrival after its pulse is clamped at 0 (a TTTR record cannot precede its own
 sync; with the presets' 2 ns IRF offset and 150 ps jitter this never happens).
 Everything inside is 32-bit; arrival times leave the kernel rounded to whole ps (int32).
-The float expressions (``log``, ``sqrt``, ``cos``, ``sin`` and products) are the only
+The float expressions (``log``, ``erf_inv``, ``sqrt``, ``cos``, ``sin`` and products) are the only
 operations of a simulation whose last bit may differ between XLA's CPU and GPU backends.
 """
 

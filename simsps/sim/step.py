@@ -150,15 +150,20 @@ class Capacities(NamedTuple):
 # afterpulses again, bits 8-23 emitter (member of the spot)
 
 
-def pack(channel, source, state, parent, second, member):
-    i = lambda x: jnp.asarray(x).astype(jnp.int32)  # noqa: E731
+SOURCE_SHIFT, STATE_SHIFT, PARENT_SHIFT, SECOND_SHIFT, MEMBER_SHIFT = 1, 4, 5, 6, 8
+
+
+def pack(channel, source, state, parent, second, member, xp=jnp):
+    """The packed int32 fields (``xp``: jax.numpy here, numpy in the numba step's host
+    code, which also reads the shifts)."""
+    i = lambda x: xp.asarray(x).astype(xp.int32)  # noqa: E731
     return (
         i(channel)
-        | (i(source) << 1)
-        | (i(state) << 4)
-        | (i(parent) << 5)
-        | (i(second) << 6)
-        | (i(member) << 8)
+        | (i(source) << SOURCE_SHIFT)
+        | (i(state) << STATE_SHIFT)
+        | (i(parent) << PARENT_SHIFT)
+        | (i(second) << SECOND_SHIFT)
+        | (i(member) << MEMBER_SHIFT)
     )
 
 
@@ -353,7 +358,7 @@ def _afterpulses(pulse, t, meta, ap, parent, det: DetectorParams, cap: int):
     p2, t2 = _normalise(p1, t1 + det.dead_ps + d2, det.period_ps)
     ch = _channel(pm)
     ap_meta = pack(ch, Source.AFTERPULSE, 0, 0, 0, 0)
-    second = ok & (((pm >> 6) & 1) == 1)
+    second = ok & (((pm >> SECOND_SHIFT) & 1) == 1)
     return (
         jnp.concatenate([p1, p2]),
         jnp.concatenate([t1, t2]),
@@ -466,7 +471,7 @@ def _spot_step(carry: Carry, sig: SignalSlots, bg: NoiseSlots, det, end, *, caps
 
     # first dead-time pass, afterpulses of the kept avalanches
     keep1, last1 = _dead_time(e[0], e[1], e[2], e_valid, carry.last1, det)
-    parent = keep1 & (((e[2] >> 5) & 1) == 1)
+    parent = keep1 & (((e[2] >> PARENT_SHIFT) & 1) == 1)
     ap_p, ap_t, ap_m, ap_v, par_over = _afterpulses(
         e[0], e[1], e[2], e[3], parent, det, caps.parents
     )
@@ -502,9 +507,9 @@ def _spot_step(carry: Carry, sig: SignalSlots, bg: NoiseSlots, det, end, *, caps
         t=out[1],
         dtime=jnp.floor_divide(out[1], det.resolution_ps),
         channel=_channel(meta).astype(jnp.uint8),
-        source=((meta >> 1) & 7).astype(jnp.uint8) if truth else None,
-        state=((meta >> 4) & 1).astype(jnp.uint8) if truth else None,
-        emitter=(meta >> 8) if truth else None,
+        source=((meta >> SOURCE_SHIFT) & 7).astype(jnp.uint8) if truth else None,
+        state=((meta >> STATE_SHIFT) & 1).astype(jnp.uint8) if truth else None,
+        emitter=(meta >> MEMBER_SHIFT) if truth else None,
         delay=out[3] if truth else None,
     )
 
