@@ -3,18 +3,19 @@ charging. Fixed seeds; alpha = 1e-3 (Bonferroni-corrected where several tests sh
 
 import math
 
-import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy import optimize, stats
 
 from simsps.physics.blinking import (
-    BlinkTrajectory,
     charging_factor,
+    dwell_from_uniform,
     dwell_parameters,
-    sample_dwells,
+    power_law_tail,
 )
 from simsps.sim.reference import _Telegraph
+from simsps.sim.switching import switch_pulses
 
 from .conftest import ALPHA, ideal_overrides
 from .helpers import autocorrelation, counts_per_pulse, photons_per_pulse, run
@@ -22,32 +23,29 @@ from .helpers import autocorrelation, counts_per_pulse, photons_per_pulse, run
 LAGS = np.array([1, 4, 16, 40, 63, 100, 160, 250])  # pulses (400 ns each)
 
 
+def _uniforms(seed, n):
+    """Uniforms on (0, 1] on the 24-bit grid the device uses."""
+    bits = np.random.default_rng(seed).integers(0, 2**32, n, dtype=np.uint64)
+    return ((bits >> np.uint64(8)) + 1).astype(np.float32) * np.float32(2.0**-24)
+
+
 def test_exponential_dwells_match_scipy():
-    d = np.asarray(
-        sample_dwells(
-            jax.random.key(0),
-            np.float32([50.0, 20.0]),
-            np.float32(1.5),
-            np.float32(1e6),
-            kind="exponential",
-            n=20_000,
+    for seed, scale in ((0, 50.0), (1, 20.0)):
+        d = np.asarray(
+            dwell_from_uniform(jnp.asarray(_uniforms(seed, 20_000)), scale, "exponential")
         )
-    )
-    assert stats.kstest(d[:, 0], stats.expon(scale=50.0).cdf).pvalue > ALPHA / 2
-    assert stats.kstest(d[:, 1], stats.expon(scale=20.0).cdf).pvalue > ALPHA / 2
+        assert stats.kstest(d, stats.expon(scale=scale).cdf).pvalue > ALPHA / 2
 
 
 def test_power_law_dwells_match_scipy_truncpareto():
-    t_min, t_max, m = np.float32([250.0, 100.0]), 2.5e6, 1.5
-    d = np.asarray(
-        sample_dwells(
-            jax.random.key(1), t_min, np.float32(m), np.float32(t_max), kind="power_law", n=20_000
-        )
-    )
-    for j in range(2):
-        law = stats.truncpareto(m - 1, t_max / t_min[j], scale=t_min[j])
-        assert stats.kstest(d[:, j], law.cdf).pvalue > ALPHA / 2
-        assert d[:, j].min() >= t_min[j] * (1 - 1e-6) and d[:, j].max() <= t_max * (1 + 1e-6)
+    t_max, m = 2.5e6, 1.5
+    for seed, t_min in ((2, 250.0), (3, 100.0)):
+        tail = np.float32(power_law_tail(t_min, m, t_max))
+        u = jnp.asarray(_uniforms(seed, 20_000))
+        d = np.asarray(dwell_from_uniform(u, np.float32(t_min), "power_law", 1 / (m - 1), tail))
+        law = stats.truncpareto(m - 1, t_max / t_min, scale=t_min)
+        assert stats.kstest(d, law.cdf).pvalue > ALPHA / 2
+        assert d.min() >= t_min * (1 - 1e-6) and d.max() <= t_max * (1 + 1e-6)
 
 
 def test_charging_factor_limits():
@@ -77,9 +75,9 @@ def test_kernel_and_reference_blink_alike(preset, zn, pristine):
     """Two-sample KS of bright and grey dwells (in whole pulses) of the kernel's trajectory
     and the reference's pulse-by-pulse telegraph."""
     m = zn if preset == "zn-treated" else pristine
+    m = m.replace({"slow_blinking.enabled": False})  # the fast process alone
     n_pulses = 1 << 22 if preset == "zn-treated" else 1 << 26
-    traj = BlinkTrajectory(jax.random.key(5), m.blinking, 1.0, m.excitation.rep_rate_hz)
-    s0, rel = traj.window(0, n_pulses)
+    s0, rel = switch_pulses(m, 1.0, 5, n_pulses)
     k_states = _states_from_switches(s0, rel, n_pulses)
     r_states = _Telegraph(m, 1.0, np.random.default_rng(5)).states(0, n_pulses)
     kb, kg = _dwells_from_states(k_states)
@@ -142,18 +140,11 @@ def test_zn_preset_bunching_matches_the_paper(zn):
 
 
 def test_state_truth_follows_the_trajectory(zn):
-    """Every emitter photon's state label is the trajectory state at its pulse (keys as
-    documented in simsps.sim.engine: blinking of emitter e from fold_in(fold_in(root, 1), e))."""
+    """Every emitter photon's state label is the trajectory state at its pulse (the
+    switches drawn standalone, chunked differently from the simulation's)."""
     m = zn.replace(ideal_overrides(**{"blinking.enabled": True, "detection.efficiency": 0.2}))
     s = run("jax", m, 0.3, seed=81)
-    root = jax.random.key(81, impl="threefry2x32")
-    traj = BlinkTrajectory(
-        jax.random.fold_in(jax.random.fold_in(root, 1), 0),
-        m.blinking,
-        1.0,
-        m.excitation.rep_rate_hz,
-    )
-    s0, rel = traj.window(0, s.n_pulses)
+    s0, rel = switch_pulses(m, 1.0, 81, s.n_pulses, chunk_blocks=1)
     states = _states_from_switches(s0, rel, s.n_pulses)
     np.testing.assert_array_equal(s.truth.state, states[s.sync])
     assert 0.2 < np.mean(states) < 0.36  # grey fraction 35 / (89 + 35) = 0.28

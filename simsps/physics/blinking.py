@@ -2,7 +2,7 @@
 
 Two independent processes of the same kind: the fast flicker (``[blinking]``, us) and the
 slow blinking (``[slow_blinking]``, ms to s). The NC is charged while either of them is in
-its grey state (:func:`combine_windows`).
+its grey state (:mod:`simsps.sim.switching` draws the OR).
 
 Dwell times alternate bright, grey, bright, ... and are either exponential (mean given by
 the preset at Psat) or truncated power laws ``p(t) ~ t^-m`` on ``[t_min, t_max]``. Both
@@ -17,15 +17,12 @@ with ``s = blinking.spontaneous_charging_fraction`` (trapping that does not need
 and ``f = blinking.auger_charging_fraction`` (Auger ionisation needs two excitations).
 Neutralisation (grey -> bright) does not depend on power.
 
-The trajectory is generated on the host in batches keyed by batch index, so it is the same
-whatever chunk size the simulation uses; the state of a pulse is the state at its start.
+The trajectory itself is drawn chunk by chunk where the kernel runs
+(:mod:`simsps.sim.switching`); the state of a pulse is the state at its start.
 """
 
 from __future__ import annotations
 
-from functools import partial
-
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -35,14 +32,11 @@ __all__ = [
     "charging_factor",
     "dwell_parameters",
     "dwell_means",
-    "sample_dwells",
+    "dwell_from_uniform",
+    "power_law_tail",
     "residual_dwell",
-    "BlinkTrajectory",
-    "combine_windows",
     "telegraph_bunching",
 ]
-
-BATCH = 1 << 14  # bright/grey dwell pairs drawn per key
 
 
 def charging_factor(
@@ -106,16 +100,19 @@ def residual_dwell(u, scale, kind: str, exponent: float = 1.5, t_max: float = np
     return np.where(target <= a, target, 0.5 * (lo + hi))
 
 
-@partial(jax.jit, static_argnames=("kind", "n"))
-def sample_dwells(key, scale, exponent, t_max, *, kind: str, n: int):
-    """``n`` (bright, grey) dwell pairs in pulses, float32, shape (n, 2)."""
-    u = jax.random.uniform(key, (n, 2), minval=jnp.finfo(jnp.float32).tiny, maxval=1.0)
+def dwell_from_uniform(u, scale, kind: str, inv_exponent=None, tail=None):
+    """Dwells (unit of ``scale``) from uniforms ``u`` on (0, 1], by inversion (JAX, float32
+    on the device): exponential with mean ``scale``, or the truncated Pareto on
+    [scale, t_max] with ``inv_exponent = 1 / (m - 1)`` and ``tail = (t_max / scale)^-(m-1)``
+    (:func:`power_law_tail`)."""
     if kind == "exponential":
         return -jnp.log(u) * scale
-    # truncated Pareto on [t_min, t_max], inverse CDF
-    a = exponent - 1.0
-    tail = (t_max / scale) ** (-a)
-    return scale * (1.0 - u * (1.0 - tail)) ** (-1.0 / a)
+    return scale * (1.0 - u * (1.0 - tail)) ** -inv_exponent
+
+
+def power_law_tail(scale, exponent: float, t_max: float):
+    """``(t_max / scale)^-(m - 1)``, the survival at ``t_max`` of the untruncated law."""
+    return (t_max / np.asarray(scale, np.float64)) ** -(exponent - 1.0)
 
 
 def telegraph_bunching(p_bright: float, i_bright: float, i_grey: float) -> float:
@@ -123,108 +120,3 @@ def telegraph_bunching(p_bright: float, i_bright: float, i_grey: float) -> float
     p_grey = 1.0 - p_bright
     mean = p_bright * i_bright + p_grey * i_grey
     return p_bright * p_grey * (i_bright - i_grey) ** 2 / mean**2
-
-
-class BlinkTrajectory:
-    """Switch times (in pulses, float64) of one emitter, produced on demand in order.
-
-    ``window(start, stop)`` returns the state at pulse ``start`` and the switch pulses in
-    ``[start, stop)`` relative to ``start`` (int64). Windows must be asked for in order.
-    ``b`` is the model's ``blinking`` or ``slow_blinking`` section. Random numbers: the
-    start (state, residual dwell) from ``fold_in(key, 0)``, dwell batch ``j`` from
-    ``fold_in(key, j)``.
-    """
-
-    def __init__(self, key, b, n_mean: float, rep_rate_hz: float):
-        self.enabled = b.enabled
-        self.kind = b.dwell
-        self.scale = dwell_parameters(b, n_mean, rep_rate_hz).astype(np.float32)
-        self.exponent = np.float32(b.power_law_exponent)
-        self.t_max = np.float32(b.power_law_max_s * rep_rate_hz)
-        self.key = key
-        self.batch = 0
-        self.state0 = 0
-        self._times = np.empty(0, np.float64)  # switch times still ahead
-        self._t_end = 0.0  # time covered by generated dwells
-        self._pair_first = 0  # state of the first dwell of each generated pair
-        if self.enabled:
-            u0, u1 = (
-                float(x)
-                for x in jax.random.uniform(
-                    jax.random.fold_in(key, 0), (2,), minval=jnp.finfo(jnp.float32).tiny
-                )
-            )
-            means = dwell_means(self.scale, self.kind, float(self.exponent), float(self.t_max))
-            self.state0 = 0 if u0 < means[0] / means.sum() else 1
-            self._pair_first = self.state0
-            if self.kind != "exponential":  # memoryless otherwise: no residual needed
-                first = float(
-                    residual_dwell(
-                        u1,
-                        self.scale[self.state0],
-                        self.kind,
-                        float(self.exponent),
-                        float(self.t_max),
-                    )
-                )
-                self._times = np.array([first])
-                self._t_end = first
-                self._pair_first = 1 - self.state0
-        self._state = self.state0  # the state before the first switch still ahead
-
-    def _extend(self, until: float) -> None:
-        parts = [self._times]
-        t = self._t_end
-        while t <= until:
-            self.batch += 1
-            d = np.asarray(
-                sample_dwells(
-                    jax.random.fold_in(self.key, self.batch),
-                    self.scale,
-                    self.exponent,
-                    self.t_max,
-                    kind=self.kind,
-                    n=BATCH,
-                ),
-                dtype=np.float64,
-            )
-            if self._pair_first == 1:  # pairs start with the grey dwell
-                d = d[:, ::-1]
-            sw = t + np.cumsum(d.reshape(-1))
-            parts.append(sw)
-            t = float(sw[-1])
-        self._times = np.concatenate(parts)
-        self._t_end = t
-
-    def window(self, start: int, stop: int) -> tuple[int, np.ndarray]:
-        if not self.enabled:
-            return 0, np.empty(0, np.int64)
-        self._extend(float(stop))
-        # drop switches before start (they only flip the running state)
-        n_before = int(np.searchsorted(self._times, start, side="right"))
-        if n_before:
-            self._state ^= n_before & 1
-            self._times = self._times[n_before:]
-        n_in = int(np.searchsorted(self._times, stop, side="left"))
-        rel = np.ceil(self._times[:n_in] - start).astype(np.int64)
-        return self._state, rel
-
-
-def combine_windows(*windows: tuple[int, np.ndarray]) -> tuple[int, np.ndarray]:
-    """The charge state of an NC charged while any process is grey: from each process's
-    ``(state at the window start, switch pulses)`` to the same for their OR. Every switch
-    returned flips the combined state (two at the same pulse cancel, as they should)."""
-    windows = [w for w in windows if w is not None]
-    if len(windows) == 1:
-        return windows[0]
-    states = np.array([w[0] for w in windows], np.int64)
-    rel = np.concatenate([w[1] for w in windows])
-    which = np.concatenate([np.full(len(w[1]), k) for k, w in enumerate(windows)])
-    order = np.argsort(rel, kind="stable")
-    rel, which = rel[order], which[order]
-    flips = np.zeros((len(windows), len(rel)), np.int64)
-    flips[which, np.arange(len(rel))] = 1
-    each = (states[:, None] + np.cumsum(flips, axis=1)) & 1  # every process after each switch
-    combined = each.max(axis=0)
-    before = np.concatenate([[states.max()], combined[:-1]])
-    return int(states.max()), rel[combined != before]

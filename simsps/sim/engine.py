@@ -21,18 +21,19 @@ import numpy as np
 
 from ..params.model import Model, ModelError
 from ..physics.bleaching import bleach_probability_per_pulse, bleach_pulse_from_uniform
-from ..physics.blinking import BlinkTrajectory, combine_windows
 from ..physics.cascade import outcome_probabilities, state_yields
 from ..physics.excitation import check_power
 from ..stream import NO_EMITTER, PhotonStream, Source, State, Truth
-from . import keys
+from . import keys, switching
 from .host_step import HostCarry, host_step
+from .host_switching import host_switches
 from .kernel import (
     BLOCK_PULSES,
     SLOT_QUANTUM,
     KernelParams,
     _quantise,
     chunk_kernel,
+    chunk_kernel_from_switches,
     noise_capacity,
     signal_capacity,
 )
@@ -305,17 +306,10 @@ def _population_chunks(
     ]
     kp = _stack(kps)
 
-    # fast flicker and slow blinking of each NC; the NC is charged while either is grey
-    trajectories = [
-        [
-            BlinkTrajectory(
-                keys.blink_key(root, sec, e), getattr(me, sec), p, me.excitation.rep_rate_hz
-            )
-            for sec in ("blinking", "slow_blinking")
-            if getattr(me, sec).enabled
-        ]
-        for e, (me, p) in enumerate(zip(models, powers))
-    ]
+    # fast flicker and slow blinking of each NC (the NC is charged while either is grey),
+    # drawn chunk by chunk inside the kernel's call from this start
+    blink_laws = switching.blink_params(models, powers, root)
+    blink = switching.initial_blink_carry(models, powers, root)
     u_bleach = np.asarray(
         jax.vmap(lambda k: jax.random.uniform(k, minval=jnp.finfo(jnp.float32).tiny, maxval=1.0))(
             keys.bleach_keys(root, emitters)
@@ -363,63 +357,84 @@ def _population_chunks(
         spot_members.shape[1],
         m.detection.afterpulse_probability,
     )
-    on_host = _use_host(stage)
     host_det = {f: np.asarray(getattr(det, f)[0]) for f in DetectorParams._fields}
 
-    def inputs(block, nb):
-        start = block * BLOCK_PULSES
-        stop = start + nb * BLOCK_PULSES
-        windows = [
-            combine_windows(*[t.window(start, stop) for t in ts])
-            if ts
-            else (0, np.empty(0, np.int64))
-            for ts in trajectories
-        ]
-        # each block searches only its own switches: a window of the array from the
-        # first switch at or after the block start
-        starts = np.arange(nb, dtype=np.int64) * BLOCK_PULSES
-        base = np.stack([np.searchsorted(w[1], starts, side="left") for w in windows])
-        per_block = np.diff(
-            np.concatenate([base, np.array([[len(w[1])] for w in windows])], axis=1), axis=1
+    blink_caps = {"window": switching.window_capacity(models, powers, BLOCK_PULSES)}
+    kinds = switching.dwell_kinds(models)
+
+    def n_dwells(nb):
+        if nb not in blink_caps:
+            blink_caps[nb] = switching.dwell_capacity(models, powers, nb * BLOCK_PULSES)
+        return blink_caps[nb]
+
+    on_host = _use_host(stage)
+
+    def kernel(block, nb, blink):
+        """Queue chunk (block, nb) from the blink carry ``blink``: (signal, noise, slot
+        overflow, blink carry after it, blink overflow)."""
+        bleach_rel = jnp.asarray(
+            np.clip(bleach_pulse - block * BLOCK_PULSES, 0, _INT32_MAX).astype(np.int32)
         )
-        window = _pow2ceil(max(64, int(per_block.max()) + 1))
-        size = _pow2ceil(max(len(w[1]) for w in windows) + window)
-        switch = np.full((emitters, size), _INT32_MAX, np.int32)
-        for e, (_, rel) in enumerate(windows):
-            switch[e, : len(rel)] = rel
-        state0 = np.array([w[0] for w in windows], np.int32)
-        bleach_rel = np.clip(bleach_pulse - start, 0, _INT32_MAX).astype(np.int32)
-        return window, (
+        sizes = dict(n_blocks=nb, n_slots=caps.slots, n_slots_bg=caps.noise)
+        window = blink_caps["window"]
+        if not on_host:  # the switches drawn inside the kernel's call
+            return chunk_kernel(
+                emitter_keys,
+                jnp.int32(block),
+                kp,
+                blink,
+                blink_laws,
+                bleach_rel,
+                **sizes,
+                n_dwells=n_dwells(nb),
+                dwell_kinds=kinds,
+                window=window,
+            )
+        # on a CPU: XLA draws the dwells, numba accumulates them (XLA's scans are slow there)
+        limbs = switching.dwell_limbs(blink, blink_laws, n_dwells=n_dwells(nb), kinds=kinds)
+        switch, base, state0, blink_next, blink_over = host_switches(
+            limbs,
+            blink,
+            block,
+            n_blocks=nb,
+            n_dwells=n_dwells(nb),
+            window=window,
+            block_pulses=BLOCK_PULSES,
+        )
+        sig, bg, over = chunk_kernel_from_switches(
             emitter_keys,
             jnp.int32(block),
             kp,
-            jnp.asarray(switch),
-            jnp.asarray(base.astype(np.int32)),
-            jnp.asarray(state0),
-            jnp.asarray(bleach_rel),
+            switch,
+            base,
+            state0,
+            bleach_rel,
+            **sizes,
+            window=window,
         )
-
-    def kernel(args, nb):
-        window, a = args
-        return chunk_kernel(
-            *a, n_blocks=nb, n_slots=caps.slots, n_slots_bg=caps.noise, window=window
-        )
+        return sig, bg, over, blink_next, blink_over
 
     bar = _make_progress(progress, duration)
     carry = HostCarry.initial(n_spots) if on_host else initial_carry(n_spots, caps.queue)
     spot_members_dev = jnp.asarray(spot_members)
     try:
         # the kernel of chunk k+1 is queued (asynchronously) before chunk k's step runs
-        args = inputs(*plan[0])
-        pending = kernel(args, plan[0][1])
+        pending = kernel(*plan[0], blink)
         for k, (block, nb) in enumerate(plan):
-            sig, bg, over = pending
-            while bool(over.any()):  # > 6 sigma: the same numbers in more slots
-                caps = caps._replace(slots=2 * caps.slots, noise=2 * caps.noise)
-                sig, bg, over = kernel(args, nb)
+            sig, bg, over, blink_next, blink_over = pending
+            while True:  # > 6 sigma: the same numbers with more room
+                slots_over, dwells_over = (bool(x.any()) for x in (over, blink_over))
+                if not (slots_over or dwells_over):
+                    break
+                if slots_over:
+                    caps = caps._replace(slots=2 * caps.slots, noise=2 * caps.noise)
+                if dwells_over:
+                    blink_caps[nb] = tuple(2 * x for x in n_dwells(nb))
+                    blink_caps["window"] *= 2
+                sig, bg, over, blink_next, blink_over = kernel(block, nb, blink)
+            blink = blink_next
             if k + 1 < len(plan):
-                args = inputs(*plan[k + 1])
-                pending = kernel(args, plan[k + 1][1])
+                pending = kernel(*plan[k + 1], blink)
             start = block * BLOCK_PULSES
             stop = min(start + nb * BLOCK_PULSES, n_pulses)
             end = stop - start

@@ -35,6 +35,7 @@ from jax.extend.random import threefry2x32_p
 from .._pytree import pytree_dataclass
 from ..physics.cascade import Outcome
 from ..stream import Source
+from .switching import chunk_switches
 
 __all__ = [
     "BLOCK_PULSES",
@@ -42,6 +43,7 @@ __all__ = [
     "SignalSlots",
     "NoiseSlots",
     "chunk_kernel",
+    "chunk_kernel_from_switches",
     "signal_capacity",
     "noise_capacity",
 ]
@@ -241,8 +243,90 @@ def _poisson(b1, b2, lam):
     return jax.random.poisson(key, lam).astype(jnp.int32)
 
 
-@partial(jax.jit, static_argnames=("n_blocks", "n_slots", "n_slots_bg", "window"))
+def _blocks(
+    emitter_keys,
+    block0,
+    kp,
+    switch,
+    sw_base,
+    state0,
+    bleach_rel,
+    n_blocks,
+    n_slots,
+    n_slots_bg,
+    window,
+):
+    def per_emitter(ke, kp, sw, base, s0, br):
+        def per_block(b):
+            kb = jax.random.key_data(jax.random.fold_in(ke, block0 + b))
+            win = jax.lax.dynamic_slice(sw, (base[b],), (window,))
+            sig, o1 = _signal(kb, kp, win, base[b], s0, br, b, n_slots)
+            bg, o2 = _noise(kb, kp, n_slots_bg)
+            return sig, bg, o1 | o2
+
+        return jax.vmap(per_block)(jnp.arange(n_blocks, dtype=jnp.int32))
+
+    return jax.vmap(per_emitter)(emitter_keys, kp, switch, sw_base, state0, bleach_rel)
+
+
+@partial(
+    jax.jit,
+    static_argnames=("n_blocks", "n_slots", "n_slots_bg", "n_dwells", "dwell_kinds", "window"),
+)
 def chunk_kernel(
+    emitter_keys,
+    block0,
+    kp,
+    blink,
+    blink_params,
+    bleach_rel,
+    *,
+    n_blocks,
+    n_slots,
+    n_slots_bg,
+    n_dwells,
+    dwell_kinds,
+    window,
+):
+    """Signal and noise events of ``n_blocks`` blocks from ``block0`` for every emitter,
+    the chunk's blink switches drawn in the same call (accelerators).
+
+    ``emitter_keys``: (E,) typed keys; ``kp``: KernelParams with leading axis E;
+    ``blink``, ``blink_params``: the :class:`simsps.sim.switching.BlinkCarry` at the chunk
+    start and the dwell laws (:func:`simsps.sim.switching.chunk_switches`; each block then
+    searches only its own window of ``window`` switches); ``bleach_rel``: (E,) int32 bleach
+    pulse relative to the chunk start. Returns (:class:`SignalSlots`, :class:`NoiseSlots`,
+    slot overflow, blink carry after the chunk, blink overflow); slots and overflow with
+    leading axes (E, n_blocks), the blink overflow (E,).
+    """
+    switch, sw_base, state0, blink_next, blink_over = chunk_switches(
+        blink,
+        blink_params,
+        block0,
+        n_blocks=n_blocks,
+        n_dwells=n_dwells,
+        kinds=dwell_kinds,
+        window=window,
+        block_pulses=BLOCK_PULSES,
+    )
+    sig, bg, over = _blocks(
+        emitter_keys,
+        block0,
+        kp,
+        switch,
+        sw_base,
+        state0,
+        bleach_rel,
+        n_blocks,
+        n_slots,
+        n_slots_bg,
+        window,
+    )
+    return sig, bg, over, blink_next, blink_over
+
+
+@partial(jax.jit, static_argnames=("n_blocks", "n_slots", "n_slots_bg", "window"))
+def chunk_kernel_from_switches(
     emitter_keys,
     block0,
     kp,
@@ -256,25 +340,20 @@ def chunk_kernel(
     n_slots_bg,
     window,
 ):
-    """Signal and noise events of ``n_blocks`` blocks from ``block0`` for every emitter.
-
-    ``emitter_keys``: (E,) typed keys; ``kp``: KernelParams with leading axis E;
-    ``switch``: (E, S) int32 blink-switch pulses relative to the chunk start, padded with
-    int32 max; ``sw_base``: (E, n_blocks) int32, how many switches precede each block (a
-    block's switches lie in ``switch[sw_base : sw_base + window]``, so each pulse searches
-    a window of the array, not all of it); ``state0``, ``bleach_rel``: (E,) int32. Returns
-    (:class:`SignalSlots`, :class:`NoiseSlots`, overflow), each leaf with leading axes
-    (E, n_blocks).
-    """
-
-    def per_emitter(ke, kp, sw, base, s0, br):
-        def per_block(b):
-            kb = jax.random.key_data(jax.random.fold_in(ke, block0 + b))
-            win = jax.lax.dynamic_slice(sw, (base[b],), (window,))
-            sig, o1 = _signal(kb, kp, win, base[b], s0, br, b, n_slots)
-            bg, o2 = _noise(kb, kp, n_slots_bg)
-            return sig, bg, o1 | o2
-
-        return jax.vmap(per_block)(jnp.arange(n_blocks, dtype=jnp.int32))
-
-    return jax.vmap(per_emitter)(emitter_keys, kp, switch, sw_base, state0, bleach_rel)
+    """:func:`chunk_kernel` with the blink switches given (CPUs: drawn by
+    :func:`simsps.sim.host_switching.host_switches`): ``switch`` (E, S) int32 pulses
+    relative to the chunk start, ``sw_base`` (E, n_blocks) how many precede each block,
+    ``state0`` (E,) the charge state at the chunk start. Returns (signal, noise, overflow)."""
+    return _blocks(
+        emitter_keys,
+        block0,
+        kp,
+        switch,
+        sw_base,
+        state0,
+        bleach_rel,
+        n_blocks,
+        n_slots,
+        n_slots_bg,
+        window,
+    )
