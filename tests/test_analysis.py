@@ -29,9 +29,10 @@ from simsps.analysis import (
     two_level,
 )
 from simsps.physics.blinking import dwell_parameters, telegraph_bunching
+from simsps.physics.closed_forms import cascade_g2_zero, state_intensities
 
 from .conftest import ideal_overrides
-from .helpers import Z_CRIT, g2_zero_closed_form, photons_per_pulse
+from .helpers import Z_CRIT
 
 BG_FRACTION = 0.3
 
@@ -39,15 +40,19 @@ BG_FRACTION = 0.3
 @pytest.fixture(scope="module")
 def with_background():
     """No blinking; uniform background making 30 % of all photons (1 Psat)."""
-    signal = 2.5e6 * photons_per_pulse(0.9, 0.06, 1.0, efficiency=0.025)
+    ideal = simsps.load_model("zn-treated", ideal_overrides())
+    signal = (
+        ideal.excitation.rep_rate_hz * state_intensities(ideal, 1.0, ideal.detection.efficiency)[0]
+    )
     bg = signal * BG_FRACTION / (1 - BG_FRACTION)
-    m = simsps.load_model("zn-treated", ideal_overrides(**{"background.rate_cps": bg}))
+    m = ideal.replace({"background.rate_cps": bg})
     return simsps.simulate(m, 20.0, seed=11), bg
 
 
 def test_pulsed_g2_background_corrected_recovers_emitter(with_background):
     s, bg = with_background
-    truth = g2_zero_closed_form(0.9, 0.06, 1.0)
+    m = simsps.load_model(s.meta["model"])
+    truth = cascade_g2_zero(m.exciton.quantum_yield, m.biexciton.quantum_yield, 1.0)
     r = pulsed_g2(s)
     assert r.signal_fraction[0] == pytest.approx(1 - BG_FRACTION, abs=0.02)
     assert abs(r.g2_zero_corrected - truth) / r.g2_zero_stderr < Z_CRIT
@@ -84,8 +89,7 @@ def test_g2_log_telegraph_bunching(zn):
     r = g2_log(s, tau_max_s=0.1)
     scale = dwell_parameters(m.blinking, 1.0, 2.5e6) / 2.5e6  # mean dwells in s
     p_bright = scale[0] / scale.sum()
-    i_b = photons_per_pulse(0.9, 0.06, 1.0)
-    i_g = photons_per_pulse(0.23, 0.03, 1.0)
+    i_b, i_g = state_intensities(m, 1.0)
     amp = telegraph_bunching(p_bright, i_b, i_g)
     tau_c = 1 / (1 / scale[0] + 1 / scale[1])
     f = r.fit
@@ -189,8 +193,10 @@ def test_traces_two_levels_and_dwell_times(zn):
     assert tr.counts.sum() == len(s) and len(tr.counts) == 30000
     lv = two_level(tr)
     assert lv.bright_fraction == pytest.approx(2 / 3, abs=0.05)
-    i_b = 2.5e6 * photons_per_pulse(0.9, 0.06, 1.0, 0.025) * 1e-3
-    i_g = 2.5e6 * photons_per_pulse(0.23, 0.03, 1.0, 0.025) * 1e-3
+    i_b, i_g = (
+        x * m.excitation.rep_rate_hz * 1e-3
+        for x in state_intensities(m, 1.0, m.detection.efficiency)
+    )
     assert lv.bright_mean == pytest.approx(i_b, rel=0.03) and lv.grey_mean == pytest.approx(
         i_g, rel=0.1
     )
@@ -315,7 +321,7 @@ def test_change_points_recover_dwell_times_without_binning(
         assert fit.n > n_min
         assert abs(fit.exp_mean_s - want) / fit.exp_mean_stderr_s < Z_CRIT, (fit, want)
     bright = seg.intensity_cps[seg.level == 1]
-    expected = 2.5e6 * photons_per_pulse(0.9, 0.06, 1.0, efficiency)
+    expected = m.excitation.rep_rate_hz * state_intensities(m, 1.0, efficiency)[0]
     assert np.median(bright) == pytest.approx(expected, rel=0.05)
 
 

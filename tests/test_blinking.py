@@ -14,11 +14,12 @@ from simsps.physics.blinking import (
     dwell_parameters,
     power_law_tail,
 )
+from simsps.physics.closed_forms import cascade_photons_per_pulse
 from simsps.sim.reference import _Telegraph
 from simsps.sim.switching import switch_pulses
 
 from .conftest import ALPHA, ideal_overrides
-from .helpers import autocorrelation, counts_per_pulse, photons_per_pulse, run
+from .helpers import autocorrelation, counts_per_pulse, run
 
 LAGS = np.array([1, 4, 16, 40, 63, 100, 160, 250])  # pulses (400 ns each)
 
@@ -90,8 +91,8 @@ def test_kernel_and_reference_blink_alike(preset, zn, pristine):
 def _bunching_truth(m, n):
     scale = dwell_parameters(m.blinking, n, m.excitation.rep_rate_hz)  # mean dwells, pulses
     p_b = scale[0] / scale.sum()
-    i_b = photons_per_pulse(m.exciton.quantum_yield, m.biexciton.quantum_yield, n)
-    i_g = photons_per_pulse(m.trion.quantum_yield, m.charged_biexciton.quantum_yield, n)
+    i_b = cascade_photons_per_pulse(m.exciton.quantum_yield, m.biexciton.quantum_yield, n)
+    i_g = cascade_photons_per_pulse(m.trion.quantum_yield, m.charged_biexciton.quantum_yield, n)
     amp = p_b * (1 - p_b) * (i_b - i_g) ** 2 / (p_b * i_b + (1 - p_b) * i_g) ** 2
     kappa = 1.0 / (1.0 / scale[0] + 1.0 / scale[1])  # correlation time, pulses
     return amp, kappa

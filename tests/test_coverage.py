@@ -35,15 +35,15 @@ from scipy import optimize, stats
 
 import simsps
 from simsps.analysis import afterpulsing, decay, fit_decay, g2_log, pulsed_g2
-
-from .conftest import ALPHA
-from .helpers import (
+from simsps.physics.closed_forms import (
     blinking_g2_curve,
-    dwells_s,
-    g2_truth,
+    dwell_scales_s,
+    g2_zero_of_states,
     renewal_bright_correlation,
     state_intensities,
 )
+
+from .conftest import ALPHA
 from .test_g2_corrections import independent_rate
 
 N_DATASETS = int(os.environ.get("SIMSPS_COVERAGE_N", "500"))
@@ -68,7 +68,7 @@ def _expected_g2(m, n, res):
         for section in ("blinking", "slow_blinking"):
             if not getattr(m, section).enabled:
                 continue
-            on, off = dwells_s(m, section, n)
+            on, off = dwell_scales_s(m, section, n)
             p = on / (on + off)
             corr = corr * (p * p + p * (1 - p) * np.exp(-taus * (1 / on + 1 / off)))
             p_all *= p
@@ -76,7 +76,7 @@ def _expected_g2(m, n, res):
     else:  # pristine: truncated power laws, the bright cut-off shortened by the charging
         b = m.blinking
         k, t_max = b.power_law_exponent - 1, b.power_law_max_s
-        on, off = dwells_s(m, "blinking", n)
+        on, off = dwell_scales_s(m, "blinking", n)
         # on 400 log-spaced delays, interpolated in log delay (the correlation is smooth;
         # the interpolation error, ~1e-5, is far below the errors tested)
         knots = np.geomspace(max(taus.min(), 1e-9), taus.max(), 400)
@@ -131,7 +131,7 @@ def test_95_percent_intervals_cover_the_truth(preset, n):
     truth_tau = (m.trion.lifetime_ns, m.exciton.lifetime_ns)
     hits = np.zeros(5)
     bunching, sigmas, values, poisson = [], [], [], []
-    g2_true = g2_truth(m, n)
+    g2_true = g2_zero_of_states(m, n)
     for s in _datasets(m, n, duration, N_DATASETS, seed=int(100 * n) + len(preset)):
         ap = afterpulsing(s)
         g = pulsed_g2(s, background=bg, afterpulsing=ap)

@@ -8,9 +8,10 @@ import pytest
 from scipy import stats
 
 from simsps import Source, State
+from simsps.physics.closed_forms import cascade_g2_zero, exciton_delay_cdf
 
 from .conftest import ALPHA, ideal_overrides
-from .helpers import Z_CRIT, exciton_delay_cdf, g2_zero_closed_form, poisson_z, run
+from .helpers import Z_CRIT, poisson_z, run
 
 ENGINES = ["jax", "reference"]
 
@@ -37,7 +38,7 @@ def test_pulsed_g2_zero(zn, engine, n):
     c0 = np.bincount(s.sync[s.channel == 0], minlength=s.n_pulses)
     c1 = np.bincount(s.sync[s.channel == 1], minlength=s.n_pulses)
     centre = float(np.dot(c0, c1))
-    g2 = g2_zero_closed_form(m.exciton.quantum_yield, m.biexciton.quantum_yield, n)
+    g2 = cascade_g2_zero(m.exciton.quantum_yield, m.biexciton.quantum_yield, n)
     expected = g2 * c0.sum() * c1.sum() / s.n_pulses
     assert centre > 1000
     assert abs(poisson_z(centre, expected)) < Z_CRIT, (centre / expected * g2, g2)

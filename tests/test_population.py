@@ -7,9 +7,10 @@ import pytest
 
 import simsps
 from simsps.analysis import pulsed_g2
+from simsps.physics.closed_forms import cascade_g2_zero, state_intensities
 
 from .conftest import ideal_overrides
-from .helpers import Z_CRIT, g2_zero_closed_form, photons_per_pulse
+from .helpers import Z_CRIT
 
 
 def test_an_nc_does_not_depend_on_the_others(zn):
@@ -36,8 +37,10 @@ def test_population_closed_forms_per_spot(zn):
     base = zn.replace(ideal_overrides())
     models = [base, base.replace({"biexciton.quantum_yield": 0.4}), base, base, base]
     spots = simsps.simulate_population(models, 5.0, seed=22, spot=[0, 1, 2, 2, 2])
-    g1 = g2_zero_closed_form(0.9, 0.06, 1.0)
-    expected = [g1, g2_zero_closed_form(0.9, 0.4, 1.0), 1 - (1 - g1) / 3]
+    g1, g_bx = (
+        cascade_g2_zero(x.exciton.quantum_yield, x.biexciton.quantum_yield, 1.0) for x in models[:2]
+    )
+    expected = [g1, g_bx, 1 - (1 - g1) / 3]
     for s, want in zip(spots, expected):
         r = pulsed_g2(s, background=0.0)
         assert abs(r.g2_zero - want) / r.g2_zero_stderr_raw < Z_CRIT, (r.g2_zero, want)
@@ -49,7 +52,7 @@ def test_population_power_per_nc(zn):
     base = zn.replace(ideal_overrides())
     lo, hi = simsps.simulate_population([base, base], 2.0, power=[0.25, 3.0], seed=23)
     assert lo.meta["power"] == 0.25 and hi.meta["power"] == 3.0
-    want = photons_per_pulse(0.9, 0.06, 3.0) / photons_per_pulse(0.9, 0.06, 0.25)
+    want = state_intensities(base, 3.0)[0] / state_intensities(base, 0.25)[0]
     assert len(hi) / len(lo) == pytest.approx(want, rel=0.03)  # ~0.7 % counting error
 
 

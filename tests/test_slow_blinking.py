@@ -1,6 +1,6 @@
 """Slow blinking beside the us flicker, stationary starts, and excitations that outlive the
 period (the reference model carries them; the kernel refuses them). Closed forms are
-written here and in helpers.py, not taken from the library; alpha = 1e-3."""
+from simsps.physics.closed_forms (textbook forms from the model's parameters); alpha = 1e-3."""
 
 import math
 
@@ -10,22 +10,17 @@ from scipy import stats
 
 import simsps
 from simsps.physics.blinking import residual_dwell
+from simsps.physics.closed_forms import (
+    eq1_psat,
+    neutral_fraction,
+    state_intensities,
+    two_process_bunching,
+)
 from simsps.sim.reference import _Telegraph, simulate_reference
 from simsps.sim.switching import switch_pulses
 
 from .conftest import ALPHA, ideal_overrides
-from .helpers import (
-    Z_CRIT,
-    autocorrelation,
-    counts_per_pulse,
-    eq1_psat,
-    neutral_fraction,
-    photons_per_pulse,
-    poisson_z,
-    run,
-    state_intensities,
-    two_process_bunching,
-)
+from .helpers import Z_CRIT, autocorrelation, counts_per_pulse, poisson_z, run
 from .test_switching import _residual_cdf
 
 
@@ -75,8 +70,7 @@ def test_fast_and_slow_blinking_together(zn, engine):
     procs = []
     for bright_s, grey_s in ((89e-6, 35e-6), (2e-3, 1e-3)):
         procs.append((bright_s / (bright_s + grey_s), 1 / (1 / bright_s + 1 / grey_s)))
-    i_b = photons_per_pulse(0.9, 0.06, 1.0, efficiency=0.5)
-    i_g = photons_per_pulse(0.23, 0.03, 1.0, efficiency=0.5)
+    i_b, i_g = state_intensities(m, 1.0, m.detection.efficiency)
     truth = 1 + two_process_bunching(procs, i_b, i_g, lags / rate)
     p = stats.ttest_1samp(segments, truth, axis=0).pvalue
     assert np.all(p > ALPHA / len(lags)), (segments.mean(axis=0), truth)
@@ -98,7 +92,7 @@ def test_grey_fraction_of_the_zn_preset(zn):
         grey = np.diff(bounds)[state == 1].sum() / n_pulses
         assert lo < grey < hi, (n, grey)
     procs = [(89 / 124, 1 / (1 / 89e-6 + 1 / 35e-6)), (2000 / 2040, 1 / (1 / 2.0 + 1 / 0.04))]
-    i_b, i_g = photons_per_pulse(0.9, 0.06, 1.0), photons_per_pulse(0.23, 0.03, 1.0)
+    i_b, i_g = state_intensities(zn, 1.0)
     plateau = two_process_bunching(procs, i_b, i_g, np.geomspace(1e-4, 0.1, 20))
     assert np.all(plateau < 0.02)
     short = two_process_bunching(procs, i_b, i_g, 1e-6) / (1 + plateau[-1])
