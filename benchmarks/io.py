@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,9 @@ from pathlib import Path
 
 import simsps
 from simsps.io import read, write
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _memory import peak_rss_mib  # noqa: E402
 
 TARGET_MIB = 1024
 
@@ -61,7 +63,7 @@ def child(duration: float, out: str) -> None:
         write(out, counted())
     wall = time.perf_counter() - t0
     size = 0 if out == "-" else os.path.getsize(out)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    peak = peak_rss_mib()
     print(json.dumps({"peak_mib": peak, "wall_s": wall, "photons": n, "bytes": size}))
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ import simsps
 from simsps.sim.reference import simulate_reference
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _memory import peak_rss_mib  # noqa: E402
 from naive_numpy import simulate_naive  # noqa: E402
 
 TARGET_S, TARGET_RATIO, TARGET_MIB = 2.5, 150.0, 700  # issue 13
@@ -41,7 +41,7 @@ def child(duration: float) -> None:
     """Run in a subprocess: simulate ``duration`` s, print peak RSS (MiB) and photons."""
     m = simsps.load_model("zn-treated")
     wall, n = stream_through(m, duration) if duration > 0 else (0.0, 0)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    peak = peak_rss_mib()
     print(json.dumps({"duration_s": duration, "peak_mib": peak, "photons": n, "wall_s": wall}))
 
 
