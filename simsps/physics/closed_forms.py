@@ -138,9 +138,7 @@ def eq1_psat(powers, rates, sigma=None) -> float:
 
     f = lambda p, a, psat, b: a * -np.expm1(-p / psat) + b * p  # noqa: E731
     rates = np.asarray(rates, float)
-    par, _ = curve_fit(
-        f, np.asarray(powers, float), rates, p0=[rates.max(), 1.0, 0.0], sigma=sigma
-    )
+    par, _ = curve_fit(f, np.asarray(powers, float), rates, p0=[rates.max(), 1.0, 0.0], sigma=sigma)
     return float(par[1])
 
 

@@ -152,8 +152,13 @@ def _check_args(duration_s, seed, chunk_pulses, emitters):
     return d
 
 
-def _stack(trees):
-    return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
+def _kernel_params_of(m, n_mean, with_noise):
+    """kernel_params as NumPy leaves (stacked for many NCs on the host, then sent once)."""
+    return jax.tree_util.tree_map(np.asarray, kernel_params(m, n_mean, with_noise=with_noise))
+
+
+def _stack_host(trees):
+    return jax.tree_util.tree_map(lambda *xs: jnp.asarray(np.stack(xs)), *trees)
 
 
 def _make_progress(progress, total_s: float):
@@ -300,11 +305,20 @@ def _population_chunks(
     root = keys.root(seed)
     emitter_keys = keys.emitter_keys(root, emitters)
     # the background and dark counts of a spot ride with its first NC
+    # derived once per distinct (model, power): populations repeat a few models
+    derived: dict = {}
+
+    def once(fn, *args):
+        key = (fn, *args)
+        if key not in derived:
+            derived[key] = fn(*args)
+        return derived[key]
+
     kps = [
-        kernel_params(me, p, with_noise=bool(first_of_spot[e]))
+        once(_kernel_params_of, me, float(p), bool(first_of_spot[e]))
         for e, (me, p) in enumerate(zip(models, powers))
     ]
-    kp = _stack(kps)
+    kp = _stack_host(kps)
 
     # fast flicker and slow blinking of each NC (the NC is charged while either is grey),
     # drawn chunk by chunk inside the kernel's call from this start
@@ -317,7 +331,7 @@ def _population_chunks(
     )
     bleach_pulse = np.array(
         [
-            bleach_pulse_from_uniform(u_bleach[e], bleach_probability_per_pulse(me, p))
+            bleach_pulse_from_uniform(u_bleach[e], once(bleach_probability_per_pulse, me, float(p)))
             for e, (me, p) in enumerate(zip(models, powers))
         ]
     ).reshape(emitters)

@@ -26,7 +26,7 @@ whose last bit may differ between backends.
 from __future__ import annotations
 
 import math
-from functools import partial
+from functools import lru_cache, partial
 from typing import NamedTuple
 
 import jax
@@ -93,6 +93,16 @@ def _to_fixed(d: np.ndarray):
     return (units >> np.uint64(32)).astype(np.uint32), (units & np.uint64(_U32)).astype(np.uint32)
 
 
+def _laws(b, n_mean, rate) -> np.ndarray:
+    """dwell_parameters, computed once per distinct (section, power, rate)."""
+    return np.array(_cached_laws(b, float(n_mean), float(rate)))
+
+
+@lru_cache(maxsize=4096)
+def _cached_laws(b, n_mean, rate):
+    return tuple(dwell_parameters(b, n_mean, rate))
+
+
 def blink_params(models, powers, root) -> BlinkParams:
     """The (E, P) dwell laws of the NCs ``models`` at ``powers`` (host, once per run)."""
     n = len(models)
@@ -106,7 +116,7 @@ def blink_params(models, powers, root) -> BlinkParams:
             b = getattr(m, sec)
             if not b.enabled:
                 continue
-            scale[e, j] = dwell_parameters(b, p, rate)
+            scale[e, j] = _laws(b, p, rate)
             if b.dwell != "exponential":
                 a = b.power_law_exponent - 1.0
                 power_law[e, j] = True
@@ -171,9 +181,7 @@ def initial_blink_carry(models, powers, root) -> BlinkCarry:
             idx = np.array(members)
             scales = np.array(
                 [
-                    dwell_parameters(
-                        getattr(models[e], sec), powers[e], models[e].excitation.rep_rate_hz
-                    )
+                    _laws(getattr(models[e], sec), powers[e], models[e].excitation.rep_rate_hz)
                     for e in members
                 ]
             ).astype(np.float32)  # the laws the device draws from
@@ -394,12 +402,12 @@ def _renewal_count(models, powers, section, length):
     var N(t) ~ t sigma^2 / mu^3 of the bright + grey pairs), at most the count the
     shortest dwell allows; the largest over NCs."""
     worst = 0.0
-    for m, p in zip(models, powers):
-        b = getattr(m, section)
+    for b, p, rate in {
+        (getattr(m, section), float(p), m.excitation.rep_rate_hz) for m, p in zip(models, powers)
+    }:
         if not b.enabled:
             continue
-        rate = m.excitation.rep_rate_hz
-        scale = dwell_parameters(b, p, rate)
+        scale = _laws(b, p, rate)
         t_max = b.power_law_max_s * rate
         mean = dwell_means(scale, b.dwell, b.power_law_exponent, t_max)
         if b.dwell == "exponential":
