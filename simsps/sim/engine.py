@@ -3,8 +3,10 @@
 Keys come from the tree of :mod:`simsps.sim.keys` (pulses by emitter and block, blinking and
 bleaching by emitter). Blocks have a fixed size (``BLOCK_PULSES``), so a stream does not
 depend on ``chunk_pulses`` nor on how many emitters are simulated together. Per chunk the
-host plans, queues the kernel of the next chunk (asynchronously), runs the step of this one
-(:func:`simsps.sim.step.step` on an accelerator, its numba twin
+host plans, queues the kernel of the next chunk (asynchronously; the chunk's blink switches
+are drawn from the carried :class:`simsps.sim.switching.BlinkCarry` inside the kernel's
+call on an accelerator, with :mod:`simsps.sim.host_switching` on a CPU), runs the step of
+this one (:func:`simsps.sim.step.step` on an accelerator, its numba twin
 :func:`simsps.sim.host_step.host_step` on a CPU: ``stage="auto"``; both give the same
 records) and copies the finished records out. ``truth=False`` leaves the ground truth out
 of the step and the copy.
