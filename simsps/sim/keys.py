@@ -9,11 +9,13 @@ stream (``fold_in``)  then
 ====================  =========================================================
 0  ``PULSES``         emitter ``e``, block ``b``: candidate pulses and noise
                       (:mod:`simsps.sim.kernel`; words by counter within a block)
-1  ``FLICKER``        emitter ``e``: the fast blinking's dwells (batch ``j``)
+1  ``FLICKER``        emitter ``e``, then 0: the fast blinking's stationary start,
+                      1: its dwell key (dwell ``g`` by threefry counter,
+                      :mod:`simsps.sim.switching`)
 2  ``BLEACH``         emitter ``e``: the bleach time
 3  ``DETECTORS``      retired (afterpulses now use their parent photon's kernel words,
                       :mod:`simsps.sim.step`); the number stays reserved
-4  ``SLOW_BLINKING``  emitter ``e``: the slow blinking's dwells
+4  ``SLOW_BLINKING``  emitter ``e``: the slow blinking's (as ``FLICKER``)
 10 ``ENSEMBLE``       spot ``s``: the population of a substrate
 30 ``WIDEFIELD``      dilution: a widefield movie
 ====================  =========================================================
