@@ -17,7 +17,11 @@ tenth of the laser period. ``p`` and ``tau_ap`` are fitted by weighted least squ
 (Poisson weights), their errors by the delete-one-block jackknife and the fit's chi2 with
 each bin's scatter between blocks (super-Poisson under blinking); ``dead`` is the shortest
 gap between two of the detector's photons. Second-order terms (afterpulses of afterpulses in the other histogram) are
-neglected: relative size ``p * N / n_pulses``.
+neglected: relative size ``p * N / n_pulses``. The jackknife refits the delay law in every
+block (at small ``p`` its time constant is barely determined, and the fit's choice of it
+adds to the error of ``p``). Measured on 60 detector-runs of 20 s of ``zn-treated``
+(2026-12-01): the spread of ``(p - p_true) / stderr`` is 1.01 at ``p = 0`` and 0.92 at the
+preset's 0.007, with a small negative bias (mean -0.64 and -0.28) not yet explained.
 """
 
 from __future__ import annotations
