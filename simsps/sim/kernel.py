@@ -243,32 +243,6 @@ def _poisson(b1, b2, lam):
     return jax.random.poisson(key, lam).astype(jnp.int32)
 
 
-def _blocks(
-    emitter_keys,
-    block0,
-    kp,
-    switch,
-    sw_base,
-    state0,
-    bleach_rel,
-    n_blocks,
-    n_slots,
-    n_slots_bg,
-    window,
-):
-    def per_emitter(ke, kp, sw, base, s0, br):
-        def per_block(b):
-            kb = jax.random.key_data(jax.random.fold_in(ke, block0 + b))
-            win = jax.lax.dynamic_slice(sw, (base[b],), (window,))
-            sig, o1 = _signal(kb, kp, win, base[b], s0, br, b, n_slots)
-            bg, o2 = _noise(kb, kp, n_slots_bg)
-            return sig, bg, o1 | o2
-
-        return jax.vmap(per_block)(jnp.arange(n_blocks, dtype=jnp.int32))
-
-    return jax.vmap(per_emitter)(emitter_keys, kp, switch, sw_base, state0, bleach_rel)
-
-
 @partial(
     jax.jit,
     static_argnames=("n_blocks", "n_slots", "n_slots_bg", "n_dwells", "dwell_kinds", "window"),
@@ -309,7 +283,7 @@ def chunk_kernel(
         window=window,
         block_pulses=BLOCK_PULSES,
     )
-    sig, bg, over = _blocks(
+    sig, bg, over = chunk_kernel_from_switches(
         emitter_keys,
         block0,
         kp,
@@ -317,10 +291,10 @@ def chunk_kernel(
         sw_base,
         state0,
         bleach_rel,
-        n_blocks,
-        n_slots,
-        n_slots_bg,
-        window,
+        n_blocks=n_blocks,
+        n_slots=n_slots,
+        n_slots_bg=n_slots_bg,
+        window=window,
     )
     return sig, bg, over, blink_next, blink_over
 
@@ -344,16 +318,15 @@ def chunk_kernel_from_switches(
     :func:`simsps.sim.host_switching.host_switches`): ``switch`` (E, S) int32 pulses
     relative to the chunk start, ``sw_base`` (E, n_blocks) how many precede each block,
     ``state0`` (E,) the charge state at the chunk start. Returns (signal, noise, overflow)."""
-    return _blocks(
-        emitter_keys,
-        block0,
-        kp,
-        switch,
-        sw_base,
-        state0,
-        bleach_rel,
-        n_blocks,
-        n_slots,
-        n_slots_bg,
-        window,
-    )
+
+    def per_emitter(ke, kp, sw, base, s0, br):
+        def per_block(b):
+            kb = jax.random.key_data(jax.random.fold_in(ke, block0 + b))
+            win = jax.lax.dynamic_slice(sw, (base[b],), (window,))
+            sig, o1 = _signal(kb, kp, win, base[b], s0, br, b, n_slots)
+            bg, o2 = _noise(kb, kp, n_slots_bg)
+            return sig, bg, o1 | o2
+
+        return jax.vmap(per_block)(jnp.arange(n_blocks, dtype=jnp.int32))
+
+    return jax.vmap(per_emitter)(emitter_keys, kp, switch, sw_base, state0, bleach_rel)
