@@ -78,7 +78,7 @@ def test_a_parameter_sweep_compiles_the_kernel_a_few_times(zn):
     from simsps.sim import kernel, switching
 
     # every jitted function a chunk calls on either stage
-    jitted = (kernel.chunk_kernel, kernel.chunk_kernel_from_switches, switching.dwell_limbs)
+    jitted = (kernel.chunk_kernel, kernel.chunk_kernel_from_states, switching.dwell_limbs)
     yields, powers = (0.02, 0.05, 0.1, 0.2, 0.3), (0.25, 0.5, 1.0, 3.0)
     counts = []
     for _ in range(2):
@@ -87,7 +87,7 @@ def test_a_parameter_sweep_compiles_the_kernel_a_few_times(zn):
             for y in yields:
                 simsps.simulate(zn.replace({"biexciton.quantum_yield": y}), 0.05, p, seed=1)
         counts.append([f._cache_size() - b for f, b in zip(jitted, before)])
-    print("compiles over the grid (kernel, kernel from switches, dwells):", counts)
+    print("compiles over the grid (kernel, kernel from states, dwells):", counts)
     assert sum(counts[0]) > 0  # the loop compiled something: the counters see the calls
     assert counts[0][1] <= 6 and counts[0][2] <= 6, counts
     assert sum(counts[1]) == 0, counts

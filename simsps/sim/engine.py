@@ -28,14 +28,14 @@ from ..physics.excitation import check_power
 from ..stream import NO_EMITTER, PhotonStream, Source, State, Truth
 from . import keys, switching
 from .host_step import HostCarry, host_step
-from .host_switching import host_switches
+from .host_switching import host_switches, state_bits
 from .kernel import (
     BLOCK_PULSES,
     SLOT_QUANTUM,
     KernelParams,
     _quantise,
     chunk_kernel,
-    chunk_kernel_from_switches,
+    chunk_kernel_from_states,
     noise_capacity,
     signal_capacity,
 )
@@ -408,25 +408,18 @@ def _population_chunks(
             )
         # on a CPU: XLA draws the dwells, numba accumulates them (XLA's scans are slow there)
         limbs = switching.dwell_limbs(blink, blink_laws, n_dwells=n_dwells(nb), kinds=kinds)
-        switch, base, state0, blink_next, blink_over = host_switches(
+        switch, _, state0, blink_next, blink_over = host_switches(
             limbs,
             blink,
             block,
             n_blocks=nb,
             n_dwells=n_dwells(nb),
-            window=window,
+            window=None,
             block_pulses=BLOCK_PULSES,
         )
-        sig, bg, over = chunk_kernel_from_switches(
-            emitter_keys,
-            jnp.int32(block),
-            kp,
-            switch,
-            base,
-            state0,
-            bleach_rel,
-            **sizes,
-            window=window,
+        bits = state_bits(switch, state0, n_blocks=nb, block_pulses=BLOCK_PULSES)
+        sig, bg, over = chunk_kernel_from_states(
+            emitter_keys, jnp.int32(block), kp, bits, bleach_rel, **sizes
         )
         return sig, bg, over, blink_next, blink_over
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from .switching import FRAC_BITS, BlinkCarry
 
-__all__ = ["host_switches"]
+__all__ = ["host_switches", "state_bits"]
 
 _JIT = dict(nogil=True, cache=True)
 _MAX = np.iinfo(np.int32).max
@@ -158,11 +158,13 @@ def host_switches(
     *,
     n_blocks: int,
     n_dwells,
-    window: int,
+    window: int | None,
     block_pulses: int,
 ):
     """(switch, sw_base, state0, carry, overflow) of :func:`switching.chunk_switches`
-    from the limbs of :func:`switching.dwell_limbs`, in NumPy (the carry too)."""
+    from the limbs of :func:`switching.dwell_limbs`, in NumPy (the carry too). With
+    ``window=None`` the switch array has no padding for the per-block windows and only
+    running out of dwells overflows (for :func:`state_bits`, which needs no window)."""
     count, state, hi, lo = (np.array(x) for x in carry)
     state = state.astype(np.int32)
     n_e = count.shape[0]
@@ -170,7 +172,7 @@ def host_switches(
     parts = [
         (np.asarray(x[0]), np.asarray(x[1])) if x is not None else (empty, empty) for x in limbs
     ]
-    size = sum(n_dwells) + window
+    size = sum(n_dwells) + (window or 0)
     switch = np.full((n_e, size), np.iinfo(np.int32).max, np.int32)
     base = np.zeros((n_e, n_blocks), np.int32)
     state0 = np.zeros(n_e, np.int32)
@@ -191,10 +193,56 @@ def host_switches(
         n_blocks * block_pulses,
         n_blocks,
         block_pulses,
-        window,
+        window if window is not None else np.iinfo(np.int64).max,
         switch,
         base,
         state0,
         overflow,
     )
     return switch, base, state0, BlinkCarry(count, state, hi, lo), overflow
+
+
+@numba.njit(**_JIT)
+def _fill(row, a, b):
+    """Set bits a .. b - 1 of the uint32 words ``row``."""
+    if a >= b:
+        return
+    wa, wb = a >> 5, (b - 1) >> 5
+    lo = np.uint32(0xFFFFFFFF) << np.uint32(a & 31)
+    hi = np.uint32(0xFFFFFFFF) >> np.uint32(31 - ((b - 1) & 31))
+    if wa == wb:
+        row[wa] |= lo & hi
+        return
+    row[wa] |= lo
+    for w in range(wa + 1, wb):
+        row[w] = np.uint32(0xFFFFFFFF)
+    row[wb] |= hi
+
+
+@numba.njit(**_JIT)
+def _state_bits(switch, state0, length, out):
+    for e in range(switch.shape[0]):
+        row = out[e]
+        s = state0[e]
+        at = 0
+        for k in range(switch.shape[1]):
+            v = switch[e, k]
+            if v >= length:
+                break
+            if s:
+                _fill(row, at, v)
+            s ^= 1
+            at = v
+        if s:
+            _fill(row, at, length)
+
+
+def state_bits(switch, state0, *, n_blocks: int, block_pulses: int) -> np.ndarray:
+    """The charge state of every pulse of the chunk as bits, from the switches of
+    :func:`host_switches` (pulse ``p`` is grey when an odd number of switches are at or
+    before it, as the kernel's search counts them): (E, n_blocks, block_pulses / 32)
+    uint32, bit ``p % 32`` of word ``p // 32`` of its block."""
+    n_e = switch.shape[0]
+    out = np.zeros((n_e, n_blocks * block_pulses // 32), np.uint32)
+    _state_bits(switch, state0.astype(np.int32), n_blocks * block_pulses, out)
+    return out.reshape(n_e, n_blocks, block_pulses // 32)

@@ -30,12 +30,12 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.extend.random import threefry2x32_p
 
 from .._pytree import pytree_dataclass
 from ..physics.cascade import Outcome
 from ..stream import Source
 from .switching import chunk_switches
+from .threefry import threefry2x32
 
 __all__ = [
     "BLOCK_PULSES",
@@ -44,11 +44,13 @@ __all__ = [
     "NoiseSlots",
     "chunk_kernel",
     "chunk_kernel_from_switches",
+    "chunk_kernel_from_states",
     "signal_capacity",
     "noise_capacity",
 ]
 
 BLOCK_PULSES = 1 << 18
+STATE_WORDS = BLOCK_PULSES // 32  # uint32 words of a block's state bits
 SLOT_QUANTUM = 64  # the smallest capacity; capacities are buckets (see _quantise)
 _TWO_PI = np.float32(2 * np.pi)
 _NOISE_STREAM = 1 << 16  # counter offset of the noise words within a block
@@ -140,13 +142,15 @@ def _unit16(bits):
 def _words(key_data, n_slots: int, n_pairs: int, offset: int = 0):
     """Raw threefry words, ``2 * n_pairs`` per slot: word pair ``j`` of slot ``i`` is
     ``threefry2x32(key, (i, offset + j))``. A slot's words depend only on its index, so
-    recomputing a block with more slots reproduces the first ones exactly."""
-    i = jnp.arange(n_slots, dtype=jnp.uint32)
-    out = []
-    for j in range(n_pairs):
-        y1, y2 = threefry2x32_p.bind(key_data[0], key_data[1], i, jnp.full_like(i, offset + j))
-        out += [y1, y2]
-    return out
+    recomputing a block with more slots reproduces the first ones exactly. All pairs are
+    hashed in one array, so XLA computes the hash once and does not copy it into each
+    consumer of a word."""
+    shape = (n_pairs, n_slots)
+    i = jnp.broadcast_to(jnp.arange(n_slots, dtype=jnp.uint32), shape)
+    j = jnp.broadcast_to(jnp.arange(offset, offset + n_pairs, dtype=jnp.uint32)[:, None], shape)
+    y1, y2 = threefry2x32(key_data[0], key_data[1], i, j)
+    w = jnp.stack([y1, y2], axis=1).reshape(2 * n_pairs, n_slots)
+    return [w[k] for k in range(2 * n_pairs)]
 
 
 def _normal(bits):
@@ -161,7 +165,9 @@ def _normal_pair(u1, u2):
     return r * jnp.cos(_TWO_PI * u2), r * jnp.sin(_TWO_PI * u2)
 
 
-def _signal(key_data, kp: KernelParams, switch, sw_base, state0, bleach_rel, block_local, n_slots):
+def _signal(key_data, kp: KernelParams, state_at, bleach_rel, block_local, n_slots):
+    """Candidate pulses of one block; ``state_at(pos)`` gives the charge state (0 or 1) at
+    the pulses ``pos`` of the block (sorted, some past its end)."""
     w = _words(key_data, n_slots, 6)
     big = jnp.float32(BLOCK_PULSES + 1)
     gap = jnp.minimum(jnp.floor(jnp.log(_unit(w[0])) / kp.log1m_q), big - 1).astype(jnp.int32) + 1
@@ -169,9 +175,7 @@ def _signal(key_data, kp: KernelParams, switch, sw_base, state0, bleach_rel, blo
     in_block = pos < BLOCK_PULSES
     overflow = pos[-1] < BLOCK_PULSES
     chunk_pos = block_local * BLOCK_PULSES + pos
-    # switches before this block, plus those of the block's window at or before the pulse
-    n_sw = sw_base + jnp.searchsorted(switch, chunk_pos, side="right", method="scan")
-    state = jnp.bitwise_and(state0 + n_sw, 1)
+    state = state_at(pos)
     alive = chunk_pos < bleach_rel
     v = _unit(w[1]) * kp.q_max
     cum = kp.cum[state]
@@ -323,10 +327,46 @@ def chunk_kernel_from_switches(
         def per_block(b):
             kb = jax.random.key_data(jax.random.fold_in(ke, block0 + b))
             win = jax.lax.dynamic_slice(sw, (base[b],), (window,))
-            sig, o1 = _signal(kb, kp, win, base[b], s0, br, b, n_slots)
+
+            def state_at(pos):  # the switches before the block and those of its window
+                n = base[b] + jnp.searchsorted(
+                    win, b * BLOCK_PULSES + pos, side="right", method="scan"
+                )
+                return jnp.bitwise_and(s0 + n, 1)
+
+            sig, o1 = _signal(kb, kp, state_at, br, b, n_slots)
             bg, o2 = _noise(kb, kp, n_slots_bg)
             return sig, bg, o1 | o2
 
         return jax.vmap(per_block)(jnp.arange(n_blocks, dtype=jnp.int32))
 
     return jax.vmap(per_emitter)(emitter_keys, kp, switch, sw_base, state0, bleach_rel)
+
+
+@partial(jax.jit, static_argnames=("n_blocks", "n_slots", "n_slots_bg"))
+def chunk_kernel_from_states(
+    emitter_keys, block0, kp, states, bleach_rel, *, n_blocks, n_slots, n_slots_bg
+):
+    """:func:`chunk_kernel` with the charge state of every pulse given as bits (CPUs:
+    :func:`simsps.sim.host_switching.state_bits`): ``states`` (E, n_blocks,
+    BLOCK_PULSES / 32) uint32, bit ``p % 32`` of word ``p // 32`` the state at pulse ``p``
+    of the block. One lookup per candidate instead of a binary search over the switches
+    (gathers are slow on CPUs); the same states, so the same slots. Returns (signal, noise,
+    overflow)."""
+
+    def per_emitter(ke, kp, bits, br):
+        def per_block(b):
+            kb = jax.random.key_data(jax.random.fold_in(ke, block0 + b))
+            words = bits[b]
+
+            def state_at(pos):
+                word = words[jnp.minimum(pos >> 5, STATE_WORDS - 1)]
+                return ((word >> (pos & 31).astype(jnp.uint32)) & 1).astype(jnp.int32)
+
+            sig, o1 = _signal(kb, kp, state_at, br, b, n_slots)
+            bg, o2 = _noise(kb, kp, n_slots_bg)
+            return sig, bg, o1 | o2
+
+        return jax.vmap(per_block)(jnp.arange(n_blocks, dtype=jnp.int32))
+
+    return jax.vmap(per_emitter)(emitter_keys, kp, states, bleach_rel)

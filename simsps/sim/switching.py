@@ -32,7 +32,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.extend.random import threefry2x32_p
 
 from .._pytree import pytree_dataclass
 from ..physics.blinking import (
@@ -43,6 +42,7 @@ from ..physics.blinking import (
     residual_dwell,
 )
 from . import keys
+from .threefry import threefry2x32
 
 __all__ = [
     "PROCESSES",
@@ -249,7 +249,7 @@ def _dwell_limbs(key, scale, power_law, inv_exp, tail, count, state, n_dwells, k
     fixed-point limbs (hi, lo): the float part of the draw, the same on every stage."""
     j = jnp.arange(1, n_dwells, dtype=jnp.uint32)
     g = count + j
-    y, _ = threefry2x32_p.bind(key[0], key[1], g, jnp.zeros_like(g))
+    y, _ = threefry2x32(key[0], key[1], g, jnp.zeros_like(g))
     u = ((y >> 8) + 1).astype(jnp.float32) * jnp.float32(2.0**-24)  # (0, 1]
     st = (state.astype(jnp.uint32) ^ (j & 1)).astype(jnp.int32)
     sc = scale[st]
