@@ -16,7 +16,7 @@ import numba
 import numpy as np
 
 from ..stream import Source
-from .kernel import BLOCK_PULSES
+from .kernel import AFTERPULSE_PAIR, BLOCK_PULSES
 from .step import (
     FAR_PAST,
     MEMBER_SHIFT,
@@ -26,6 +26,7 @@ from .step import (
     STATE_SHIFT,
     pack,
 )
+from .threefry import threefry2x32_host
 
 __all__ = ["HostCarry", "host_step"]
 
@@ -70,8 +71,25 @@ def _pack(channel, source, state, parent, second, member):
 
 
 @numba.njit(**_JIT)
-def _signal(pos, t, valid, channel, source, state, ap_a, ap_b, delay, member, end, period, thr):
-    """One NC's kernel photons: the time-ordered ones (A) and the late ones, compact."""
+def _photon_meta(tag, decide, j, k, key, member, thr):
+    """A photon's packed fields and afterpulse delay quantiles; the further afterpulse
+    words (pair AFTERPULSE_PAIR + j of slot k) drawn only when it afterpulses."""
+    first = (decide >> 16) if j == 0 else (decide & 0xFFFF)
+    meta = np.int64(tag) | (np.int64(member) << MEMBER_SHIFT)
+    ap = np.uint32(0)
+    if first < thr:
+        a, b = threefry2x32_host(key[0], key[1], k, AFTERPULSE_PAIR + j)
+        meta |= np.int64(1) << PARENT_SHIFT
+        if (a >> 16) < thr:
+            meta |= np.int64(1) << SECOND_SHIFT
+        ap = b
+    return meta, ap
+
+
+@numba.njit(**_JIT)
+def _signal(pos, t, valid, tag, decide, keys, delay, member, end, period, thr):
+    """One NC's kernel photons: the time-ordered ones (A) and the late ones (pulse, t
+    normalised, in the kernel's (block, photon, slot) order), compact."""
     nb, _, c = t.shape
     n_max = 2 * nb * c
     out_p = np.empty(n_max, np.int64)
@@ -80,9 +98,14 @@ def _signal(pos, t, valid, channel, source, state, ap_a, ap_b, delay, member, en
     out_a = np.empty(n_max, np.uint32)
     out_d = np.empty(n_max, np.float32)
     n = 0
-    late_idx = np.empty(n_max, np.int64)
+    late_p = np.empty(n_max, np.int64)
+    late_t = np.empty(n_max, np.int64)
+    late_m = np.empty(n_max, np.int64)
+    late_a = np.empty(n_max, np.uint32)
+    late_d = np.empty(n_max, np.float32)
     nl = 0
     for b in range(nb):
+        key = keys[b]
         for k in range(c):
             ps = pos[b, k]
             if ps >= BLOCK_PULSES:
@@ -99,16 +122,9 @@ def _signal(pos, t, valid, channel, source, state, ap_a, ap_b, delay, member, en
                 if ok0 if j == 0 else ok1:
                     out_p[n] = pulse
                     out_t[n] = t[b, j, k]
-                    a = ap_a[b, j, k]
-                    out_m[n] = (
-                        channel[b, j, k]
-                        | (np.int64(source[b, j, k]) << SOURCE_SHIFT)
-                        | (np.int64(state[b, k]) << STATE_SHIFT)
-                        | (np.int64((a >> 16) < thr) << PARENT_SHIFT)
-                        | (np.int64((a & 0xFFFF) < thr) << SECOND_SHIFT)
-                        | (np.int64(member) << MEMBER_SHIFT)
+                    out_m[n], out_a[n] = _photon_meta(
+                        tag[b, j, k], decide[b, k], j, k, key, member, thr
                     )
-                    out_a[n] = ap_b[b, j, k]
                     out_d[n] = delay[b, j, k]
                     n += 1
         # late photons in the kernel's (photon, slot) order
@@ -118,9 +134,17 @@ def _signal(pos, t, valid, channel, source, state, ap_a, ap_b, delay, member, en
                 if ps >= BLOCK_PULSES or b * BLOCK_PULSES + ps >= end:
                     break
                 if valid[b, j, k] and t[b, j, k] >= period:
-                    late_idx[nl] = (b * 2 + j) * c + k
+                    tt = np.int64(t[b, j, k])
+                    late_p[nl] = b * BLOCK_PULSES + ps + tt // period
+                    late_t[nl] = tt % period
+                    late_m[nl], late_a[nl] = _photon_meta(
+                        tag[b, j, k], decide[b, k], j, k, key, member, thr
+                    )
+                    late_d[nl] = delay[b, j, k]
                     nl += 1
-    return out_p[:n], out_t[:n], out_m[:n], out_a[:n], out_d[:n], late_idx[:nl]
+    a = (out_p[:n], out_t[:n], out_m[:n], out_a[:n], out_d[:n])
+    late = (late_p[:nl], late_t[:nl], late_m[:nl], late_a[:nl], late_d[:nl])
+    return a, late
 
 
 @numba.njit(**_JIT)
@@ -185,23 +209,12 @@ def host_step(carry: HostCarry, slots, members, det, end: int, truth: bool = Tru
         present = [int(e) for e in row if e >= 0]
         a_parts, late_parts, noise_parts = [], [], []
         for mi, e in enumerate(present):
-            p, t, m, a, d, li = _signal(
-                sig.pos[e], sig.t_ps[e], sig.valid[e], sig.channel[e], sig.source[e],
-                sig.state[e], sig.ap_a[e], sig.ap_b[e], sig.delay_ps[e], mi, end, period, thr,
+            a_set, late = _signal(
+                sig.pos[e], sig.t_ps[e], sig.valid[e], sig.tag[e], sig.ap_decide[e],
+                sig.block_key[e], sig.delay_ps[e], mi, end, period, thr,
             )  # fmt: skip
-            a_parts.append((p, t, m, a, d))
-            if len(li):
-                b_, j_, k_ = np.unravel_index(li, sig.t_ps.shape[1:])
-                lt = sig.t_ps[e][b_, j_, k_].astype(np.int64)
-                lp = b_ * BLOCK_PULSES + sig.pos[e][b_, k_].astype(np.int64) + lt // period
-                aa = sig.ap_a[e][b_, j_, k_]
-                lm = _pack(
-                    sig.channel[e][b_, j_, k_], sig.source[e][b_, j_, k_], sig.state[e][b_, k_],
-                    (aa >> 16) < thr, (aa & 0xFFFF) < thr, mi,
-                )  # fmt: skip
-                late_parts.append(
-                    (lp, lt % period, lm, sig.ap_b[e][b_, j_, k_], sig.delay_ps[e][b_, j_, k_])
-                )
+            a_parts.append(a_set)
+            late_parts.append(late)
             nb = bg.pos.shape[1]
             bp = np.arange(nb, dtype=np.int64)[:, None] * BLOCK_PULSES + bg.pos[e]
             ok = bg.valid[e] & (bp < end)

@@ -11,9 +11,12 @@ with independent uniform positions.
 Random words are threefry2x32 of the block key with counter (slot, word pair), called
 directly, so slot ``i`` gets the same numbers whatever the capacity: a block that
 overflows is simply recomputed with more slots, and the stream does not depend on it.
-Channel choice uses 16-bit halves of one word, the rest 24-bit uniforms; each photon's
-afterpulse numbers are raw words (16-bit decisions and delay quantiles, used by integer
-arithmetic only in :mod:`simsps.sim.step`).
+A slot draws four pairs: (gap, outcome), the two emission delays, the two jitters, and
+(channels as 16-bit halves, first afterpulse decisions as 16-bit halves); the rest are
+24-bit uniforms. A photon that afterpulses (about 1 in 140 for the presets) needs three
+more 16-bit numbers, its afterpulse's own decision and both delay quantiles: they are the
+words of pair ``AFTERPULSE_PAIR + photon`` of its slot, drawn on demand by the step from
+the block key the kernel passes on (:mod:`simsps.sim.step`; integer arithmetic only).
 A photon's arrival after its pulse is clamped at 0 (a TTTR record cannot precede its own
 sync; with the presets' 2 ns IRF offset and 150 ps jitter this never happens).
 Everything inside is 32-bit; arrival times leave the kernel rounded to whole ps (int32).
@@ -54,6 +57,8 @@ STATE_WORDS = BLOCK_PULSES // 32  # uint32 words of a block's state bits
 SLOT_QUANTUM = 64  # the smallest capacity; capacities are buckets (see _quantise)
 _TWO_PI = np.float32(2 * np.pi)
 _NOISE_STREAM = 1 << 16  # counter offset of the noise words within a block
+SIGNAL_PAIRS = 4  # word pairs drawn for every candidate slot
+AFTERPULSE_PAIR = 4  # + photon (0 BX, 1 X): a detected photon's afterpulse words, on demand
 
 # noise categories, in the order of KernelParams.bg_cum
 DARK0, DARK1, UNIFORM, PROMPT = 0, 1, 2, 3
@@ -84,11 +89,9 @@ class SignalSlots(NamedTuple):
     pos: jax.Array  # (C,) int32 pulse within the block
     t_ps: jax.Array  # (2, C) int32 arrival after the pulse (delay + offset + jitter), ps
     delay_ps: jax.Array  # (2, C) float32 emission delay after the pulse
-    channel: jax.Array  # (2, C) uint8
-    source: jax.Array  # (2, C) uint8 Source
-    state: jax.Array  # (C,) uint8 charge state (0 neutral, 1 charged)
-    ap_a: jax.Array  # (2, C) uint32 afterpulse words: decision (high 16 bits), 2nd generation
-    ap_b: jax.Array  # (2, C) uint32 afterpulse delay quantiles: 1st (high 16), 2nd (low 16)
+    tag: jax.Array  # (2, C) uint8: channel | Source << 1 | charge state << 4 (see step.pack)
+    ap_decide: jax.Array  # (C,) uint32 afterpulse decisions: BX photon (high 16), X (low 16)
+    block_key: jax.Array  # (2,) uint32 the block's key: a photon's further afterpulse words
 
 
 class NoiseSlots(NamedTuple):
@@ -99,8 +102,9 @@ class NoiseSlots(NamedTuple):
     t_ps: jax.Array  # (C,) int32 ps
     channel: jax.Array  # (C,) uint8
     source: jax.Array  # (C,) uint8 Source
-    ap_a: jax.Array  # (C,) uint32 (as SignalSlots)
-    ap_b: jax.Array  # (C,) uint32
+    ap_a: jax.Array  # (C,) uint32 afterpulse decisions: this event's (high 16), its
+    #                  afterpulse's (low 16)
+    ap_b: jax.Array  # (C,) uint32 afterpulse delay quantiles: 1st (high 16), 2nd (low 16)
 
 
 def _quantise(n: float) -> int:
@@ -168,7 +172,7 @@ def _normal_pair(u1, u2):
 def _signal(key_data, kp: KernelParams, state_at, bleach_rel, block_local, n_slots):
     """Candidate pulses of one block; ``state_at(pos)`` gives the charge state (0 or 1) at
     the pulses ``pos`` of the block (sorted, some past its end)."""
-    w = _words(key_data, n_slots, 6)
+    w = _words(key_data, n_slots, SIGNAL_PAIRS)
     big = jnp.float32(BLOCK_PULSES + 1)
     gap = jnp.minimum(jnp.floor(jnp.log(_unit(w[0])) / kp.log1m_q), big - 1).astype(jnp.int32) + 1
     pos = jnp.cumsum(gap) - 1
@@ -198,16 +202,15 @@ def _signal(key_data, kp: KernelParams, state_at, bleach_rel, block_local, n_slo
         Source.CHARGED_BIEXCITON - Source.BIEXCITON
     )
     src_x = jnp.uint8(Source.EXCITON) + grey * jnp.uint8(Source.TRION - Source.EXCITON)
+    tag = channel | (jnp.stack([src_bx, src_x]) << 1) | (grey << 4)
     return SignalSlots(
         valid=jnp.stack([has_bx, has_x]),
         pos=pos,
         t_ps=t.astype(jnp.int32),
         delay_ps=delay,
-        channel=channel,
-        source=jnp.stack([src_bx, src_x]),
-        state=grey,
-        ap_a=jnp.stack([w[7], w[8]]),
-        ap_b=jnp.stack([w[9], w[10]]),
+        tag=tag,
+        ap_decide=w[7],
+        block_key=key_data,
     ), overflow
 
 

@@ -46,7 +46,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..stream import Source
-from .kernel import BLOCK_PULSES, NoiseSlots, SignalSlots
+from .kernel import AFTERPULSE_PAIR, BLOCK_PULSES, NoiseSlots, SignalSlots
+from .threefry import threefry2x32
 
 __all__ = [
     "Carry",
@@ -371,6 +372,29 @@ def _afterpulses(pulse, t, meta, ap, parent, det: DetectorParams, cap: int):
 # ---- the step --------------------------------------------------------------------------
 
 
+def _signal_meta(sig: SignalSlots, det):
+    """Per photon (axes M, NB, 2, C) the packed fields without the member, and the
+    afterpulse delay quantiles. A photon afterpulses when its 16-bit decision is below the
+    threshold; only then are its further words (pair ``AFTERPULSE_PAIR + photon`` of its
+    slot: the afterpulse's own decision, both delays) used, zero otherwise, as the numba
+    step, which draws them for those photons alone."""
+    thr = det.ap_threshold
+    d = sig.ap_decide[:, :, None, :]
+    parent = jnp.concatenate([d >> 16, d & 0xFFFF], axis=2).astype(jnp.int32) < thr
+    n_slots = sig.pos.shape[-1]
+    slot = jnp.arange(n_slots, dtype=jnp.uint32)[None, None, None, :]
+    pair = jnp.arange(AFTERPULSE_PAIR, AFTERPULSE_PAIR + 2, dtype=jnp.uint32)[None, None, :, None]
+    kb = sig.block_key[:, :, :, None, None]
+    a, b = threefry2x32(kb[:, :, 0], kb[:, :, 1], slot, pair)
+    second = parent & ((a >> 16).astype(jnp.int32) < thr)
+    meta = (
+        sig.tag.astype(jnp.int32)
+        | (parent.astype(jnp.int32) << PARENT_SHIFT)
+        | (second.astype(jnp.int32) << SECOND_SHIFT)
+    )
+    return meta, jnp.where(parent, b, jnp.uint32(0))
+
+
 def signal_events(sig: SignalSlots, det, end):
     """Kernel photons of one spot in time order (A), and the late ones (t >= period).
 
@@ -385,13 +409,10 @@ def signal_events(sig: SignalSlots, det, end):
     pulse2 = jnp.broadcast_to(pulse[:, :, None, :], sig.t_ps.shape)
     t_raw = sig.t_ps
     late = t_raw >= det.period_ps
-    thr = det.ap_threshold
-    a = sig.ap_a
-    parent = (a >> 16).astype(jnp.int32) < thr
-    second = (a & 0xFFFF).astype(jnp.int32) < thr
     ok = sig.valid & (pulse2 < end)
     ok_a = ok & ~late
-    meta = pack(sig.channel, sig.source, sig.state[:, :, None, :], parent, second, member)
+    meta, ap = _signal_meta(sig, det)
+    meta = meta | (member << MEMBER_SHIFT)
     # the two photons of a slot in time order (the BX photon first among equal times)
     t_a = jnp.where(ok_a, t_raw, -1)
     swap = t_a[:, :, 1] < t_a[:, :, 0]
@@ -401,7 +422,7 @@ def signal_events(sig: SignalSlots, det, end):
         y = jnp.stack([jnp.where(swap, x1, x0), jnp.where(swap, x0, x1)], axis=-1)
         return y.reshape(m, -1)
 
-    cols = [order(x) for x in (pulse2, t_a, meta, sig.ap_b, sig.delay_ps, ok_a)]
+    cols = [order(x) for x in (pulse2, t_a, meta, ap, sig.delay_ps, ok_a)]
     if m > 1:  # several NCs in the spot: their ordered runs are merged by a stable sort
         flat = [c.reshape(-1) for c in cols]
         key = jnp.where(flat[5], flat[0], BIG)
@@ -409,7 +430,7 @@ def signal_events(sig: SignalSlots, det, end):
         cols = list(sorted_) + [sorted_[0] < BIG]
     else:
         cols = [c[0] for c in cols]
-    late_cols = [x.reshape(-1) for x in (pulse2, t_raw, meta, sig.ap_b, sig.delay_ps)]
+    late_cols = [x.reshape(-1) for x in (pulse2, t_raw, meta, ap, sig.delay_ps)]
     return cols, late_cols + [(ok & late).reshape(-1)]
 
 
