@@ -449,7 +449,9 @@ def _population_chunks(
             end = stop - start
             if on_host:
                 slots = jax.tree_util.tree_map(np.asarray, (sig, bg))
-                carry, recs = host_step(carry, slots, spot_members, host_det, end, truth)
+                carry, cols = host_step(
+                    carry, slots, spot_members, host_det, end, truth, start=start, res_ps=res_ps
+                )
             else:
                 while True:
                     new, rec, overflow = step(
@@ -468,8 +470,13 @@ def _population_chunks(
                 carry = new
             if stage == "records":  # left on the device, for a consumer there
                 yield DeviceChunk(start, stop, rec)
+            elif on_host:  # the numba step gave the stream's columns
+                yield [
+                    _stream_of_columns(c, stop, period_ps, res_ps, bleach, metas[j])
+                    for j, c in enumerate(cols)
+                ]
             else:
-                recs = recs if on_host else _records_to_host(rec)
+                recs = _records_to_host(rec)
                 yield [
                     _stream(r, start, stop, period_ps, res_ps, spot_members[j], bleach, metas[j])
                     for j, r in enumerate(recs)
@@ -572,6 +579,30 @@ def _records_to_host(rec: Records) -> list[dict]:
         if getattr(rec, f) is not None
     }
     return [{f: a[k, : int(n)] for f, a in host.items()} for k, n in enumerate(counts)]
+
+
+def _stream_of_columns(c: dict, stop, period_ps, res_ps, bleach, meta) -> PhotonStream:
+    """One spot's chunk from the columns of :func:`simsps.sim.host_step.host_step`."""
+    truth = None
+    if "source" in c:
+        truth = Truth(
+            source=c["source"],
+            state=c["state"],
+            emitter=c["emitter"],
+            emission_delay_ps=c["delay"],
+            arrival_ps=c["arrival"],
+            bleach_time_s=bleach,
+        )
+    return PhotonStream(
+        sync=c["sync"],
+        dtime=c["dtime"],
+        channel=c["channel"],
+        sync_period_ps=float(period_ps),
+        resolution_ps=float(res_ps),
+        truth=truth,
+        meta=meta,
+        n_pulses=stop,
+    )
 
 
 def _stream(r: dict, start, stop, period_ps, res_ps, members, bleach, meta) -> PhotonStream:
