@@ -163,3 +163,16 @@ def test_host_and_device_steps_give_identical_streams():
         valid = jnp.arange(r.channel.shape[1]) < r.count[:, None]
         per_channel += np.asarray([jnp.sum(valid & (r.channel == c)) for c in (0, 1)], np.int64)
     np.testing.assert_array_equal(per_channel, np.bincount(host.channel, minlength=2))
+
+
+def test_kernel_options_do_not_change_the_stream(zn, monkeypatch):
+    """The kernels compile with XLA's classic CPU emitters (faster here); with XLA's
+    defaults the stream is bit-identical, blinking, noise and afterpulses included."""
+    from simsps.sim import _jit
+
+    m = _hot(zn)
+    tuned = simsps.simulate(m, 0.3, seed=21, chunk_pulses=1 << 18)
+    assert _jit._KernelJit._options_known is True  # the options were used
+    monkeypatch.setattr(_jit._KernelJit, "_options_known", False)
+    plain = simsps.simulate(m, 0.3, seed=21, chunk_pulses=1 << 18)
+    _same(tuned, plain)

@@ -37,6 +37,7 @@ import numpy as np
 from .._pytree import pytree_dataclass
 from ..physics.cascade import Outcome
 from ..stream import Source
+from ._jit import kernel_jit
 from .switching import chunk_switches
 from .threefry import threefry2x32
 
@@ -144,7 +145,7 @@ def _unit16(bits):
 
 
 def _words(key_data, n_slots: int, n_pairs: int, offset: int = 0):
-    """Raw threefry words, ``2 * n_pairs`` per slot: word pair ``j`` of slot ``i`` is
+    """Raw threefry words, (2 n_pairs, n_slots) uint32: word pair ``j`` of slot ``i`` is
     ``threefry2x32(key, (i, offset + j))``. A slot's words depend only on its index, so
     recomputing a block with more slots reproduces the first ones exactly. All pairs are
     hashed in one array, so XLA computes the hash once and does not copy it into each
@@ -153,8 +154,7 @@ def _words(key_data, n_slots: int, n_pairs: int, offset: int = 0):
     i = jnp.broadcast_to(jnp.arange(n_slots, dtype=jnp.uint32), shape)
     j = jnp.broadcast_to(jnp.arange(offset, offset + n_pairs, dtype=jnp.uint32)[:, None], shape)
     y1, y2 = threefry2x32(key_data[0], key_data[1], i, j)
-    w = jnp.stack([y1, y2], axis=1).reshape(2 * n_pairs, n_slots)
-    return [w[k] for k in range(2 * n_pairs)]
+    return jnp.stack([y1, y2], axis=1).reshape(2 * n_pairs, n_slots)
 
 
 def _normal(bits):
@@ -180,31 +180,41 @@ def _signal(key_data, kp: KernelParams, state_at, bleach_rel, block_local, n_slo
     overflow = pos[-1] < BLOCK_PULSES
     chunk_pos = block_local * BLOCK_PULSES + pos
     state = state_at(pos)
+    grey = state == 1
     alive = chunk_pos < bleach_rel
+    # per-state numbers by select, not gather (gathers are slow on CPUs)
     v = _unit(w[1]) * kp.q_max
-    cum = kp.cum[state]
-    cat = (
-        (v >= cum[:, 0]).astype(jnp.int32) + (v >= cum[:, 1]) + (v >= cum[:, 2]) + (v >= cum[:, 3])
+    cat = sum(
+        (v >= jnp.where(grey, kp.cum[1, k], kp.cum[0, k])).astype(jnp.int32) for k in range(4)
     )
     ok = in_block & alive & (cat < Outcome.NOTHING)
-    e1 = -jnp.log(_unit(w[2])) * kp.tau1_ps[state]
-    e2 = -jnp.log(_unit(w[3])) * kp.tau2_ps[state]
-    n1, n2 = _normal(w[4]), _normal(w[5])
-    c1, c2 = _unit16(w[6])
-    has_bx = ok & ((cat == Outcome.BX_ONLY) | (cat == Outcome.BOTH))
-    has_x = ok & (cat != Outcome.BX_ONLY)
-    d_x = jnp.where(cat == Outcome.SINGLE, e1, e2 + e1)  # after a BX photon, or not
-    delay = jnp.stack([e2, d_x])
-    t = jnp.rint(jnp.maximum(delay + kp.offset_ps + kp.jitter_ps * jnp.stack([n1, n2]), 0.0))
-    channel = (jnp.stack([c1, c2]) > kp.split).astype(jnp.uint8)
-    grey = state.astype(jnp.uint8)
-    src_bx = jnp.uint8(Source.BIEXCITON) + grey * jnp.uint8(
-        Source.CHARGED_BIEXCITON - Source.BIEXCITON
+    # the two photons as rows (0: BX, 1: X/T) of (2, C) arrays, computed by broadcasting so
+    # that XLA writes them in place (stacking rows made it transpose and copy)
+    is_x = (jnp.arange(2, dtype=jnp.int32) == 1)[:, None]
+    tau = jnp.where(
+        is_x,
+        jnp.where(grey, kp.tau1_ps[1], kp.tau1_ps[0]),
+        jnp.where(grey, kp.tau2_ps[1], kp.tau2_ps[0]),
     )
-    src_x = jnp.uint8(Source.EXCITON) + grey * jnp.uint8(Source.TRION - Source.EXCITON)
-    tag = channel | (jnp.stack([src_bx, src_x]) << 1) | (grey << 4)
+    e = -jnp.log(_unit(w[2:4])) * tau  # emission delays: BX after its pulse, X after the BX
+    after_bx = is_x & (cat != Outcome.SINGLE)  # the X photon follows a BX photon
+    delay = e + jnp.where(after_bx, e[0][None, :], 0.0)
+    n = _normal(w[4:6])
+    shift = jnp.where(is_x, jnp.uint32(0), jnp.uint32(16))
+    c = (((w[6][None, :] >> shift) & 0xFFFF).astype(jnp.float32) + 0.5) * jnp.float32(2.0**-16)
+    has_bx = (cat == Outcome.BX_ONLY) | (cat == Outcome.BOTH)
+    valid = ok & jnp.where(is_x, cat != Outcome.BX_ONLY, has_bx)
+    t = jnp.rint(jnp.maximum(delay + kp.offset_ps + kp.jitter_ps * n, 0.0))
+    channel = (c > kp.split).astype(jnp.uint8)
+    g8 = grey.astype(jnp.uint8)
+    src = jnp.where(
+        is_x,
+        jnp.uint8(Source.EXCITON) + g8 * jnp.uint8(Source.TRION - Source.EXCITON),
+        jnp.uint8(Source.BIEXCITON) + g8 * jnp.uint8(Source.CHARGED_BIEXCITON - Source.BIEXCITON),
+    )
+    tag = channel | (src << 1) | (g8 << 4)
     return SignalSlots(
-        valid=jnp.stack([has_bx, has_x]),
+        valid=valid,
         pos=pos,
         t_ps=t.astype(jnp.int32),
         delay_ps=delay,
@@ -251,7 +261,7 @@ def _poisson(b1, b2, lam):
 
 
 @partial(
-    jax.jit,
+    kernel_jit,
     static_argnames=("n_blocks", "n_slots", "n_slots_bg", "n_dwells", "dwell_kinds", "window"),
 )
 def chunk_kernel(
@@ -306,7 +316,7 @@ def chunk_kernel(
     return sig, bg, over, blink_next, blink_over
 
 
-@partial(jax.jit, static_argnames=("n_blocks", "n_slots", "n_slots_bg", "window"))
+@partial(kernel_jit, static_argnames=("n_blocks", "n_slots", "n_slots_bg", "window"))
 def chunk_kernel_from_switches(
     emitter_keys,
     block0,
@@ -346,7 +356,7 @@ def chunk_kernel_from_switches(
     return jax.vmap(per_emitter)(emitter_keys, kp, switch, sw_base, state0, bleach_rel)
 
 
-@partial(jax.jit, static_argnames=("n_blocks", "n_slots", "n_slots_bg"))
+@partial(kernel_jit, static_argnames=("n_blocks", "n_slots", "n_slots_bg"))
 def chunk_kernel_from_states(
     emitter_keys, block0, kp, states, bleach_rel, *, n_blocks, n_slots, n_slots_bg
 ):

@@ -46,6 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..stream import Source
+from ._jit import kernel_jit
 from .kernel import AFTERPULSE_PAIR, BLOCK_PULSES, NoiseSlots, SignalSlots
 from .threefry import threefry2x32
 
@@ -554,7 +555,7 @@ def spot_slots(sig: SignalSlots, bg: NoiseSlots, members):
     return sig, bg
 
 
-@partial(jax.jit, static_argnames=("caps", "truth"))
+@partial(kernel_jit, static_argnames=("caps", "truth"))
 def step(carry: Carry, slots, members, det: DetectorParams, end, *, caps: Capacities, truth=True):
     """One chunk for every spot: ``(carry, kernel slots) -> (carry, records, overflow)``.
 

@@ -42,6 +42,7 @@ from ..physics.blinking import (
     residual_dwell,
 )
 from . import keys
+from ._jit import kernel_jit
 from .threefry import threefry2x32
 
 __all__ = [
@@ -310,7 +311,7 @@ def _limbs_per_emitter(bp, bc, n_dwells, kinds):
     return out
 
 
-@partial(jax.jit, static_argnames=("n_dwells", "kinds"))
+@partial(kernel_jit, static_argnames=("n_dwells", "kinds"))
 def dwell_limbs(bc: BlinkCarry, bp: BlinkParams, *, n_dwells, kinds):
     """The next dwells of every process as fixed-point limbs (jitted), for
     :func:`simsps.sim.host_switching.host_switches`."""
