@@ -15,6 +15,7 @@ of the step and the copy.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator, NamedTuple, Sequence
 
 import jax
@@ -426,6 +427,7 @@ def _population_chunks(
     bar = _make_progress(progress, duration)
     carry = HostCarry.initial(n_spots) if on_host else initial_carry(n_spots, caps.queue)
     spot_members_dev = jnp.asarray(spot_members)
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="simsps-step")
     try:
         # the kernel of chunk k+1 is queued (asynchronously) before chunk k's step runs
         pending = kernel(*plan[0], blink)
@@ -442,16 +444,20 @@ def _population_chunks(
                     blink_caps["window"] *= 2
                 sig, bg, over, blink_next, blink_over = kernel(block, nb, blink)
             blink = blink_next
-            if k + 1 < len(plan):
-                pending = kernel(*plan[k + 1], blink)
             start = block * BLOCK_PULSES
             stop = min(start + nb * BLOCK_PULSES, n_pulses)
             end = stop - start
-            if on_host:
+            if on_host:  # the numba step (no GIL) in a worker, while this thread queues the
+                # next chunk's kernel (its blink switches are numba too)
                 slots = jax.tree_util.tree_map(np.asarray, (sig, bg))
-                carry, cols = host_step(
-                    carry, slots, spot_members, host_det, end, truth, start=start, res_ps=res_ps
-                )
+                done = worker.submit(
+                    host_step, carry, slots, spot_members, host_det, end, truth,
+                    start=start, res_ps=res_ps,
+                )  # fmt: skip
+            if k + 1 < len(plan):
+                pending = kernel(*plan[k + 1], blink)
+            if on_host:
+                carry, cols = done.result()
             else:
                 while True:
                     new, rec, overflow = step(
@@ -484,6 +490,7 @@ def _population_chunks(
             if bar is not None:
                 bar.update(round((stop - start) / m.excitation.rep_rate_hz, 3))
     finally:
+        worker.shutdown(wait=True, cancel_futures=True)
         if bar is not None:
             bar.close()
 

@@ -102,53 +102,33 @@ def _head(cols, n):
 
 
 @numba.njit(**_JIT)
-def _signal(pos, t, valid, tag, decide, keys, delay, member, end, period, thr):
-    """One NC's kernel photons: the time-ordered ones (A) and the late ones (pulse, t
-    normalised, in the kernel's (block, photon, slot) order), compact."""
+def _scan(pos, t, valid, tag, decide, keys, delay, member, end, period, thr):
+    """One NC's slots, first look: its late photons (arriving a period or more after
+    their pulse; explicit events, times normalised, in the kernel's (block, photon, slot)
+    order) and how many photons arrive within their period and how many of those
+    afterpulse (to size the outputs)."""
     nb, _, c = t.shape
-    a = _alloc(2 * nb * c)
-    a_p, a_t, a_m, a_a, a_d = a
-    n = 0
-    n_late = 0
-    mshift = np.int64(member) << MEMBER_SHIFT
+    n_a = n_par = n_late = 0
     for b in range(nb):
-        key = keys[b]
         for k in range(c):
             ps = pos[b, k]
-            if ps >= BLOCK_PULSES:
-                break  # slots past the block hold no photons
-            pulse = b * BLOCK_PULSES + ps
-            if pulse >= end:
-                break
-            v0, v1 = valid[b, 0, k], valid[b, 1, k]
-            t0, t1 = t[b, 0, k], t[b, 1, k]
-            ok0 = v0 and t0 < period
-            ok1 = v1 and t1 < period
-            n_late += (v0 and not ok0) + (v1 and not ok1)
-            # both photons written, the count advanced by whether each is kept: no branch
-            # on the random outcomes; the X photon first when it arrives strictly first
-            j = np.int64(ok1 & ((t1 < t0) | (not ok0)))
-            for _ in range(2):
-                okj = ok1 if j else ok0
-                first = (decide[b, k] >> (16 - 16 * j)) & 0xFFFF
-                a_p[n] = pulse
-                a_t[n] = t[b, j, k]
-                a_d[n] = delay[b, j, k]
-                meta = np.int64(tag[b, j, k]) | mshift
-                ap = np.uint32(0)
-                if first < thr and okj:  # rare: the photon afterpulses
-                    meta, ap = _photon_meta(tag[b, j, k], decide[b, k], j, k, key, member, thr)
-                a_m[n] = meta
-                a_a[n] = ap
-                n += okj
-                j ^= 1
+            if ps >= BLOCK_PULSES or b * BLOCK_PULSES + ps >= end:
+                break  # slots past the block or the run hold no photons
+            d = decide[b, k]
+            for j in range(2):
+                if valid[b, j, k]:
+                    if t[b, j, k] < period:
+                        n_a += 1
+                        n_par += ((d >> (16 - 16 * j)) & 0xFFFF) < thr
+                    else:
+                        n_late += 1
     late = _alloc(n_late)
     l_p, l_t, l_m, l_a, l_d = late
     nl = 0
     if n_late:
         for b in range(nb):
             key = keys[b]
-            for j in range(2):  # the kernel's (photon, slot) order
+            for j in range(2):
                 for k in range(c):
                     ps = pos[b, k]
                     if ps >= BLOCK_PULSES or b * BLOCK_PULSES + ps >= end:
@@ -162,7 +142,55 @@ def _signal(pos, t, valid, tag, decide, keys, delay, member, end, period, thr):
                         )
                         l_d[nl] = delay[b, j, k]
                         nl += 1
-    return _head(a, n), late
+    return late, n_a, n_par
+
+
+@numba.njit(**_JIT)
+def _refs(pos, t, valid, member, end, period):
+    """One NC's photons within their period in time order as (pulse, t, slot reference
+    ((member x blocks + block) x slots + slot) x 2 + photon), the X photon first when it
+    arrives strictly first (spots with several NCs; one NC is read from its slots)."""
+    nb, _, c = t.shape
+    n_max = 2 * nb * c
+    r_p = np.empty(n_max, np.int64)
+    r_t = np.empty(n_max, np.int64)
+    r_r = np.empty(n_max, np.int64)
+    n = 0
+    for b in range(nb):
+        for k in range(c):
+            ps = pos[b, k]
+            if ps >= BLOCK_PULSES or b * BLOCK_PULSES + ps >= end:
+                break
+            t0, t1 = t[b, 0, k], t[b, 1, k]
+            ok0 = valid[b, 0, k] and t0 < period
+            ok1 = valid[b, 1, k] and t1 < period
+            first = 1 if (ok0 and ok1 and t1 < t0) else 0
+            for jj in range(2):
+                j = first ^ jj
+                if ok1 if j else ok0:
+                    r_p[n] = b * BLOCK_PULSES + ps
+                    r_t[n] = t[b, j, k]
+                    r_r[n] = ((member * nb + b) * c + k) * 2 + j
+                    n += 1
+    return r_p[:n], r_t[:n], r_r[:n]
+
+
+@numba.njit(**_JIT)
+def _merge_refs(x, y):
+    """Merge two reference sets sorted on (pulse, t), ``x`` first among equal keys."""
+    nx, ny = len(x[0]), len(y[0])
+    out = (np.empty(nx + ny, np.int64), np.empty(nx + ny, np.int64), np.empty(nx + ny, np.int64))
+    i = j = 0
+    for k in range(nx + ny):
+        if j >= ny or (
+            i < nx and (x[0][i] < y[0][j] or (x[0][i] == y[0][j] and x[1][i] <= y[1][j]))
+        ):
+            out[0][k], out[1][k], out[2][k] = x[0][i], x[1][i], x[2][i]
+            i += 1
+        else:
+            out[0][k], out[1][k], out[2][k] = y[0][j], y[1][j], y[2][j]
+            j += 1
+    return out
 
 
 @numba.njit(**_JIT)
@@ -315,21 +343,26 @@ def _heap_pop(h, n):
 
 
 @numba.njit(**_JIT)
-def _passes(a, s, queued, last1, last2, end, period, dead, table, start, res, res_int,
+def _passes(sig_pos, sig_t, sig_valid, sig_tag, sig_decide, sig_keys, sig_delay, refs, s,
+            queued, last1, last2, end, period, dead, thr, table, start, res, res_int,
             members, truth, out):  # fmt: skip
     """Both dead-time passes, afterpulses between them, in one sweep, writing the stream's
     columns to ``out`` (sync, dtime, channel, source, state, emitter, delay, arrival).
 
-    The kernel photons ``a`` and the small set ``s`` (both sorted, ``a`` first among equal
-    times) go through the first pass; every kept event then goes to the second pass after
+    The kernel photons (read from the slots of the spot's one NC in time order, or from
+    ``refs`` for several NCs) and the small set ``s`` (sorted; kernel photons first among
+    equal times) go through the first pass; a kernel photon's packed fields, delay and
+    afterpulse words are read only when that pass keeps it (its further afterpulse words
+    drawn only when it afterpulses). Every kept event then goes to the second pass after
     the pending afterpulses earlier than it (a min-heap on (pulse, t, meta), fed by the
     carried queue and by each kept avalanche that afterpulses: its afterpulses are at
     least a dead time later). This is the order of the device step's sorted merges
     (afterpulses equal in (pulse, t, meta) are identical records). Returns the number of
     records and the afterpulses left for the next chunk (pulses relative to ``end``)."""
-    ap_, at_, am, aa, ad = a
+    n_mem, nb, _, c = sig_t.shape
+    single = n_mem == 1
     bp, bt, bm, ba, bd = s
-    na, nb = len(ap_), len(bp)
+    ns = len(bp)
     h = (np.empty(64, np.int64), np.empty(64, np.int64), np.empty(64, np.int64))
     nh = 0
     for q in range(len(queued[0])):
@@ -339,27 +372,92 @@ def _passes(a, s, queued, last1, last2, end, period, dead, table, start, res, re
     l1t = np.empty(2, np.int64)
     l2p = np.empty(2, np.int64)
     l2t = np.empty(2, np.int64)
-    for c in range(2):
-        l1p[c], l1t[c], l2p[c], l2t[c] = last1[c, 0], last1[c, 1], last2[c, 0], last2[c, 1]
+    for ch in range(2):
+        l1p[ch], l1t[ch], l2p[ch], l2t[ch] = last1[ch, 0], last1[ch, 1], last2[ch, 0], last2[ch, 1]
     o_sync, o_dtime, o_channel, o_source, o_state, o_emitter, o_delay, o_arrival = out
-    k = 0
-    i = j = 0
+    k_out = 0
+    j_s = 0
+    # cursor over the kernel photons: (block, slot, photon of the slot) or index in refs
+    cb, ck, cj, first, ok0, ok1, ps = 0, -1, 2, 0, False, False, 0
+    i_ref = 0
+    have_a = False
+    a_p = a_t = np.int64(0)
+    a_mi = a_b = a_k = a_j = 0
+    need_a = True
     have = False  # an event kept by the first pass, waiting for the second
-    p = t = m = c = np.int64(0)
+    p = t = m = np.int64(0)
     ap = np.uint32(0)
     d = np.float32(0)
+    c_ev = np.int64(0)
     while True:
-        while not have and (i < na or j < nb):  # the next event the first pass keeps
-            if j >= nb or (i < na and (ap_[i] < bp[j] or (ap_[i] == bp[j] and at_[i] <= bt[j]))):
-                p, t, m, ap, d = ap_[i], at_[i], am[i], aa[i], ad[i]
-                i += 1
+        if need_a:  # the next kernel photon in time order
+            need_a = False
+            have_a = False
+            if single:
+                while cb < nb:
+                    if cj >= 2:
+                        ck += 1
+                        if ck >= c:
+                            cb, ck = cb + 1, -1
+                            continue
+                        ps = sig_pos[0, cb, ck]
+                        if ps >= BLOCK_PULSES or cb * BLOCK_PULSES + ps >= end:
+                            cb, ck = cb + 1, -1
+                            continue
+                        t0, t1 = sig_t[0, cb, 0, ck], sig_t[0, cb, 1, ck]
+                        ok0 = sig_valid[0, cb, 0, ck] and t0 < period
+                        ok1 = sig_valid[0, cb, 1, ck] and t1 < period
+                        first = 1 if (ok0 and ok1 and t1 < t0) else 0
+                        cj = 0
+                    j = first ^ cj
+                    cj += 1
+                    if ok1 if j else ok0:
+                        a_p = np.int64(cb) * BLOCK_PULSES + ps
+                        a_t = np.int64(sig_t[0, cb, j, ck])
+                        a_mi, a_b, a_k, a_j = 0, cb, ck, j
+                        have_a = True
+                        break
+            elif i_ref < len(refs[0]):
+                a_p, a_t, r = refs[0][i_ref], refs[1][i_ref], refs[2][i_ref]
+                i_ref += 1
+                a_j = r & 1
+                r >>= 1
+                a_k = r % c
+                r //= c
+                a_b = r % nb
+                a_mi = r // nb
+                have_a = True
+        while not have and (have_a or j_s < ns):  # the next event the first pass keeps
+            from_a = have_a and (j_s >= ns or a_p < bp[j_s] or (a_p == bp[j_s] and a_t <= bt[j_s]))
+            if from_a:
+                mi, b, k, j = a_mi, a_b, a_k, a_j
+                p, t = a_p, a_t
+                tag = sig_tag[mi, b, j, k]
+                c_ev = np.int64(tag & 1)
             else:
-                p, t, m, ap, d = bp[j], bt[j], bm[j], ba[j], bd[j]
-                j += 1
-            c = m & 1
-            if (p - l1p[c]) * period + (t - l1t[c]) >= dead:
-                l1p[c], l1t[c] = p, t
+                p, t, m, ap, d = bp[j_s], bt[j_s], bm[j_s], ba[j_s], bd[j_s]
+                c_ev = m & 1
+            if (p - l1p[c_ev]) * period + (t - l1t[c_ev]) >= dead:
+                l1p[c_ev], l1t[c_ev] = p, t
                 have = True
+                if from_a:  # its fields, read now that it is kept (as _photon_meta)
+                    d = sig_delay[mi, b, j, k]
+                    m = np.int64(tag) | (np.int64(mi) << MEMBER_SHIFT)
+                    ap = np.uint32(0)
+                    if ((sig_decide[mi, b, k] >> (16 - 16 * j)) & 0xFFFF) < thr:
+                        wa, wb = threefry2x32_host(
+                            sig_keys[mi, b, 0], sig_keys[mi, b, 1], k, AFTERPULSE_PAIR + j
+                        )
+                        m |= np.int64(1) << PARENT_SHIFT
+                        if (wa >> 16) < thr:
+                            m |= np.int64(1) << SECOND_SHIFT
+                        ap = wb
+            if from_a:
+                need_a = True
+                break  # refill the cursor before the next comparison
+            j_s += 1
+        if need_a and not have:
+            continue
         # the second pass takes a pending afterpulse strictly before that event (before
         # the chunk end once the events are done), else the event
         if nh > 0 and (
@@ -379,22 +477,24 @@ def _passes(a, s, queued, last1, last2, end, period, dead, table, start, res, re
         if (xp - l2p[xc]) * period + (xt - l2t[xc]) >= dead:
             l2p[xc], l2t[xc] = xp, xt
             sync = start + xp
-            o_sync[k] = sync
-            o_dtime[k] = xt // res_int if res_int else np.uint32(np.floor(xt / res))
-            o_channel[k] = xc
+            o_sync[k_out] = sync
+            o_dtime[k_out] = (
+                np.uint32(xt) // np.uint32(res_int) if res_int else np.uint32(np.floor(xt / res))
+            )
+            o_channel[k_out] = xc
             if truth:
                 src = (xm >> SOURCE_SHIFT) & 7
-                o_source[k] = src
+                o_source[k_out] = src
                 if src < _DARK:
-                    o_state[k] = (xm >> STATE_SHIFT) & 1
-                    o_emitter[k] = members[xm >> MEMBER_SHIFT]
-                    o_delay[k] = xd
+                    o_state[k_out] = (xm >> STATE_SHIFT) & 1
+                    o_emitter[k_out] = members[xm >> MEMBER_SHIFT]
+                    o_delay[k_out] = xd
                 else:
-                    o_state[k] = _NO_STATE
-                    o_emitter[k] = NO_EMITTER
-                    o_delay[k] = np.nan
-                o_arrival[k] = sync * period + xt
-            k += 1
+                    o_state[k_out] = _NO_STATE
+                    o_emitter[k_out] = NO_EMITTER
+                    o_delay[k_out] = np.nan
+                o_arrival[k_out] = sync * period + xt
+            k_out += 1
         if is_event and (xm >> PARENT_SHIFT) & 1:  # afterpulses of a first-pass avalanche
             meta = xc | _AFTERPULSE_META
             t1 = xt + dead + table[ap >> 16]
@@ -405,14 +505,14 @@ def _passes(a, s, queued, last1, last2, end, period, dead, table, start, res, re
                 t2 = t1 + dead + table[ap & 0xFFFF]
                 h = _heap_push(h, nh, p1 + t2 // period, t2 % period, meta)
                 nh += 1
-    for c in range(2):
-        last1[c, 0], last1[c, 1], last2[c, 0], last2[c, 1] = l1p[c], l1t[c], l2p[c], l2t[c]
+    for ch in range(2):
+        last1[ch, 0], last1[ch, 1], last2[ch, 0], last2[ch, 1] = l1p[ch], l1t[ch], l2p[ch], l2t[ch]
     q = _alloc(nh)
     for r in range(nh):  # the heap pops in order
         q[0][r], q[1][r], q[2][r] = h[0][0] - end, h[1][0], h[2][0]
         q[3][r], q[4][r] = 0, np.nan
         nh = _heap_pop(h, nh)
-    return k, q
+    return k_out, q
 
 
 @numba.njit(**_JIT)
@@ -431,12 +531,11 @@ def _out(n, truth):
 
 
 @numba.njit(**_JIT)
-def _n_afterpulses(cols):
-    """At most how many afterpulses the events ``cols`` can give."""
+def _n_parents(cols):
+    """How many of the events ``cols`` afterpulse."""
     n = 0
     for m in cols[2]:
-        if (m >> PARENT_SHIFT) & 1:
-            n += 1 + ((m >> SECOND_SHIFT) & 1)
+        n += (m >> PARENT_SHIFT) & 1
     return n
 
 
@@ -453,21 +552,24 @@ def _spot_step(
     """One spot's chunk: the members' slots (leading axis: member) and the carried queues
     -> (stream columns, incident queue, afterpulse queue); ``last1``, ``last2`` updated."""
     n_mem = sig_pos.shape[0]
-    # kernel photons in time order, the members' runs merged (earlier member first on ties)
-    a = _alloc(0)
-    n_late = 0
+    n_a = n_par = n_late = 0
     lates = []
     for mi in range(n_mem):
-        a_m, late = _signal(
+        late, na, npar = _scan(
             sig_pos[mi], sig_t[mi], sig_valid[mi], sig_tag[mi], sig_decide[mi],
             sig_keys[mi], sig_delay[mi], mi, end, period, thr,
         )  # fmt: skip
         lates.append(late)
+        n_a += na
+        n_par += npar
         n_late += len(late[0])
-        if mi == 0:
-            a = a_m
-        else:
-            a = _merge_keep_all(a, a_m)
+    # several NCs: their photons' references merged in time order (earlier NC first on ties)
+    empty = np.empty(0, np.int64)
+    refs = (empty, empty, empty)
+    if n_mem > 1:
+        refs = _refs(sig_pos[0], sig_t[0], sig_valid[0], 0, end, period)
+        for mi in range(1, n_mem):
+            refs = _merge_refs(refs, _refs(sig_pos[mi], sig_t[mi], sig_valid[mi], mi, end, period))
     # the small set: noise (member, block, slot), late photons, events carried in
     n_bg = 0
     for mi in range(n_mem):
@@ -483,11 +585,11 @@ def _spot_step(
         n = _append(small, n, late)
     n = _append(small, n, incident)
     stay, incident_q = _sort_split(_head(small, n), end)
-    n_max = len(a[0]) + len(stay[0]) + len(afterpulses[0])
-    n_max += _n_afterpulses(a) + _n_afterpulses(stay)
+    n_max = n_a + len(stay[0]) + len(afterpulses[0]) + 2 * (n_par + _n_parents(stay))
     out = _out(n_max, truth)
     k, ap_q = _passes(
-        a, stay, afterpulses, last1, last2, end, period, dead, table, start, res, res_is_int,
+        sig_pos, sig_t, sig_valid, sig_tag, sig_decide, sig_keys, sig_delay, refs, stay,
+        afterpulses, last1, last2, end, period, dead, thr, table, start, res, res_is_int,
         members, truth, out,
     )  # fmt: skip
     for last in (last1, last2):
@@ -497,26 +599,6 @@ def _spot_step(
     cols = (out[0][:k], out[1][:k], out[2][:k], out[3][:nt], out[4][:nt], out[5][:nt],
             out[6][:nt], out[7][:nt])  # fmt: skip
     return cols, incident_q, ap_q
-
-
-@numba.njit(**_JIT)
-def _merge_keep_all(x, y):
-    """Merge two sets sorted on (pulse, t), ``x`` first among equal keys (no dead time)."""
-    nx, ny = len(x[0]), len(y[0])
-    out = _alloc(nx + ny)
-    i = j = 0
-    for k in range(nx + ny):
-        if j >= ny or (
-            i < nx and (x[0][i] < y[0][j] or (x[0][i] == y[0][j] and x[1][i] <= y[1][j]))
-        ):
-            src, s = x, i
-            i += 1
-        else:
-            src, s = y, j
-            j += 1
-        out[0][k], out[1][k], out[2][k] = src[0][s], src[1][s], src[2][s]
-        out[3][k], out[4][k] = src[3][s], src[4][s]
-    return out
 
 
 _COLUMNS = ("sync", "dtime", "channel", "source", "state", "emitter", "delay", "arrival")
