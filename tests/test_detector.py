@@ -85,15 +85,32 @@ def test_dead_time_of_both_steps_is_the_sequential_rule(events, dead, last_pulse
         want_last[0],
         want_last[1],
     ]
-    host_last = last.copy()
-    # the numba step merges and filters in one pass: here with nothing to merge
-    none = (np.empty(0, np.int64),) * 3 + (np.empty(0, np.uint32), np.empty(0, np.float32))
-    kept = host_step._merge_dead_time(
-        pulse, t, channel, np.zeros(n, np.uint32), np.arange(n, dtype=np.float32), *none,
-        host_last, dead, period,
+    # the numba step: the events as its small set, no kernel photons, no afterpulses; both
+    # passes apply the rule (the second keeps all the first kept, from the same start)
+    cols = (
+        pulse.astype(np.int64),
+        t.astype(np.int64),
+        channel.astype(np.int64),
+        np.zeros(n, np.uint32),
+        np.arange(n, dtype=np.float32),
+    )
+    none = host_step._alloc(0)
+    no_slots = (
+        np.zeros((1, 0, 1), np.int32), np.zeros((1, 0, 2, 1), np.int32),
+        np.zeros((1, 0, 2, 1), bool), np.zeros((1, 0, 2, 1), np.uint8),
+        np.zeros((1, 0, 1), np.uint32), np.zeros((1, 0, 2), np.uint32),
+        np.zeros((1, 0, 2, 1), np.float32),
     )  # fmt: skip
-    np.testing.assert_array_equal(kept[4].astype(int), np.flatnonzero(want))
+    refs = (np.empty(0, np.int64),) * 3
+    host_last, host_last2 = last.copy(), last.copy()
+    out = host_step._out(n, True)
+    k, _ = host_step._passes(
+        *no_slots, refs, cols, none, host_last, host_last2, 1 << 40, period, dead, 0,
+        np.zeros(4, np.int64), 0, 1.0, 1, np.zeros(1, np.uint16), True, out,
+    )  # fmt: skip
+    np.testing.assert_array_equal(out[6][:k].astype(int), np.flatnonzero(want))
     np.testing.assert_array_equal(host_last, got_last)
+    np.testing.assert_array_equal(host_last2, got_last)
 
 
 def test_no_two_detections_closer_than_dead_time_at_high_rate(zn):

@@ -89,7 +89,12 @@ def test_afterpulses_are_taken_out(zn):
 def test_afterpulse_law_is_measured(zn):
     """Each detector's afterpulse probability, delay constant and dead time against the
     model's: z-tests for p (its jackknife error), tau within 15 %, dead time to 0.2 ns.
-    Negative control: without afterpulsing p is consistent with 0."""
+
+    Negative control, without afterpulsing, over 6 runs (12 detectors): no detector claims
+    afterpulses (z < Z_2), the mean z is consistent with 0 (the estimator's known small
+    negative bias, mean z -0.38 and spread 1.08 over 48 detector-runs on 2026-12-02, stays
+    inside), and a significantly negative probability, which is impossible, always comes
+    with its warning (one of those 48 reached z = -3.8: seed 5, channel 1)."""
     m = zn.replace({"bleaching.enabled": False, "detection.afterpulse_probability": 0.02})
     s = simsps.simulate(m, 20.0, seed=5)
     ap = afterpulsing(s)
@@ -98,11 +103,15 @@ def test_afterpulse_law_is_measured(zn):
         assert d.time_constant_ns == pytest.approx(200.0, rel=0.15)
         assert d.dead_time_ns == pytest.approx(22.0, abs=0.2)
         assert d.chi2_per_dof < 3
-    none = afterpulsing(
-        simsps.simulate(m.replace({"detection.afterpulse_probability": 0.0}), 20.0, seed=5)
-    )
-    for d in none.detectors:
-        assert abs(d.probability) / d.probability_stderr < Z_2, d
+    off = m.replace({"detection.afterpulse_probability": 0.0})
+    z = []
+    for seed in range(5, 11):
+        for d in afterpulsing(simsps.simulate(off, 20.0, seed=seed)).detectors:
+            z.append(d.probability / d.probability_stderr)
+            assert z[-1] < Z_2, d
+            if z[-1] < -Z_2:
+                assert any("afterpulse probability" in w for w in d.warnings), d
+    assert abs(np.mean(z)) < Z_2 / math.sqrt(len(z)), z
 
 
 @pytest.mark.slow

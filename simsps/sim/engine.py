@@ -5,11 +5,11 @@ bleaching by emitter). Blocks have a fixed size (``BLOCK_PULSES``), so a stream 
 depend on ``chunk_pulses`` nor on how many emitters are simulated together. Per chunk the
 host plans, queues the kernel of the next chunk (asynchronously; the chunk's blink switches
 are drawn from the carried :class:`simsps.sim.switching.BlinkCarry` inside the kernel's
-call on an accelerator, with :mod:`simsps.sim.host_switching` on a CPU), runs the step of
-this one (:func:`simsps.sim.step.step` on an accelerator, its numba twin
-:func:`simsps.sim.host_step.host_step` on a CPU: ``stage="auto"``; both give the same
-records) and copies the finished records out. ``truth=False`` leaves the ground truth out
-of the step and the copy.
+call on an accelerator, with :mod:`simsps.sim.host_switching` and per-pulse state bits on
+a CPU), runs the step of this one (:func:`simsps.sim.step.step` on an accelerator, its
+numba twin :func:`simsps.sim.host_step.host_step` on a CPU, in a worker thread while the
+next kernel is queued: ``stage="auto"``; both give the same records) and copies the
+finished records out. ``truth=False`` leaves the ground truth out of the step and the copy.
 """
 
 from __future__ import annotations
@@ -589,7 +589,8 @@ def _records_to_host(rec: Records) -> list[dict]:
 
 
 def _stream_of_columns(c: dict, stop, period_ps, res_ps, bleach, meta) -> PhotonStream:
-    """One spot's chunk from the columns of :func:`simsps.sim.host_step.host_step`."""
+    """One spot's chunk from its columns (as :func:`simsps.sim.host_step.host_step` gives
+    them: sync, dtime, channel and, with truth, source, state, emitter, delay, arrival)."""
     truth = None
     if "source" in c:
         truth = Truth(
@@ -613,35 +614,26 @@ def _stream_of_columns(c: dict, stop, period_ps, res_ps, bleach, meta) -> Photon
 
 
 def _stream(r: dict, start, stop, period_ps, res_ps, members, bleach, meta) -> PhotonStream:
-    """One spot's records of a chunk -> PhotonStream (sync = chunk start + pulse)."""
+    """One spot's device records of a chunk -> PhotonStream (sync = chunk start + pulse),
+    through the columns the numba step gives directly."""
     sync = r["pulse"].astype(np.int64) + start
     t = r["t"].astype(np.int64)
     if float(res_ps).is_integer():
         dtime = r["dtime"]
     else:
         dtime = np.floor(t / res_ps).astype(np.uint32)
-    truth = None
+    cols = dict(sync=sync, dtime=dtime, channel=r["channel"])
     if "source" in r:
         source = r["source"]
         photon = source < Source.DARK
-        truth = Truth(
+        cols.update(
             source=source,
             state=np.where(photon, r["state"], State.NONE),
             emitter=np.where(photon, members[np.asarray(r["emitter"], np.int64)], NO_EMITTER),
-            emission_delay_ps=np.where(photon, r["delay"], np.nan),
-            arrival_ps=sync * np.int64(period_ps) + t,
-            bleach_time_s=bleach,
+            delay=np.where(photon, r["delay"], np.nan),
+            arrival=sync * np.int64(period_ps) + t,
         )
-    return PhotonStream(
-        sync=sync,
-        dtime=dtime,
-        channel=r["channel"],
-        sync_period_ps=float(period_ps),
-        resolution_ps=float(res_ps),
-        truth=truth,
-        meta=meta,
-        n_pulses=stop,
-    )
+    return _stream_of_columns(cols, stop, period_ps, res_ps, bleach, meta)
 
 
 def simulate(

@@ -257,39 +257,6 @@ def _sort_split(cols, end):
 
 
 @numba.njit(**_JIT)
-def _merge_dead_time(ap_, at_, am, aa, ad, bp, bt, bm, ba, bd, last, dead, period):
-    """Merge two event sets sorted on (pulse, t), A first among equal keys, and keep the
-    events a dead time after the last kept one of their channel (``last`` is updated):
-    the kept events, in order."""
-    na, nb = len(ap_), len(bp)
-    n = na + nb
-    op = np.empty(n, np.int64)
-    ot = np.empty(n, np.int64)
-    om = np.empty(n, np.int64)
-    oa = np.empty(n, np.uint32)
-    od = np.empty(n, np.float32)
-    i = j = k = 0
-    lp = np.empty(2, np.int64)
-    lt = np.empty(2, np.int64)
-    lp[0], lt[0], lp[1], lt[1] = last[0, 0], last[0, 1], last[1, 0], last[1, 1]
-    for _ in range(n):
-        if j >= nb or (i < na and (ap_[i] < bp[j] or (ap_[i] == bp[j] and at_[i] <= bt[j]))):
-            p, t, m, a, d = ap_[i], at_[i], am[i], aa[i], ad[i]
-            i += 1
-        else:
-            p, t, m, a, d = bp[j], bt[j], bm[j], ba[j], bd[j]
-            j += 1
-        c = m & 1  # no branch on the (random) channel: written, then kept or overwritten
-        keep = (p - lp[c]) * period + (t - lt[c]) >= dead
-        op[k], ot[k], om[k], oa[k], od[k] = p, t, m, a, d
-        if keep:
-            lp[c], lt[c] = p, t
-        k += keep
-    last[0, 0], last[0, 1], last[1, 0], last[1, 1] = lp[0], lt[0], lp[1], lt[1]
-    return op[:k], ot[:k], om[:k], oa[:k], od[:k]
-
-
-@numba.njit(**_JIT)
 def _before(p1, t1, m1, p2, t2, m2):
     """(p1, t1, m1) < (p2, t2, m2) lexicographically."""
     return p1 < p2 or (p1 == p2 and (t1 < t2 or (t1 == t2 and m1 < m2)))

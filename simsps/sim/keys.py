@@ -8,12 +8,15 @@ is for, never on how many NCs run together, on the chunk size or on the device:
 stream (``fold_in``)  then
 ====================  =========================================================
 0  ``PULSES``         emitter ``e``, block ``b``: candidate pulses and noise
-                      (:mod:`simsps.sim.kernel`; words by counter within a block)
+                      (:mod:`simsps.sim.kernel`; words by counter (slot, pair)
+                      within a block: pairs 0-3 for every candidate, pair
+                      4 + photon for a photon's afterpulse, drawn on demand by the
+                      step; noise from counter 2^16 on)
 1  ``FLICKER``        emitter ``e``, then 0: the fast blinking's stationary start,
                       1: its dwell key (dwell ``g`` by threefry counter,
                       :mod:`simsps.sim.switching`)
 2  ``BLEACH``         emitter ``e``: the bleach time
-3  ``DETECTORS``      retired (afterpulses now use their parent photon's kernel words,
+3  ``DETECTORS``      retired (afterpulses use their parent photon's block words,
                       :mod:`simsps.sim.step`); the number stays reserved
 4  ``SLOW_BLINKING``  emitter ``e``: the slow blinking's (as ``FLICKER``)
 10 ``ENSEMBLE``       spot ``s``: the population of a substrate

@@ -23,9 +23,12 @@ last event kept by each dead-time pass. Inside, on the device:
    and afterpulses together. Afterpulses are drawn from the first pass, so an avalanche
    removed by an afterpulse in the second may still have afterpulsed: an error of order
    ``p * rate * dead``, ~1e-6 for the presets (the reference model does it exactly). The
-   random numbers are the kernel's words of the parent photon: 16-bit decisions compared
-   with ``round(p * 2^16)`` and 16-bit quantile indices into a table of the exponential's
-   quantiles (:func:`afterpulse_table`, 65536 steps, computed once on the host);
+   random numbers are words of the parent photon's block key: its 16-bit decision from
+   the kernel, then the afterpulse's own decision and both delays from pair
+   ``AFTERPULSE_PAIR + photon`` of its slot (drawn here; the numba step draws them for
+   the photons that afterpulse only); decisions are compared with ``round(p * 2^16)``, the
+   16-bit delay quantile indices look up a table of the exponential's quantiles
+   (:func:`afterpulse_table`, 65536 steps, computed once on the host);
 5. compaction of the kept records and the microtime bin ``t // resolution``.
 
 Ties of equal times are broken the same way whatever the chunking: kernel photons before
