@@ -176,3 +176,16 @@ def test_kernel_options_do_not_change_the_stream(zn, monkeypatch):
     monkeypatch.setattr(_jit._KernelJit, "_options_known", False)
     plain = simsps.simulate(m, 0.3, seed=21, chunk_pulses=1 << 18)
     _same(tuned, plain)
+
+
+def test_kernels_compile_where_xla_does_not_know_the_options(monkeypatch):
+    """An XLA that refuses the kernels' options (here: a made-up one) compiles them with
+    its defaults, and says so once for the process."""
+    from simsps.sim import _jit
+
+    monkeypatch.setattr(_jit, "KERNEL_OPTIONS", {"xla_cpu_no_such_option_simsps": False})
+    monkeypatch.setattr(_jit._KernelJit, "_options_known", None)
+    double = _jit.kernel_jit(lambda x: 2 * x)
+    np.testing.assert_array_equal(np.asarray(double(jnp.arange(3))), [0, 2, 4])
+    assert _jit._KernelJit._options_known is False
+    np.testing.assert_array_equal(np.asarray(double(jnp.arange(2))), [0, 2])

@@ -34,20 +34,21 @@ class _KernelJit:
         return self._plain if _KernelJit._options_known is False else self._tuned
 
     def __call__(self, *args, **kwargs):
-        leaves = jax.tree_util.tree_leaves((args, kwargs))
-        if any(isinstance(x, jax.core.Tracer) for x in leaves):
-            return self._plain(*args, **kwargs)  # inside another jit: options are its own
-        if _KernelJit._options_known is None:
-            try:
-                out = self._tuned(*args, **kwargs)
-            except jax.errors.JaxRuntimeError as e:
-                if "compile option" not in str(e):
-                    raise
-                _KernelJit._options_known = False
-                return self._plain(*args, **kwargs)
-            _KernelJit._options_known = True
-            return out
-        return self._jitted()(*args, **kwargs)
+        if _KernelJit._options_known is False:
+            return self._plain(*args, **kwargs)
+        try:
+            out = self._tuned(*args, **kwargs)
+        except ValueError as e:  # traced into another jit, whose options are its own
+            if "top-level" not in str(e):
+                raise
+            return self._plain(*args, **kwargs)
+        except jax.errors.JaxRuntimeError as e:  # an XLA that does not know the options
+            if "compile option" not in str(e):
+                raise
+            _KernelJit._options_known = False
+            return self._plain(*args, **kwargs)
+        _KernelJit._options_known = True
+        return out
 
     def lower(self, *args, **kwargs):
         return self._jitted().lower(*args, **kwargs)

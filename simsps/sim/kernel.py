@@ -136,12 +136,11 @@ def _unit(bits):
     return ((bits >> 8) + 1).astype(jnp.float32) * jnp.float32(2.0**-24)
 
 
-def _unit16(bits):
-    """The two 16-bit halves of a uint32 -> two float32 uniforms on (0, 1)."""
-    scale = jnp.float32(2.0**-16)
-    hi = ((bits >> 16).astype(jnp.float32) + 0.5) * scale
-    lo = ((bits & 0xFFFF).astype(jnp.float32) + 0.5) * scale
-    return hi, lo
+def _unit16_rows(bits):
+    """uint32 (C,) -> (2, C) float32 uniforms on (0, 1): the high 16 bits (row 0) and the
+    low 16 bits (row 1)."""
+    shift = jnp.array([16, 0], jnp.uint32)[:, None]
+    return (((bits[None, :] >> shift) & 0xFFFF).astype(jnp.float32) + 0.5) * jnp.float32(2.0**-16)
 
 
 def _words(key_data, n_slots: int, n_pairs: int, offset: int = 0):
@@ -200,8 +199,7 @@ def _signal(key_data, kp: KernelParams, state_at, bleach_rel, block_local, n_slo
     after_bx = is_x & (cat != Outcome.SINGLE)  # the X photon follows a BX photon
     delay = e + jnp.where(after_bx, e[0][None, :], 0.0)
     n = _normal(w[4:6])
-    shift = jnp.where(is_x, jnp.uint32(0), jnp.uint32(16))
-    c = (((w[6][None, :] >> shift) & 0xFFFF).astype(jnp.float32) + 0.5) * jnp.float32(2.0**-16)
+    c = _unit16_rows(w[6])  # channel choice: BX from the high half, X from the low
     has_bx = (cat == Outcome.BX_ONLY) | (cat == Outcome.BOTH)
     valid = ok & jnp.where(is_x, cat != Outcome.BX_ONLY, has_bx)
     t = jnp.rint(jnp.maximum(delay + kp.offset_ps + kp.jitter_ps * n, 0.0))
