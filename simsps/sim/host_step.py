@@ -70,14 +70,15 @@ class HostCarry:
 
 
 @numba.njit(inline="always", **_JIT)
-def _photon_meta(tag, decide, j, k, key, member, thr):
+def _photon_meta(tag, decide, j, k, k0, k1, member, thr):
     """A photon's packed fields and afterpulse delay quantiles; its further afterpulse
-    words (pair AFTERPULSE_PAIR + j of slot k) drawn only when it afterpulses."""
+    words (pair AFTERPULSE_PAIR + j of slot k under the block key (k0, k1)) drawn only
+    when it afterpulses."""
     first = (decide >> 16) if j == 0 else (decide & 0xFFFF)
     meta = np.int64(tag) | (np.int64(member) << MEMBER_SHIFT)
     ap = np.uint32(0)
     if first < thr:
-        a, b = threefry2x32_host(key[0], key[1], k, AFTERPULSE_PAIR + j)
+        a, b = threefry2x32_host(k0, k1, k, AFTERPULSE_PAIR + j)
         meta |= np.int64(1) << PARENT_SHIFT
         if (a >> 16) < thr:
             meta |= np.int64(1) << SECOND_SHIFT
@@ -138,7 +139,7 @@ def _scan(pos, t, valid, tag, decide, keys, delay, member, end, period, thr):
                         l_p[nl] = b * BLOCK_PULSES + ps + tt // period
                         l_t[nl] = tt % period
                         l_m[nl], l_a[nl] = _photon_meta(
-                            tag[b, j, k], decide[b, k], j, k, key, member, thr
+                            tag[b, j, k], decide[b, k], j, k, key[0], key[1], member, thr
                         )
                         l_d[nl] = delay[b, j, k]
                         nl += 1
@@ -407,18 +408,12 @@ def _passes(sig_pos, sig_t, sig_valid, sig_tag, sig_decide, sig_keys, sig_delay,
             if (p - l1p[c_ev]) * period + (t - l1t[c_ev]) >= dead:
                 l1p[c_ev], l1t[c_ev] = p, t
                 have = True
-                if from_a:  # its fields, read now that it is kept (as _photon_meta)
+                if from_a:  # its fields, read now that it is kept
                     d = sig_delay[mi, b, j, k]
-                    m = np.int64(tag) | (np.int64(mi) << MEMBER_SHIFT)
-                    ap = np.uint32(0)
-                    if ((sig_decide[mi, b, k] >> (16 - 16 * j)) & 0xFFFF) < thr:
-                        wa, wb = threefry2x32_host(
-                            sig_keys[mi, b, 0], sig_keys[mi, b, 1], k, AFTERPULSE_PAIR + j
-                        )
-                        m |= np.int64(1) << PARENT_SHIFT
-                        if (wa >> 16) < thr:
-                            m |= np.int64(1) << SECOND_SHIFT
-                        ap = wb
+                    m, ap = _photon_meta(
+                        tag, sig_decide[mi, b, k], j, k, sig_keys[mi, b, 0], sig_keys[mi, b, 1],
+                        mi, thr,
+                    )  # fmt: skip
             if from_a:
                 need_a = True
                 break  # refill the cursor before the next comparison

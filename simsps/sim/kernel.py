@@ -59,6 +59,8 @@ SLOT_QUANTUM = 64  # the smallest capacity; capacities are buckets (see _quantis
 _TWO_PI = np.float32(2 * np.pi)
 _NOISE_STREAM = 1 << 16  # counter offset of the noise words within a block
 SIGNAL_PAIRS = 4  # word pairs drawn for every candidate slot
+# a photon's tag byte (the low bits of simsps.sim.step's packed fields): channel in bit 0
+SOURCE_SHIFT, STATE_SHIFT = 1, 4
 AFTERPULSE_PAIR = 4  # + photon (0 BX, 1 X): a detected photon's afterpulse words, on demand
 
 # noise categories, in the order of KernelParams.bg_cum
@@ -90,7 +92,7 @@ class SignalSlots(NamedTuple):
     pos: jax.Array  # (C,) int32 pulse within the block
     t_ps: jax.Array  # (2, C) int32 arrival after the pulse (delay + offset + jitter), ps
     delay_ps: jax.Array  # (2, C) float32 emission delay after the pulse
-    tag: jax.Array  # (2, C) uint8: channel | Source << 1 | charge state << 4 (see step.pack)
+    tag: jax.Array  # (2, C) uint8: channel | Source << SOURCE_SHIFT | state << STATE_SHIFT
     ap_decide: jax.Array  # (C,) uint32 afterpulse decisions: BX photon (high 16), X (low 16)
     block_key: jax.Array  # (2,) uint32 the block's key: a photon's further afterpulse words
 
@@ -210,7 +212,7 @@ def _signal(key_data, kp: KernelParams, state_at, bleach_rel, block_local, n_slo
         jnp.uint8(Source.EXCITON) + g8 * jnp.uint8(Source.TRION - Source.EXCITON),
         jnp.uint8(Source.BIEXCITON) + g8 * jnp.uint8(Source.CHARGED_BIEXCITON - Source.BIEXCITON),
     )
-    tag = channel | (src << 1) | (g8 << 4)
+    tag = channel | (src << SOURCE_SHIFT) | (g8 << STATE_SHIFT)
     return SignalSlots(
         valid=valid,
         pos=pos,

@@ -50,7 +50,14 @@ import numpy as np
 
 from ..stream import Source
 from ._jit import kernel_jit
-from .kernel import AFTERPULSE_PAIR, BLOCK_PULSES, NoiseSlots, SignalSlots
+from .kernel import (
+    AFTERPULSE_PAIR,
+    BLOCK_PULSES,
+    SOURCE_SHIFT,
+    STATE_SHIFT,
+    NoiseSlots,
+    SignalSlots,
+)
 from .threefry import threefry2x32
 
 __all__ = [
@@ -155,13 +162,12 @@ class Capacities(NamedTuple):
 # afterpulses again, bits 8-23 emitter (member of the spot)
 
 
-SOURCE_SHIFT, STATE_SHIFT, PARENT_SHIFT, SECOND_SHIFT, MEMBER_SHIFT = 1, 4, 5, 6, 8
+PARENT_SHIFT, SECOND_SHIFT, MEMBER_SHIFT = 5, 6, 8  # SOURCE_SHIFT, STATE_SHIFT: the kernel's tag
 
 
-def pack(channel, source, state, parent, second, member, xp=jnp):
-    """The packed int32 fields (``xp``: jax.numpy here, numpy in the numba step's host
-    code, which also reads the shifts)."""
-    i = lambda x: xp.asarray(x).astype(xp.int32)  # noqa: E731
+def pack(channel, source, state, parent, second, member):
+    """The packed int32 fields (the numba step writes the same bits with the shifts)."""
+    i = lambda x: jnp.asarray(x).astype(jnp.int32)  # noqa: E731
     return (
         i(channel)
         | (i(source) << SOURCE_SHIFT)
