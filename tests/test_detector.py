@@ -105,8 +105,8 @@ def test_dead_time_of_both_steps_is_the_sequential_rule(events, dead, last_pulse
     host_last, host_last2 = last.copy(), last.copy()
     out = host_step._out(n, True)
     k, _ = host_step._passes(
-        *no_slots, refs, cols, none, host_last, host_last2, 1 << 40, period, dead, 0,
-        np.zeros(4, np.int64), 0, 1.0, 1, np.zeros(1, np.uint16), True, out,
+        *no_slots, refs, cols, none, 0, 0, host_last, host_last2, 1 << 40, period, dead, 0,
+        np.zeros(4, np.int64), 0, 1.0, 1, np.zeros(1, np.uint16), True, (0, 0), out,
     )  # fmt: skip
     np.testing.assert_array_equal(out[6][:k].astype(int), np.flatnonzero(want))
     np.testing.assert_array_equal(host_last, got_last)

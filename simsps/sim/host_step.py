@@ -146,11 +146,28 @@ def _scan(pos, t, valid, tag, decide, keys, delay, member, end, period, thr):
     return late, n_a, n_par
 
 
+@numba.njit(inline="always", **_JIT)
+def _ref(member, block, slot, photon, bits):
+    """A kernel photon's reference, ``(member, block, slot, photon)`` packed with the
+    field widths ``bits`` = (block bits, slot bits) (>= 0; small-set events are < 0)."""
+    return (((np.int64(member) << bits[0] | block) << bits[1] | slot) << 1) | photon
+
+
+@numba.njit(inline="always", **_JIT)
+def _unref(r, bits):
+    """(member, block, slot, photon) of a reference :func:`_ref`."""
+    photon = r & 1
+    r >>= 1
+    slot = r & ((np.int64(1) << bits[1]) - 1)
+    r >>= bits[1]
+    return r >> bits[0], r & ((np.int64(1) << bits[0]) - 1), slot, photon
+
+
 @numba.njit(**_JIT)
-def _refs(pos, t, valid, member, end, period):
+def _refs(pos, t, valid, member, end, period, bits):
     """One NC's photons within their period in time order as (pulse, t, slot reference
-    ((member x blocks + block) x slots + slot) x 2 + photon), the X photon first when it
-    arrives strictly first (spots with several NCs; one NC is read from its slots)."""
+    :func:`_ref`), the X photon first when it arrives strictly first (spots with several
+    NCs; one NC is read from its slots)."""
     nb, _, c = t.shape
     n_max = 2 * nb * c
     r_p = np.empty(n_max, np.int64)
@@ -171,7 +188,7 @@ def _refs(pos, t, valid, member, end, period):
                 if ok1 if j else ok0:
                     r_p[n] = b * BLOCK_PULSES + ps
                     r_t[n] = t[b, j, k]
-                    r_r[n] = ((member * nb + b) * c + k) * 2 + j
+                    r_r[n] = _ref(member, b, k, j, bits)
                     n += 1
     return r_p[:n], r_t[:n], r_r[:n]
 
@@ -241,13 +258,25 @@ def _take(cols, idx):
 
 
 @numba.njit(**_JIT)
+def _before(p1, t1, m1, p2, t2, m2):
+    """(p1, t1, m1) < (p2, t2, m2) lexicographically."""
+    return p1 < p2 or (p1 == p2 and (t1 < t2 or (t1 == t2 and m1 < m2)))
+
+
+@numba.njit(**_JIT)
 def _sort_split(cols, end):
     """Stable sort on (pulse, t, meta); the events at or after ``end`` are queued
     (pulses relative to ``end``). Returns (staying, queue)."""
     p, t, m = cols[0], cols[1], cols[2]
-    idx = np.argsort(m, kind="mergesort")
-    idx = idx[np.argsort(t[idx], kind="mergesort")]
-    idx = idx[np.argsort(p[idx], kind="mergesort")]
+    idx = np.argsort(p, kind="mergesort")
+    # then (t, meta) within each run of one pulse, by stable insertion (runs are short)
+    for i in range(1, len(idx)):
+        x = idx[i]
+        j = i
+        while j > 0 and _before(p[x], t[x], m[x], p[idx[j - 1]], t[idx[j - 1]], m[idx[j - 1]]):
+            idx[j] = idx[j - 1]
+            j -= 1
+        idx[j] = x
     s = _take(cols, idx)
     n_stay = 0
     while n_stay < len(idx) and s[0][n_stay] < end:
@@ -258,24 +287,10 @@ def _sort_split(cols, end):
 
 
 @numba.njit(**_JIT)
-def _before(p1, t1, m1, p2, t2, m2):
-    """(p1, t1, m1) < (p2, t2, m2) lexicographically."""
-    return p1 < p2 or (p1 == p2 and (t1 < t2 or (t1 == t2 and m1 < m2)))
-
-
-@numba.njit(**_JIT)
 def _heap_push(h, n, p, t, m):
-    """Push (p, t, m) on the min-heap ``h`` = (pulse, t, meta) arrays holding ``n``;
-    returns the heap (grown when full)."""
-    if n == len(h[0]):
-        g = (
-            np.empty(2 * n + 16, np.int64),
-            np.empty(2 * n + 16, np.int64),
-            np.empty(2 * n + 16, np.int64),
-        )
-        for c in range(3):
-            g[c][:n] = h[c][:n]
-        h = g
+    """Push (p, t, m) on the min-heap ``h`` = (pulse, t, meta) arrays holding ``n``. The
+    arrays are allocated once at their bound (never regrown: a heap variable reassigned
+    inside the sweep's loop made numba count references on every event, 5x its cost)."""
     hp, ht, hm = h
     i = n
     while i > 0:
@@ -285,7 +300,6 @@ def _heap_push(h, n, p, t, m):
         hp[i], ht[i], hm[i] = hp[up], ht[up], hm[up]
         i = up
     hp[i], ht[i], hm[i] = p, t, m
-    return h
 
 
 @numba.njit(**_JIT)
@@ -310,134 +324,135 @@ def _heap_pop(h, n):
     return n
 
 
-@numba.njit(**_JIT)
-def _passes(sig_pos, sig_t, sig_valid, sig_tag, sig_decide, sig_keys, sig_delay, refs, s,
-            queued, last1, last2, end, period, dead, thr, table, start, res, res_int,
-            members, truth, out):  # fmt: skip
-    """Both dead-time passes, afterpulses between them, in one sweep, writing the stream's
-    columns to ``out`` (sync, dtime, channel, source, state, emitter, delay, arrival).
+@numba.njit(inline="always", **_JIT)
+def _keep(p, t, c, lp, lt, period, dead):
+    """Non-paralysable dead time: keep (p, t) on channel ``c`` when it is at least a dead
+    time after the last kept event ``(lp[c], lt[c])`` there (which it then becomes)."""
+    if (p - lp[c]) * period + (t - lt[c]) >= dead:
+        lp[c], lt[c] = p, t
+        return True
+    return False
 
-    The kernel photons (read from the slots of the spot's one NC in time order, or from
-    ``refs`` for several NCs) and the small set ``s`` (sorted; kernel photons first among
-    equal times) go through the first pass; a kernel photon's packed fields, delay and
-    afterpulse words are read only when that pass keeps it (its further afterpulse words
-    drawn only when it afterpulses). Every kept event then goes to the second pass after
-    the pending afterpulses earlier than it (a min-heap on (pulse, t, meta), fed by the
-    carried queue and by each kept avalanche that afterpulses: its afterpulses are at
-    least a dead time later). This is the order of the device step's sorted merges
-    (afterpulses equal in (pulse, t, meta) are identical records). Returns the number of
-    records and the afterpulses left for the next chunk (pulses relative to ``end``)."""
+
+@numba.njit(inline="always", **_JIT)
+def _small_before(s, js, p, t, lp, lt, period, dead, kept, n):
+    """The first pass over the small set's events strictly before (p, t) from ``js``
+    (kernel photons go first among equal times); returns (js, n) after them."""
+    sp, st, sm = s[0], s[1], s[2]
+    while js < len(sp) and (sp[js] < p or (sp[js] == p and st[js] < t)):
+        if _keep(sp[js], st[js], sm[js] & 1, lp, lt, period, dead):
+            kept[0][n], kept[1][n], kept[2][n] = sp[js], st[js], -1 - js
+            n += 1
+        js += 1
+    return js, n
+
+
+@numba.njit(**_JIT)
+def _first_pass(sig_pos, sig_t, sig_valid, sig_tag, refs, s, last1, end, period, dead, bits,
+                kept):  # fmt: skip
+    """The first dead-time pass over the kernel photons (read in time order from the slots
+    of the spot's one NC, or from ``refs`` for several NCs) merged with the small set ``s``
+    (sorted); ``kept`` gets (pulse, t, reference) of the kept events in time order, a
+    kernel photon's reference by :func:`_ref`, a small-set event's ``-1 - index``. Returns
+    how many; ``last1`` updated."""
     n_mem, nb, _, c = sig_t.shape
-    single = n_mem == 1
-    bp, bt, bm, ba, bd = s
-    ns = len(bp)
-    h = (np.empty(64, np.int64), np.empty(64, np.int64), np.empty(64, np.int64))
+    lp = np.array([last1[0, 0], last1[1, 0]])
+    lt = np.array([last1[0, 1], last1[1, 1]])
+    js = n = 0
+    if n_mem == 1:
+        for b in range(nb):
+            base = np.int64(b) * BLOCK_PULSES
+            for k in range(c):
+                ps = sig_pos[0, b, k]
+                if ps >= BLOCK_PULSES or base + ps >= end:
+                    break  # slots past the block or the run hold no photons
+                t0, t1 = sig_t[0, b, 0, k], sig_t[0, b, 1, k]
+                ok0 = sig_valid[0, b, 0, k] and t0 < period
+                ok1 = sig_valid[0, b, 1, k] and t1 < period
+                if not (ok0 or ok1):
+                    continue
+                first = 1 if (ok0 and ok1 and t1 < t0) else 0  # the X photon arrives first
+                p = base + ps
+                for jj in range(2):
+                    j = first ^ jj
+                    if not (ok1 if j else ok0):
+                        continue
+                    t = np.int64(sig_t[0, b, j, k])
+                    js, n = _small_before(s, js, p, t, lp, lt, period, dead, kept, n)
+                    if _keep(p, t, sig_tag[0, b, j, k] & 1, lp, lt, period, dead):
+                        kept[0][n], kept[1][n], kept[2][n] = p, t, _ref(0, b, k, j, bits)
+                        n += 1
+    else:
+        for i in range(len(refs[0])):
+            p, t, r = refs[0][i], refs[1][i], refs[2][i]
+            mi, b, k, j = _unref(r, bits)
+            js, n = _small_before(s, js, p, t, lp, lt, period, dead, kept, n)
+            if _keep(p, t, sig_tag[mi, b, j, k] & 1, lp, lt, period, dead):
+                kept[0][n], kept[1][n], kept[2][n] = p, t, r
+                n += 1
+    # the small set's events past the last kernel photon (end: past every event)
+    js, n = _small_before(s, js, np.int64(1) << 62, 0, lp, lt, period, dead, kept, n)
+    for ch in range(2):
+        last1[ch, 0], last1[ch, 1] = lp[ch], lt[ch]
+    return n
+
+
+@numba.njit(**_JIT)
+def _second_pass(sig_tag, sig_decide, sig_keys, sig_delay, s, kept, n_kept, queued, n_parents,
+                 last2, end, period, dead, thr, table, start, res, res_int, members, truth,
+                 bits, out):  # fmt: skip
+    """Afterpulses and the second dead-time pass over the first pass's ``kept`` events,
+    writing the stream's columns to ``out`` (sync, dtime, channel, source, state, emitter,
+    delay, arrival).
+
+    A kept kernel photon's packed fields, delay and afterpulse words are read here (its
+    further afterpulse words drawn only when it afterpulses). Every kept event goes to the
+    second pass after the pending afterpulses strictly earlier than it (a min-heap on
+    (pulse, t, meta), fed by the carried queue and by each kept avalanche that afterpulses:
+    its afterpulses are at least a dead time later), then the afterpulses before the chunk
+    end. This is the order of the device step's sorted merges (afterpulses equal in
+    (pulse, t, meta) are identical records). Returns the number of records and the
+    afterpulses left for the next chunk (pulses relative to ``end``); ``last2`` updated."""
+    # every pending afterpulse fits: those carried in and two per parent at most. The heap
+    # is allocated once: an array reassigned inside this loop made numba count references
+    # on every event (5x the loop's cost)
+    n_heap = len(queued[0]) + 2 * n_parents
+    h = (np.empty(n_heap, np.int64), np.empty(n_heap, np.int64), np.empty(n_heap, np.int64))
+    hp, ht, hm = h
     nh = 0
     for q in range(len(queued[0])):
-        h = _heap_push(h, nh, queued[0][q], queued[1][q], queued[2][q])
+        _heap_push(h, nh, queued[0][q], queued[1][q], queued[2][q])
         nh += 1
-    l1p = np.empty(2, np.int64)
-    l1t = np.empty(2, np.int64)
-    l2p = np.empty(2, np.int64)
-    l2t = np.empty(2, np.int64)
-    for ch in range(2):
-        l1p[ch], l1t[ch], l2p[ch], l2t[ch] = last1[ch, 0], last1[ch, 1], last2[ch, 0], last2[ch, 1]
+    lp = np.array([last2[0, 0], last2[1, 0]])
+    lt = np.array([last2[0, 1], last2[1, 1]])
+    kp, kt, kr = kept
     o_sync, o_dtime, o_channel, o_source, o_state, o_emitter, o_delay, o_arrival = out
-    k_out = 0
-    j_s = 0
-    # cursor over the kernel photons: (block, slot, photon of the slot) or index in refs
-    cb, ck, cj, first, ok0, ok1, ps = 0, -1, 2, 0, False, False, 0
-    i_ref = 0
-    have_a = False
-    a_p = a_t = np.int64(0)
-    a_mi = a_b = a_k = a_j = 0
-    need_a = True
-    have = False  # an event kept by the first pass, waiting for the second
-    p = t = m = np.int64(0)
-    ap = np.uint32(0)
-    d = np.float32(0)
-    c_ev = np.int64(0)
+    k_out = i = 0
     while True:
-        if need_a:  # the next kernel photon in time order
-            need_a = False
-            have_a = False
-            if single:
-                while cb < nb:
-                    if cj >= 2:
-                        ck += 1
-                        if ck >= c:
-                            cb, ck = cb + 1, -1
-                            continue
-                        ps = sig_pos[0, cb, ck]
-                        if ps >= BLOCK_PULSES or cb * BLOCK_PULSES + ps >= end:
-                            cb, ck = cb + 1, -1
-                            continue
-                        t0, t1 = sig_t[0, cb, 0, ck], sig_t[0, cb, 1, ck]
-                        ok0 = sig_valid[0, cb, 0, ck] and t0 < period
-                        ok1 = sig_valid[0, cb, 1, ck] and t1 < period
-                        first = 1 if (ok0 and ok1 and t1 < t0) else 0
-                        cj = 0
-                    j = first ^ cj
-                    cj += 1
-                    if ok1 if j else ok0:
-                        a_p = np.int64(cb) * BLOCK_PULSES + ps
-                        a_t = np.int64(sig_t[0, cb, j, ck])
-                        a_mi, a_b, a_k, a_j = 0, cb, ck, j
-                        have_a = True
-                        break
-            elif i_ref < len(refs[0]):
-                a_p, a_t, r = refs[0][i_ref], refs[1][i_ref], refs[2][i_ref]
-                i_ref += 1
-                a_j = r & 1
-                r >>= 1
-                a_k = r % c
-                r //= c
-                a_b = r % nb
-                a_mi = r // nb
-                have_a = True
-        while not have and (have_a or j_s < ns):  # the next event the first pass keeps
-            from_a = have_a and (j_s >= ns or a_p < bp[j_s] or (a_p == bp[j_s] and a_t <= bt[j_s]))
-            if from_a:
-                mi, b, k, j = a_mi, a_b, a_k, a_j
-                p, t = a_p, a_t
-                tag = sig_tag[mi, b, j, k]
-                c_ev = np.int64(tag & 1)
-            else:
-                p, t, m, ap, d = bp[j_s], bt[j_s], bm[j_s], ba[j_s], bd[j_s]
-                c_ev = m & 1
-            if (p - l1p[c_ev]) * period + (t - l1t[c_ev]) >= dead:
-                l1p[c_ev], l1t[c_ev] = p, t
-                have = True
-                if from_a:  # its fields, read now that it is kept
-                    d = sig_delay[mi, b, j, k]
-                    m, ap = _photon_meta(
-                        tag, sig_decide[mi, b, k], j, k, sig_keys[mi, b, 0], sig_keys[mi, b, 1],
-                        mi, thr,
-                    )  # fmt: skip
-            if from_a:
-                need_a = True
-                break  # refill the cursor before the next comparison
-            j_s += 1
-        if need_a and not have:
-            continue
-        # the second pass takes a pending afterpulse strictly before that event (before
-        # the chunk end once the events are done), else the event
         if nh > 0 and (
-            (have and (h[0][0] < p or (h[0][0] == p and h[1][0] < t)))
-            or (not have and h[0][0] < end)
-        ):
-            xp, xt, xm, xd = h[0][0], h[1][0], h[2][0], np.float32(np.nan)
+            (i < n_kept and (hp[0] < kp[i] or (hp[0] == kp[i] and ht[0] < kt[i])))
+            or (i >= n_kept and hp[0] < end)
+        ):  # a pending afterpulse first
+            xp, xt, xm, xd = hp[0], ht[0], hm[0], np.float32(np.nan)
             nh = _heap_pop(h, nh)
             is_event = False
-        elif have:
-            xp, xt, xm, xd = p, t, m, d
+        elif i < n_kept:
+            xp, xt, r = kp[i], kt[i], kr[i]
+            if r >= 0:  # a kernel photon: its fields
+                mi, b, k, j = _unref(r, bits)
+                xm, ap = _photon_meta(
+                    sig_tag[mi, b, j, k], sig_decide[mi, b, k], j, k, sig_keys[mi, b, 0],
+                    sig_keys[mi, b, 1], mi, thr,
+                )  # fmt: skip
+                xd = sig_delay[mi, b, j, k]
+            else:
+                xm, ap, xd = s[2][-1 - r], s[3][-1 - r], s[4][-1 - r]
             is_event = True
-            have = False
+            i += 1
         else:
             break
         xc = xm & 1
-        if (xp - l2p[xc]) * period + (xt - l2t[xc]) >= dead:
-            l2p[xc], l2t[xc] = xp, xt
+        if _keep(xp, xt, xc, lp, lt, period, dead):
             sync = start + xp
             o_sync[k_out] = sync
             o_dtime[k_out] = (
@@ -457,24 +472,44 @@ def _passes(sig_pos, sig_t, sig_valid, sig_tag, sig_decide, sig_keys, sig_delay,
                     o_delay[k_out] = np.nan
                 o_arrival[k_out] = sync * period + xt
             k_out += 1
-        if is_event and (xm >> PARENT_SHIFT) & 1:  # afterpulses of a first-pass avalanche
+        # afterpulses of a first-pass avalanche (kept by the second pass or not: the error
+        # of order p * rate * dead that simsps.sim.step describes)
+        if is_event and (xm >> PARENT_SHIFT) & 1:
             meta = xc | _AFTERPULSE_META
             t1 = xt + dead + table[ap >> 16]
             p1, t1 = xp + t1 // period, t1 % period
-            h = _heap_push(h, nh, p1, t1, meta)
+            _heap_push(h, nh, p1, t1, meta)
             nh += 1
             if (xm >> SECOND_SHIFT) & 1:
                 t2 = t1 + dead + table[ap & 0xFFFF]
-                h = _heap_push(h, nh, p1 + t2 // period, t2 % period, meta)
+                _heap_push(h, nh, p1 + t2 // period, t2 % period, meta)
                 nh += 1
     for ch in range(2):
-        last1[ch, 0], last1[ch, 1], last2[ch, 0], last2[ch, 1] = l1p[ch], l1t[ch], l2p[ch], l2t[ch]
+        last2[ch, 0], last2[ch, 1] = lp[ch], lt[ch]
     q = _alloc(nh)
     for r in range(nh):  # the heap pops in order
-        q[0][r], q[1][r], q[2][r] = h[0][0] - end, h[1][0], h[2][0]
+        q[0][r], q[1][r], q[2][r] = hp[0] - end, ht[0], hm[0]
         q[3][r], q[4][r] = 0, np.nan
         nh = _heap_pop(h, nh)
     return k_out, q
+
+
+@numba.njit(**_JIT)
+def _passes(sig_pos, sig_t, sig_valid, sig_tag, sig_decide, sig_keys, sig_delay, refs, s,
+            queued, n_a, n_parents, last1, last2, end, period, dead, thr, table, start, res,
+            res_int, members, truth, bits, out):  # fmt: skip
+    """Both dead-time passes, afterpulses between them: :func:`_first_pass` over the
+    ``n_a`` kernel photons and the small set ``s``, then :func:`_second_pass`. Returns the
+    number of records written to ``out`` and the afterpulse queue for the next chunk."""
+    n_in = n_a + len(s[0])
+    kept = (np.empty(n_in, np.int64), np.empty(n_in, np.int64), np.empty(n_in, np.int64))
+    n_kept = _first_pass(
+        sig_pos, sig_t, sig_valid, sig_tag, refs, s, last1, end, period, dead, bits, kept
+    )
+    return _second_pass(
+        sig_tag, sig_decide, sig_keys, sig_delay, s, kept, n_kept, queued, n_parents, last2,
+        end, period, dead, thr, table, start, res, res_int, members, truth, bits, out,
+    )  # fmt: skip
 
 
 @numba.njit(**_JIT)
@@ -505,6 +540,14 @@ def _n_parents(cols):
 
 
 @numba.njit(**_JIT)
+def _bit_length(n):
+    b = 0
+    while (np.int64(1) << b) < n:
+        b += 1
+    return b
+
+
+@numba.njit(**_JIT)
 def _spot_step(
     sig_pos, sig_t, sig_valid, sig_tag, sig_decide, sig_keys, sig_delay,
     bg_pos, bg_t, bg_valid, bg_channel, bg_source, bg_ap_a, bg_ap_b,
@@ -525,13 +568,17 @@ def _spot_step(
         n_a += na
         n_par += npar
         n_late += len(late[0])
+    # a kernel photon's reference packs its slot with these field widths (block, slot)
+    bits = (_bit_length(sig_pos.shape[1]), _bit_length(sig_pos.shape[2]))
     # several NCs: their photons' references merged in time order (earlier NC first on ties)
     empty = np.empty(0, np.int64)
     refs = (empty, empty, empty)
     if n_mem > 1:
-        refs = _refs(sig_pos[0], sig_t[0], sig_valid[0], 0, end, period)
+        refs = _refs(sig_pos[0], sig_t[0], sig_valid[0], 0, end, period, bits)
         for mi in range(1, n_mem):
-            refs = _merge_refs(refs, _refs(sig_pos[mi], sig_t[mi], sig_valid[mi], mi, end, period))
+            refs = _merge_refs(
+                refs, _refs(sig_pos[mi], sig_t[mi], sig_valid[mi], mi, end, period, bits)
+            )
     # the small set: noise (member, block, slot), late photons, events carried in
     n_bg = 0
     for mi in range(n_mem):
@@ -547,12 +594,13 @@ def _spot_step(
         n = _append(small, n, late)
     n = _append(small, n, incident)
     stay, incident_q = _sort_split(_head(small, n), end)
-    n_max = n_a + len(stay[0]) + len(afterpulses[0]) + 2 * (n_par + _n_parents(stay))
+    n_parents = n_par + _n_parents(stay)
+    n_max = n_a + len(stay[0]) + len(afterpulses[0]) + 2 * n_parents
     out = _out(n_max, truth)
     k, ap_q = _passes(
         sig_pos, sig_t, sig_valid, sig_tag, sig_decide, sig_keys, sig_delay, refs, stay,
-        afterpulses, last1, last2, end, period, dead, thr, table, start, res, res_is_int,
-        members, truth, out,
+        afterpulses, n_a, n_parents, last1, last2, end, period, dead, thr, table, start, res,
+        res_is_int, members, truth, bits, out,
     )  # fmt: skip
     for last in (last1, last2):
         for c in range(2):
