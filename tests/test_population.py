@@ -57,8 +57,15 @@ def test_population_power_per_nc(zn):
 
 
 def test_population_bad_input(zn, pristine):
-    with pytest.raises(ValueError, match=r"\[detection\]"):
-        simsps.simulate_population([zn, zn.replace({"detection.efficiency": 0.05})], 0.1)
+    # one call shares the laser and the detectors' dead time, afterpulsing and bin ...
+    with pytest.raises(ValueError, match=r"detection\.dead_time_ns of model"):
+        simsps.simulate_population([zn, zn.replace({"detection.dead_time_ns": 30.0})], 0.1)
+    with pytest.raises(ValueError, match=r"excitation\.rep_rate_hz"):
+        simsps.simulate_population([zn, zn.replace({"excitation.rep_rate_hz": 5e6})], 0.1)
+    # ... and the NCs of one spot its efficiency and background
+    eff = zn.replace({"detection.efficiency": 0.05})
+    with pytest.raises(ValueError, match=r"share its detectors and background: detection\."):
+        simsps.simulate_population([zn, eff], 0.1, spot=[0, 0])
     with pytest.raises(ValueError, match="without gaps"):
         simsps.simulate_population([zn, zn], 0.1, spot=[0, 2])
     with pytest.raises(ValueError, match="one per NC"):
@@ -72,6 +79,20 @@ def test_population_bad_input(zn, pristine):
     # pristine and zn-treated share the setup: one call holds both
     a, b = simsps.simulate_population([zn, pristine], 0.2, seed=1)
     assert a.meta["model"] == "zn-treated" and b.meta["model"] == "pristine"
+
+
+def test_spots_with_their_own_efficiency_and_background(zn):
+    """Spots of one call may differ in efficiency and background (a sweep's points): each
+    spot's count rate is its own closed form (no blinking: only counting noise, ~0.5 %)."""
+    from simsps.physics.closed_forms import emitter_rate_cps
+
+    base = zn.replace({"blinking.enabled": False, "slow_blinking.enabled": False})
+    models = [base, base.replace({"detection.efficiency": 0.05, "background.rate_cps": 5e3})]
+    streams = simsps.simulate_population(models, 2.0, 1.0, seed=4)
+    for m, s in zip(models, streams):
+        noise = 2 * m.detection.dark_cps + m.background.rate_cps + m.background.prompt_cps
+        want = emitter_rate_cps(m, 1.0) + noise
+        assert len(s) / s.duration_s == pytest.approx(want, rel=0.03), m.detection.efficiency
 
 
 def test_a_thousand_ncs_in_one_call_stay_within_memory():

@@ -173,18 +173,32 @@ def _afterpulse_counts(stream, sel, n_bins: int, afterpulsing) -> np.ndarray | N
         )
     res = float(stream.resolution_ps)
     n = max(int(round(stream.sync_period_ps / res)), 1)  # bins in one period
+    parents = {
+        det.channel: np.bincount(
+            stream.dtime[sel & (stream.channel == det.channel)].astype(np.int64) % n, minlength=n
+        )[:n]
+        for det in afterpulsing.detectors
+    }
+    return afterpulse_counts(parents, afterpulsing, res, n_bins)
+
+
+def afterpulse_counts(parents: dict, afterpulsing, resolution_ps: float, n_bins: int):
+    """Expected afterpulses per microtime bin (``n_bins`` bins of ``resolution_ps``) of the
+    detectors of ``afterpulsing``: ``parents[channel]`` the microtime histogram over one
+    period of that detector's photons, convolved with its delay law wrapped into the period
+    and times ``p``."""
+    res = float(resolution_ps)
     out = np.zeros(n_bins)
     for det in afterpulsing.detectors:
         if det.probability <= 0:
             continue
-        parents = np.bincount(
-            stream.dtime[sel & (stream.channel == det.channel)].astype(np.int64) % n, minlength=n
-        )[:n].astype(np.float64)
+        par = np.asarray(parents[det.channel], np.float64)
+        n = len(par)
         reach = det.dead_time_ns * 1e3 + 40 * det.time_constant_ns * 1e3
         periods = int(math.ceil(reach / (n * res))) + 1
         law = det.delay_weights(res, n * periods)  # p * P(delay in bin), over many periods
         wrapped = law.reshape(periods, n).sum(axis=0)
-        conv = np.fft.irfft(np.fft.rfft(parents) * np.fft.rfft(wrapped), n)
+        conv = np.fft.irfft(np.fft.rfft(par) * np.fft.rfft(wrapped), n)
         out[:n] += np.maximum(conv, 0.0)
     return out
 

@@ -65,11 +65,11 @@ from ._common import (
     AnalysisError,
     Warnings,
     background_rates,
-    channel_delay_ps,
     channel_times,
     check_stream,
     interval,
 )
+from ._common import channel_delay_ps as measure_channel_delay
 
 CORRECTIONS = ("brouri", "peak-area", "seed-si")
 SUB = 400  # histogram bins per laser period (window edges fall on bin edges)
@@ -116,6 +116,114 @@ class PulsedG2:
         return plot_pulsed_g2(self, ax=ax, **kw)
 
 
+@dataclasses.dataclass(frozen=True)
+class PulsedGeometry:
+    """Where pulsed_g2 counts: a fine histogram of ``t_b - t_a - delay`` in ``SUB`` bins
+    per laser period, ``half`` bins on each side of zero (the side peaks, one period more
+    and the afterpulse correction's reach), pairs closer than ``window``, and the
+    jackknife's time blocks (``block_ps`` edges). Bins are integer arithmetic on ps
+    (``floor((d - delay) SUB / period)``, the period and the delay as whole ps), so any
+    counter (the numba pair walk here, a sweep's on-device reduction) puts a pair in the
+    same bin."""
+
+    period_ps: int
+    k: int  # side peaks on each side
+    reach: int  # bins of the afterpulse correction's reach
+    delay_ps: int  # detector b's timing relative to a's
+    n_blocks: int
+    block_ps: np.ndarray  # (n_blocks + 1,) float64 block edges in ps
+
+    @property
+    def half(self) -> int:
+        return (self.k + 1) * SUB + self.reach
+
+    @property
+    def n_fine(self) -> int:
+        return 2 * self.half
+
+    @property
+    def bin_ps(self) -> float:
+        return self.period_ps / SUB
+
+    @property
+    def window_ps(self) -> int:
+        """Pairs with ``|t_b - t_a|`` below this reach the histogram."""
+        return int(self.half * self.bin_ps + abs(self.delay_ps)) + 1
+
+
+def pulsed_geometry(
+    period_ps: float, k: int, ap, n_pulses: int, n_blocks: int, delay_ps: float
+) -> PulsedGeometry:
+    """The :class:`PulsedGeometry` of an acquisition of ``n_pulses`` laser periods with the
+    afterpulse law ``ap`` (an ``Afterpulsing`` result or None)."""
+    period = int(round(period_ps))
+    w = period / SUB
+    reach = 0
+    if ap is not None:
+        reach = max(
+            int(math.ceil((d.dead_time_ns + 12 * d.time_constant_ns) * 1e3 / w)) + 1
+            for d in ap.detectors
+        )
+        reach = min(reach, 40 * SUB)
+    return PulsedGeometry(
+        period_ps=period,
+        k=int(k),
+        reach=reach,
+        delay_ps=int(round(delay_ps)),
+        n_blocks=int(n_blocks),
+        block_ps=block_edges(int(round(n_pulses)), n_blocks) * float(period_ps),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class PulsedCounts:
+    """What pulsed_g2 needs of the photons: ``rows`` (1 + n_blocks, n_fine) pairs per fine
+    bin, row 0 all of them, row 1 + j those that leave with block j (a photon or b photon
+    in it); ``counts`` (n_blocks, 3): a photons, b photons and laser periods per block."""
+
+    rows: np.ndarray
+    counts: np.ndarray
+
+
+def pulsed_counts(ta, tb, geo: PulsedGeometry) -> PulsedCounts:
+    """:class:`PulsedCounts` of the sorted channel times ``ta``, ``tb`` (int64 ps)."""
+    from ._kernels import signed_pairs
+
+    n_blocks, n_fine, half = geo.n_blocks, geo.n_fine, geo.half
+    edges_ps = geo.block_ps
+    # pairs by block, for the delete-one-block jackknife: a photon in block j (A), b photon
+    # in block j (B), both in block j (W); leaving block j out removes A_j + B_j - W_j
+    cuts_a = np.searchsorted(ta, edges_ps, side="left")
+    cuts_b = np.searchsorted(tb, edges_ps, side="left")
+
+    def binned(d, offsets):
+        idx = np.floor_divide((d - geo.delay_ps) * SUB, geo.period_ps) + half
+        block = np.repeat(np.arange(n_blocks), np.diff(offsets))
+        ok = (idx >= 0) & (idx < n_fine)
+        return np.bincount(block[ok] * n_fine + idx[ok], minlength=n_blocks * n_fine).reshape(
+            n_blocks, n_fine
+        )
+
+    window = geo.window_ps
+    hist_a = binned(*signed_pairs(ta, tb, window, cuts=cuts_a))
+    d_b, off_b = signed_pairs(tb, ta, window, cuts=cuts_b)
+    hist_b = binned(-d_b, off_b)  # t_b - t_a
+    within = [
+        signed_pairs(
+            ta[cuts_a[j] : cuts_a[j + 1]], tb[cuts_b[j] : cuts_b[j + 1]], window, threads=1
+        )
+        for j in range(n_blocks)
+    ]
+    hist_w = binned(
+        np.concatenate(within), np.concatenate([[0], np.cumsum([len(x) for x in within])])
+    )
+    rows = np.vstack([hist_a.sum(axis=0)[None, :], hist_a + hist_b - hist_w])
+    counts = np.column_stack(
+        [np.diff(cuts_a), np.diff(cuts_b), np.diff(edges_ps) / float(geo.period_ps)]
+    )
+    return PulsedCounts(rows=rows, counts=counts)
+
+
 def pulsed_g2(
     stream,
     *,
@@ -127,31 +235,21 @@ def pulsed_g2(
     floor_fraction: float = 0.5,
     n_blocks: int = DEFAULT_BLOCKS,
     bin_ps: float | None = None,
+    channel_delay_ps: float | None = None,
 ) -> PulsedG2:
     """Pulsed HBT cross-correlation and g2(0) with background, afterpulse and overlap
     corrections (module doc). ``afterpulsing``: "auto" (measured), None (no correction) or
-    an :class:`~simsps.analysis.afterpulsing.Afterpulsing` result."""
+    an :class:`~simsps.analysis.afterpulsing.Afterpulsing` result. ``channel_delay_ps``:
+    the second detector's timing relative to the first (default: measured from the
+    microtime histograms, :func:`~simsps.analysis._common.channel_delay_ps`); it is
+    rounded to whole ps."""
     from .afterpulsing import Afterpulsing
     from .afterpulsing import afterpulsing as measure_afterpulsing
 
     a, b = channels
     check_stream(stream, need_channels=(a, b), min_photons=2)
-    if correction not in CORRECTIONS:
-        raise AnalysisError(f"correction {correction!r}: choose one of {', '.join(CORRECTIONS)}")
-    k = int(n_side_peaks)
-    if k < 1:
-        raise AnalysisError(f"n_side_peaks = {n_side_peaks!r} must be at least 1")
-    if not 0 < floor_fraction <= 0.9:
-        raise AnalysisError(f"floor_fraction = {floor_fraction!r} must be in (0, 0.9]")
+    k = _check_options(n_side_peaks, correction, floor_fraction)
     warn = Warnings()
-    assumptions = []
-    period = float(stream.sync_period_ps)
-    duration_ps = stream.duration_s * 1e12
-    n_pulses = duration_ps / period
-    ta, tb = channel_times(stream, a, b)
-    na, nb = len(ta), len(tb)
-    delay = channel_delay_ps(stream, a, b)
-
     if afterpulsing == "auto":
         try:
             ap = measure_afterpulsing(stream, channels=channels)
@@ -168,47 +266,74 @@ def pulsed_g2(
         )
     if ap is not None:
         warn.extend(ap.warnings)
+    period = float(stream.sync_period_ps)
+    n_pulses = stream.duration_s * 1e12 / period
+    ta, tb = channel_times(stream, a, b)
+    delay = measure_channel_delay(stream, a, b) if channel_delay_ps is None else channel_delay_ps
+    geo = pulsed_geometry(period, k, ap, int(round(n_pulses)), n_blocks, delay)
+    counts = pulsed_counts(ta, tb, geo)
+    bg = background_rates(background, stream, channels, len(ta), len(tb))
 
-    # ---- fine histogram of t_b - t_a - delay per block of channel-a photons ------------
-    w = period / SUB
-    reach = 0
-    if ap is not None:
-        reach = max(
-            int(math.ceil((d.dead_time_ns + 12 * d.time_constant_ns) * 1e3 / w)) + 1
-            for d in ap.detectors
-        )
-        reach = min(reach, 40 * SUB)
-    half = (k + 1) * SUB + reach  # bins on each side of zero
-    edges_ps = block_edges(int(round(n_pulses)), n_blocks) * period
-    from ._kernels import signed_pairs
+    def decay_of(c, ap_law):
+        from .decay import decay
 
-    # pairs by block, for the delete-one-block jackknife: a photon in block j (A), b photon
-    # in block j (B), both in block j (W); leaving block j out removes A_j + B_j - W_j
-    window = int(half * w + abs(delay)) + 1
-    cuts_a = np.searchsorted(ta, edges_ps, side="left")
-    cuts_b = np.searchsorted(tb, edges_ps, side="left")
-    n_fine = 2 * half
+        return decay(stream, channels=c, afterpulsing=ap_law)
 
-    def binned(d, offsets):
-        idx = np.floor((d - delay) / w).astype(np.int64) + half
-        block = np.repeat(np.arange(n_blocks), np.diff(offsets))
-        ok = (idx >= 0) & (idx < n_fine)
-        return np.bincount(block[ok] * n_fine + idx[ok], minlength=n_blocks * n_fine).reshape(
-            n_blocks, n_fine
-        )
-
-    hist_a = binned(*signed_pairs(ta, tb, window, cuts=cuts_a))
-    d_b, off_b = signed_pairs(tb, ta, window, cuts=cuts_b)
-    hist_b = binned(-d_b, off_b)  # t_b - t_a
-    within = [
-        signed_pairs(
-            ta[cuts_a[j] : cuts_a[j + 1]], tb[cuts_b[j] : cuts_b[j + 1]], window, threads=1
-        )
-        for j in range(n_blocks)
-    ]
-    hist_w = binned(
-        np.concatenate(within), np.concatenate([[0], np.cumsum([len(x) for x in within])])
+    return pulsed_g2_from_counts(
+        counts,
+        geo,
+        ap=ap,
+        background=bg,
+        correction=correction,
+        floor_fraction=floor_fraction,
+        decay_of=lambda j, ap_law: decay_of(channels[j], ap_law),
+        duration_s=float(stream.duration_s),
+        resolution_ps=float(stream.resolution_ps),
+        bin_ps=bin_ps,
+        warnings=warn,
     )
+
+
+def _check_options(n_side_peaks, correction, floor_fraction) -> int:
+    if correction not in CORRECTIONS:
+        raise AnalysisError(f"correction {correction!r}: choose one of {', '.join(CORRECTIONS)}")
+    k = int(n_side_peaks)
+    if k < 1:
+        raise AnalysisError(f"n_side_peaks = {n_side_peaks!r} must be at least 1")
+    if not 0 < floor_fraction <= 0.9:
+        raise AnalysisError(f"floor_fraction = {floor_fraction!r} must be in (0, 0.9]")
+    return k
+
+
+def pulsed_g2_from_counts(
+    pc: PulsedCounts,
+    geo: PulsedGeometry,
+    *,
+    ap,
+    background,
+    correction: str = "brouri",
+    floor_fraction: float = 0.5,
+    decay_of,
+    duration_s: float,
+    resolution_ps: float,
+    bin_ps: float | None = None,
+    warnings=(),
+) -> PulsedG2:
+    """The estimate of :func:`pulsed_g2` from its counts (whoever counted them, e.g. a
+    sweep's reduction where the photons are): ``background`` as
+    :func:`~simsps.analysis._common.background_rates` returns it, ``decay_of(j, ap)`` the
+    :class:`~simsps.analysis.decay.Decay` of channel ``j`` (0: a, 1: b) with the afterpulse
+    law ``ap`` (for the overlap of long decays)."""
+    k = _check_options(geo.k, correction, floor_fraction)
+    warn = Warnings(warnings)
+    assumptions = []
+    n_blocks = geo.n_blocks
+    period = float(geo.period_ps)
+    w = geo.bin_ps
+    half, reach = geo.half, geo.reach
+    delay = float(geo.delay_ps)
+    rows = pc.rows.astype(np.float64)
+    counts = pc.counts
 
     # regions in bins relative to zero: whole-period windows and the gaps' middles
     zero = half
@@ -224,7 +349,6 @@ def pulsed_g2(
     ends = np.array([e for _, e in win] + [e for _, e in gaps])
     # row 0: every pair; row 1 + j: the pairs that leave with block j (A_j + B_j - W_j).
     # Region sums are linear, so they are taken once on these rows.
-    rows = np.vstack([hist_a.sum(axis=0)[None, :], hist_a + hist_b - hist_w]).astype(np.float64)
     cum_rows = np.concatenate([np.zeros((len(rows), 1)), np.cumsum(rows, axis=1)], axis=1)
     raw_rows = cum_rows[:, ends] - cum_rows[:, starts]
     rem_rows = (
@@ -246,7 +370,6 @@ def pulsed_g2(
         raise AnalysisError("no coincidences in the side peaks: too few photons for g2")
     floor_counts = int(raw_total[n_win:].sum())
     ap_frac = (0.0, 0.0) if ap is None else (ap[0].probability, ap[1].probability)
-    counts = np.column_stack([np.diff(cuts_a), np.diff(cuts_b), np.diff(edges_ps) / period])
 
     def stats(p_scale=(1.0, 1.0), raw=False):
         """Summed statistics of the whole stream and of each block's removal: regions
@@ -259,12 +382,12 @@ def pulsed_g2(
         )
 
     # ---- independent background ------------------------------------------------------
-    bg_mode, bg_rates, bg_rate_var = background_rates(background, stream, channels, na, nb)
+    bg_mode, bg_rates, bg_rate_var = background
     if bg_mode == "floor":
         assumptions.append(PRONE_FLOOR)
 
     # ---- peak shape when the decay does not finish within the period -------------------
-    shape = _overlap(stream, a, b, k, g_half / SUB, delay, ap, warn)
+    shape = _overlap(decay_of, period, k, g_half / SUB, delay, ap, warn)
     q0 = shape["q"][k]
 
     def solve(st, rates=bg_rates, p=ap_frac):
@@ -367,9 +490,7 @@ def pulsed_g2(
         f"only {m1_raw:.3g} coincidences per side peak on average: too few "
         "for a reliable normalisation",
     )
-    bin_ns, centres, shown = _display(
-        hist_a.sum(axis=0), w, half, k, period, bin_ps, stream.resolution_ps
-    )
+    bin_ns, centres, shown = _display(pc.rows[0], w, half, k, period, bin_ps, resolution_ps)
     return PulsedG2(
         delay_ns=centres,
         counts=shown,
@@ -391,7 +512,7 @@ def pulsed_g2(
         signal_fraction=(float(rho_a), float(rho_b)),
         channel_delay_ns=delay / 1e3,
         period_ns=period / 1e3,
-        duration_s=float(stream.duration_s),
+        duration_s=float(duration_s),
         assumptions=tuple(assumptions),
         warnings=tuple(warn),
     )
@@ -444,20 +565,21 @@ def _legacy(correction, m0, m1, f, rho, windows, k, bg_mode):
     )
 
 
-def _overlap(stream, a: int, b: int, k: int, gap_half: float, delay_ps: float, ap, warn) -> dict:
+def _overlap(decay_of, period_ps: float, k: int, gap_half: float, delay_ps: float, ap, warn):
     """Window shares ``q_m`` of the centre peak, its mass in the floor regions
-    (``gamma0``) and the periodic comb's (``gamma_all``), from the decays (module doc)."""
+    (``gamma0``) and the periodic comb's (``gamma_all``), from the decays of both channels
+    (``decay_of(j, afterpulsing)``, j = 0, 1; module doc)."""
     from ._shapes import pair_delay_cdf
-    from .decay import decay, fit_decay
+    from .decay import fit_decay
 
-    period_ns = stream.sync_period_ps / 1e3
+    period_ns = period_ps / 1e3
     short = {"q": np.eye(2 * k + 1)[k], "gamma0": 0.0, "gamma_all": 0.0}
     comps, centres, widths = [], [], []
-    for c in (a, b):
+    for c in (0, 1):
         try:  # the decision needs no afterpulse model (their hump is slow and small)
             # on bins of about a nanosecond (enough to tell a lifetime from a twentieth
             # of the period, ten times cheaper than the card's bins)
-            d = decay(stream, channels=c, afterpulsing=None)
+            d = decay_of(c, None)
             quick = fit_decay(d.rebinned(max(1, int(1.0 / d.resolution_ns))), n_exp=1)
         except AnalysisError:
             return short
@@ -465,7 +587,7 @@ def _overlap(stream, a: int, b: int, k: int, gap_half: float, delay_ps: float, a
         if tau < period_ns / 20 or not err < 0.3 * tau:  # short, or no decay to speak of
             return short
         try:
-            d = decay(stream, channels=c, afterpulsing=ap)
+            d = decay_of(c, ap)
             fit = fit_decay(d, n_exp=2, irf="gaussian")
         except AnalysisError as e:
             warn.append(

@@ -169,6 +169,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--figures", metavar="LIST", help="only these, e.g. 2a,4d,S6")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.set_defaults(parser=r)
+    from .sweep_cli import add_parsers
+
+    add_parsers(sub, _positive, _seed)
     return p
 
 
@@ -376,12 +379,26 @@ def _cmd_reproduce(a) -> int:
     return EXIT_OK if doc["all_ok"] else EXIT_FAILED
 
 
+def _cmd_sweep(a) -> int:
+    from .sweep_cli import cmd_sweep
+
+    return cmd_sweep(a, UsageError)
+
+
+def _cmd_sweep_plot(a) -> int:
+    from .sweep_cli import cmd_sweep_plot
+
+    return cmd_sweep_plot(a, UsageError)
+
+
 _COMMANDS = {
     "simulate": _cmd_simulate,
     "info": _cmd_info,
     "analyze": _cmd_analyze,
     "models": _cmd_models,
     "reproduce": _cmd_reproduce,
+    "sweep": _cmd_sweep,
+    "sweep-plot": _cmd_sweep_plot,
 }
 
 

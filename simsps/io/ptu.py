@@ -44,6 +44,11 @@ _USER_TAGS = (
     ("duration_s", TagType.FLOAT8),
     ("emitters", TagType.INT8),
     ("model_toml", TagType.ANSI_STRING),
+    # a sweep's run (simsps.sweep.files): its number, point, replica and key id
+    ("sweep_run", TagType.INT8),
+    ("sweep_point", TagType.INT8),
+    ("sweep_replica", TagType.INT8),
+    ("key_id", TagType.INT8),
 )
 
 

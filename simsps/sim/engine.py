@@ -14,6 +14,7 @@ finished records out. ``truth=False`` leaves the ground truth out of the step an
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator, NamedTuple, Sequence
@@ -29,7 +30,7 @@ from ..physics.excitation import check_power
 from ..stream import NO_EMITTER, PhotonStream, Source, State, Truth
 from . import keys, switching
 from .host_step import HostCarry, host_step
-from .host_switching import host_switches, state_bits
+from .host_switching import grey_pulses, host_switches, state_bits
 from .kernel import (
     BLOCK_PULSES,
     SLOT_QUANTUM,
@@ -216,6 +217,7 @@ def simulate_population_chunks(
     progress=None,
     truth: bool = True,
     stage: str = "auto",
+    ids=None,
 ) -> Iterator[list[PhotonStream]]:
     """Simulate many, possibly different, NCs at once; yields per chunk one stream per spot.
 
@@ -225,6 +227,8 @@ def simulate_population_chunks(
     together on one pair of detectors. ``power`` is one number or one per NC, in units of
     each NC's Psat. Every NC of every spot runs in the same vmapped kernel call per chunk.
     NC ``e`` depends only on (seed, e, its model and power): adding NCs does not change it.
+    ``ids`` (one integer in [0, 2**32) per NC) replaces ``e`` by ``ids[e]`` in the key tree,
+    so an NC can be run in any batch and still get its own numbers (sweep points).
     """
     return _population_chunks(
         models,
@@ -236,6 +240,7 @@ def simulate_population_chunks(
         progress=progress,
         truth=truth,
         stage=stage,
+        ids=ids,
     )
 
 
@@ -250,14 +255,35 @@ def simulate_population(
     progress=None,
     truth: bool = True,
     stage: str = "auto",
+    ids=None,
 ) -> list[PhotonStream]:
     """Whole streams of :func:`simulate_population_chunks`, one per spot."""
-    opts = dict(spot=spot, chunk_pulses=chunk_pulses, progress=progress, truth=truth)
+    opts = dict(spot=spot, chunk_pulses=chunk_pulses, progress=progress, truth=truth, ids=ids)
     parts = list(simulate_population_chunks(models, duration_s, power, seed, **opts, stage=stage))
     return [PhotonStream.concat([p[k] for p in parts]) for k in range(len(parts[0]))]
 
 
-_SHARED = ("excitation", "detection", "background")
+# what every NC of one call shares: the laser, and the detector behaviour the chunk step
+# applies (one dead time, afterpulse law and microtime bin for all); efficiency, jitter,
+# IRF offset, split and dark counts enter the kernel per NC, so they, and the background,
+# may differ between spots (every NC of one spot shares its spot's detection and background)
+_SHARED = {
+    "excitation": None,
+    "detection": (
+        "dead_time_ns",
+        "afterpulse_probability",
+        "afterpulse_time_constant_ns",
+        "resolution_ps",
+    ),
+}
+_PER_SPOT = ("detection", "background")
+
+
+def _differs(a, b, fields) -> str | None:
+    """The first of ``fields`` (all when None) in which the sections ``a`` and ``b``
+    differ, or None."""
+    names = fields or [f.name for f in dataclasses.fields(a)]
+    return next((f for f in names if getattr(a, f) != getattr(b, f)), None)
 
 
 def _check_population(models, power, spot):
@@ -266,10 +292,12 @@ def _check_population(models, power, spot):
         raise ValueError("models must be a non-empty sequence of Model (one per NC)")
     _check_emitters(len(models))
     for m in models[1:]:
-        for sec in _SHARED:
-            if getattr(m, sec) != getattr(models[0], sec):
+        for sec, fields in _SHARED.items():
+            key = _differs(getattr(m, sec), getattr(models[0], sec), fields)
+            if key is not None:
                 raise ValueError(
-                    f"all NCs share one setup: [{sec}] of model {m.name!r} "
+                    f"all NCs of one call share the laser and the detectors' dead time, "
+                    f"afterpulsing and microtime bin: {sec}.{key} of model {m.name!r} "
                     f"differs from that of {models[0].name!r}"
                 )
     try:
@@ -286,14 +314,44 @@ def _check_population(models, power, spot):
         raise ValueError(f"spot: one integer per NC ({len(models)}), got shape {spot.shape}")
     if spot.min() != 0 or set(np.unique(spot)) != set(range(int(spot.max()) + 1)):
         raise ValueError("spot numbers must run from 0 without gaps (each spot holds an NC)")
+    firsts = np.unique(spot, return_index=True)[1]
+    for e, m in enumerate(models):
+        first = models[int(firsts[spot[e]])]
+        for sec in _PER_SPOT:
+            if getattr(m, sec) == getattr(first, sec):
+                continue
+            key = _differs(getattr(m, sec), getattr(first, sec), None)
+            if key is not None:
+                raise ValueError(
+                    f"the NCs of one spot share its detectors and background: {sec}.{key} "
+                    f"of model {m.name!r} differs from that of {first.name!r} in spot "
+                    f"{int(spot[e])}"
+                )
     return models, powers, spot.astype(np.int64)
 
 
 def _population_chunks(
-    models, duration_s, power, seed, *, spot, chunk_pulses, progress, truth, stage
+    models,
+    duration_s,
+    power,
+    seed,
+    *,
+    spot,
+    chunk_pulses,
+    progress,
+    truth,
+    stage,
+    ids=None,
+    columns=False,
 ):
+    """The engine loop; yields per chunk a list of streams (one per spot), a
+    :class:`DeviceChunk` (``stage="records"``) or, with ``columns``, a
+    :class:`ColumnChunk`."""
     models, powers, spot = _check_population(models, power, spot)
     emitters = len(models)
+    ids = emitters if ids is None else np.asarray(ids)
+    if not isinstance(ids, int) and (ids.shape != (emitters,) or len(np.unique(ids)) != emitters):
+        raise ValueError(f"ids: one distinct integer per NC ({emitters}), got {ids!r}")
     duration = _check_args(duration_s, seed, chunk_pulses, emitters)
     m = models[0]
     period_ps = m.sync_period_ps
@@ -306,7 +364,7 @@ def _population_chunks(
     first_of_spot[np.unique(spot, return_index=True)[1]] = True
 
     root = keys.root(seed)
-    emitter_keys = keys.emitter_keys(root, emitters)
+    emitter_keys = keys.emitter_keys(root, ids)
     # the background and dark counts of a spot ride with its first NC
     # derived once per distinct (model, power): populations repeat a few models
     derived: dict = {}
@@ -325,11 +383,11 @@ def _population_chunks(
 
     # fast flicker and slow blinking of each NC (the NC is charged while either is grey),
     # drawn chunk by chunk inside the kernel's call from this start
-    blink_laws = switching.blink_params(models, powers, root)
-    blink = switching.initial_blink_carry(models, powers, root)
+    blink_laws = switching.blink_params(models, powers, root, ids)
+    blink = switching.initial_blink_carry(models, powers, root, ids)
     u_bleach = np.asarray(
         jax.vmap(lambda k: jax.random.uniform(k, minval=jnp.finfo(jnp.float32).tiny, maxval=1.0))(
-            keys.bleach_keys(root, emitters)
+            keys.bleach_keys(root, ids)
         )
     )
     bleach_pulse = np.array(
@@ -388,12 +446,13 @@ def _population_chunks(
 
     def kernel(block, nb, blink):
         """Queue chunk (block, nb) from the blink carry ``blink``: (signal, noise, slot
-        overflow, blink carry after it, blink overflow)."""
+        overflow, blink carry after it, blink overflow, grey pulses of each NC or None)."""
         bleach_rel = jnp.asarray(
             np.clip(bleach_pulse - block * BLOCK_PULSES, 0, _INT32_MAX).astype(np.int32)
         )
         sizes = dict(n_blocks=nb, n_slots=caps.slots, n_slots_bg=caps.noise)
         window = blink_caps["window"]
+        end = min(nb * BLOCK_PULSES, n_pulses - block * BLOCK_PULSES)
         if not on_host:  # the switches drawn inside the kernel's call
             return chunk_kernel(
                 emitter_keys,
@@ -402,6 +461,7 @@ def _population_chunks(
                 blink,
                 blink_laws,
                 bleach_rel,
+                jnp.int32(end),
                 **sizes,
                 n_dwells=n_dwells(nb),
                 dwell_kinds=kinds,
@@ -422,7 +482,8 @@ def _population_chunks(
         sig, bg, over = chunk_kernel_from_states(
             emitter_keys, jnp.int32(block), kp, bits, bleach_rel, **sizes
         )
-        return sig, bg, over, blink_next, blink_over
+        grey = grey_pulses(switch, state0, end) if columns else None
+        return sig, bg, over, blink_next, blink_over, grey
 
     bar = _make_progress(progress, duration)
     carry = HostCarry.initial(n_spots) if on_host else initial_carry(n_spots, caps.queue)
@@ -432,7 +493,7 @@ def _population_chunks(
         # the kernel of chunk k+1 is queued (asynchronously) before chunk k's step runs
         pending = kernel(*plan[0], blink)
         for k, (block, nb) in enumerate(plan):
-            sig, bg, over, blink_next, blink_over = pending
+            sig, bg, over, blink_next, blink_over, grey = pending
             while True:  # > 6 sigma: the same numbers with more room
                 slots_over, dwells_over = (bool(x.any()) for x in (over, blink_over))
                 if not (slots_over or dwells_over):
@@ -442,7 +503,7 @@ def _population_chunks(
                 if dwells_over:
                     blink_caps[nb] = tuple(2 * x for x in n_dwells(nb))
                     blink_caps["window"] *= 2
-                sig, bg, over, blink_next, blink_over = kernel(block, nb, blink)
+                sig, bg, over, blink_next, blink_over, grey = kernel(block, nb, blink)
             blink = blink_next
             start = block * BLOCK_PULSES
             stop = min(start + nb * BLOCK_PULSES, n_pulses)
@@ -476,6 +537,13 @@ def _population_chunks(
                 carry = new
             if stage == "records":  # left on the device, for a consumer there
                 yield DeviceChunk(start, stop, rec)
+            elif columns:  # the stream's columns, no PhotonStream (sweeps)
+                if not on_host:
+                    cols = [
+                        _columns(r, start, period_ps, res_ps, spot_members[j])
+                        for j, r in enumerate(_records_to_host(rec))
+                    ]
+                yield ColumnChunk(start, stop, cols, np.asarray(grey, np.int64), bleach)
             elif on_host:  # the numba step gave the stream's columns
                 yield [
                     _stream_of_columns(c, stop, period_ps, res_ps, bleach, metas[j])
@@ -503,6 +571,19 @@ def _plan(total_blocks: int, chunk_blocks: int) -> list[tuple[int, int]]:
     blocks of a full one costs about 1/100 of that."""
     nb = min(chunk_blocks, _pow2ceil(total_blocks))
     return [(block, nb) for block in range(0, total_blocks, nb)]
+
+
+class ColumnChunk(NamedTuple):
+    """One chunk as the stream's columns per spot (sync, dtime, channel and, with truth,
+    source, state, emitter, delay, arrival: :func:`simsps.sim.host_step.host_step`'s
+    dicts), pulses ``start`` .. ``stop``, the pulses of it each NC spent charged and each
+    NC's bleach time (s; inf: not within the run)."""
+
+    start: int
+    stop: int
+    columns: list
+    grey_pulses: np.ndarray  # (E,) int64
+    bleach_time_s: np.ndarray  # (E,) float64
 
 
 class DeviceChunk(NamedTuple):
@@ -614,6 +695,12 @@ def _stream_of_columns(c: dict, stop, period_ps, res_ps, bleach, meta) -> Photon
 def _stream(r: dict, start, stop, period_ps, res_ps, members, bleach, meta) -> PhotonStream:
     """One spot's device records of a chunk -> PhotonStream (sync = chunk start + pulse),
     through the columns the numba step gives directly."""
+    cols = _columns(r, start, period_ps, res_ps, members)
+    return _stream_of_columns(cols, stop, period_ps, res_ps, bleach, meta)
+
+
+def _columns(r: dict, start, period_ps, res_ps, members) -> dict:
+    """One spot's device records of a chunk as the columns the numba step gives."""
     sync = r["pulse"].astype(np.int64) + start
     t = r["t"].astype(np.int64)
     if float(res_ps).is_integer():
@@ -631,7 +718,7 @@ def _stream(r: dict, start, stop, period_ps, res_ps, members, bleach, meta) -> P
             delay=np.where(photon, r["delay"], np.nan),
             arrival=sync * np.int64(period_ps) + t,
         )
-    return _stream_of_columns(cols, stop, period_ps, res_ps, bleach, meta)
+    return cols
 
 
 def simulate(

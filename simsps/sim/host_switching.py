@@ -16,7 +16,7 @@ import numpy as np
 
 from .switching import FRAC_BITS, BlinkCarry
 
-__all__ = ["host_switches", "state_bits"]
+__all__ = ["host_switches", "state_bits", "grey_pulses"]
 
 _JIT = dict(nogil=True, cache=True)
 _MAX = np.iinfo(np.int32).max
@@ -246,3 +246,31 @@ def state_bits(switch, state0, *, n_blocks: int, block_pulses: int) -> np.ndarra
     out = np.zeros((n_e, n_blocks * block_pulses // 32), np.uint32)
     _state_bits(switch, state0.astype(np.int32), n_blocks * block_pulses, out)
     return out.reshape(n_e, n_blocks, block_pulses // 32)
+
+
+@numba.njit(**_JIT)
+def _grey_pulses(switch, state0, length, out):
+    for e in range(switch.shape[0]):
+        s = state0[e]
+        at = 0
+        n = 0
+        for k in range(switch.shape[1]):
+            v = switch[e, k]
+            if v >= length:
+                break
+            if s:
+                n += v - at
+            s ^= 1
+            at = v
+        if s:
+            n += length - at
+        out[e] = n
+
+
+def grey_pulses(switch, state0, length: int) -> np.ndarray:
+    """How many of the chunk's first ``length`` pulses each NC spends charged (grey),
+    from the switches of :func:`host_switches` (the kernel's rule: a pulse is grey when an
+    odd number of switches are at or before it, counted from ``state0``): (E,) int64."""
+    out = np.zeros(switch.shape[0], np.int64)
+    _grey_pulses(switch, state0.astype(np.int32), int(length), out)
+    return out

@@ -38,7 +38,7 @@ from .._pytree import pytree_dataclass
 from ..physics.cascade import Outcome
 from ..stream import Source
 from ._jit import kernel_jit
-from .switching import chunk_switches
+from .switching import chunk_switches, grey_pulses
 from .threefry import threefry2x32
 
 __all__ = [
@@ -271,6 +271,7 @@ def chunk_kernel(
     blink,
     blink_params,
     bleach_rel,
+    end=None,
     *,
     n_blocks,
     n_slots,
@@ -286,9 +287,11 @@ def chunk_kernel(
     ``blink``, ``blink_params``: the :class:`simsps.sim.switching.BlinkCarry` at the chunk
     start and the dwell laws (:func:`simsps.sim.switching.chunk_switches`; each block then
     searches only its own window of ``window`` switches); ``bleach_rel``: (E,) int32 bleach
-    pulse relative to the chunk start. Returns (:class:`SignalSlots`, :class:`NoiseSlots`,
-    slot overflow, blink carry after the chunk, blink overflow); slots and overflow with
-    leading axes (E, n_blocks), the blink overflow (E,).
+    pulse relative to the chunk start; ``end``: the pulses of the chunk that belong to the
+    run (int32, default all), over which the grey pulses are counted. Returns
+    (:class:`SignalSlots`, :class:`NoiseSlots`, slot overflow, blink carry after the chunk,
+    blink overflow, grey pulses); slots and overflow with leading axes (E, n_blocks), the
+    blink overflow and the pulses of the chunk each NC spends charged (E,).
     """
     switch, sw_base, state0, blink_next, blink_over = chunk_switches(
         blink,
@@ -313,7 +316,8 @@ def chunk_kernel(
         n_slots_bg=n_slots_bg,
         window=window,
     )
-    return sig, bg, over, blink_next, blink_over
+    grey = grey_pulses(switch, state0, n_blocks * BLOCK_PULSES if end is None else end)
+    return sig, bg, over, blink_next, blink_over, grey
 
 
 @partial(kernel_jit, static_argnames=("n_blocks", "n_slots", "n_slots_bg", "window"))

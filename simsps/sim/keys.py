@@ -2,7 +2,9 @@
 
 ``root = jax.random.key(seed, impl="threefry2x32")``; each consumer folds in its stream
 number, then its index (emitter, spot, block, batch), so a number depends only on *what* it
-is for, never on how many NCs run together, on the chunk size or on the device:
+is for, never on how many NCs run together, on the chunk size or on the device. An emitter's
+index is its place in the call (``0 .. n-1``) unless the caller gives ids (a sweep gives
+each point ``replica * 2**20 + point``, :mod:`simsps.sweep`):
 
 ====================  =========================================================
 stream (``fold_in``)  then
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 PULSES, FLICKER, BLEACH, DETECTORS, SLOW_BLINKING = 0, 1, 2, 3, 4
 ENSEMBLE, WIDEFIELD = 10, 30
@@ -44,14 +47,27 @@ def stream(key: jax.Array, number: int) -> jax.Array:
     return jax.random.fold_in(key, number)
 
 
-def per_index(key: jax.Array, n: int) -> jax.Array:
-    """``fold_in(key, i)`` for ``i`` in 0 .. n-1, shape (n,)."""
-    return jax.vmap(jax.random.fold_in, (None, 0))(key, jnp.arange(n, dtype=jnp.uint32))
+def indices(n_or_ids) -> jax.Array:
+    """The emitter indices a call is for: ``0 .. n-1`` for an integer ``n``, else the given
+    ids (uint32; a sweep's points, whose numbers must not depend on which batch runs them)."""
+    if isinstance(n_or_ids, (int, np.integer)):
+        return jnp.arange(int(n_or_ids), dtype=jnp.uint32)
+    ids = np.asarray(n_or_ids)
+    if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(f"emitter ids must be a 1-d integer array, got {ids!r}")
+    if ids.size and (ids.min() < 0 or ids.max() >= 2**32):
+        raise ValueError("emitter ids must lie in [0, 2**32)")
+    return jnp.asarray(ids.astype(np.uint32))
 
 
-def emitter_keys(root_key: jax.Array, n_emitters: int) -> jax.Array:
+def per_index(key: jax.Array, n_or_ids) -> jax.Array:
+    """``fold_in(key, i)`` for ``i`` in 0 .. n-1 (or for each of the given ids)."""
+    return jax.vmap(jax.random.fold_in, (None, 0))(key, indices(n_or_ids))
+
+
+def emitter_keys(root_key: jax.Array, n_or_ids) -> jax.Array:
     """Each emitter's pulse key; the kernel folds in the block."""
-    return per_index(stream(root_key, PULSES), n_emitters)
+    return per_index(stream(root_key, PULSES), n_or_ids)
 
 
 def blink_key(root_key: jax.Array, section: str, emitter: int) -> jax.Array:
@@ -59,5 +75,5 @@ def blink_key(root_key: jax.Array, section: str, emitter: int) -> jax.Array:
     return jax.random.fold_in(stream(root_key, BLINK_STREAMS[section]), emitter)
 
 
-def bleach_keys(root_key: jax.Array, n_emitters: int) -> jax.Array:
-    return per_index(stream(root_key, BLEACH), n_emitters)
+def bleach_keys(root_key: jax.Array, n_or_ids) -> jax.Array:
+    return per_index(stream(root_key, BLEACH), n_or_ids)

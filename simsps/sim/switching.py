@@ -104,8 +104,9 @@ def _cached_laws(b, n_mean, rate):
     return tuple(dwell_parameters(b, n_mean, rate))
 
 
-def blink_params(models, powers, root) -> BlinkParams:
-    """The (E, P) dwell laws of the NCs ``models`` at ``powers`` (host, once per run)."""
+def blink_params(models, powers, root, ids=None) -> BlinkParams:
+    """The (E, P) dwell laws of the NCs ``models`` at ``powers`` (host, once per run);
+    ``ids``: the emitters' indices in the key tree (default 0 .. E-1)."""
     n = len(models)
     scale = np.ones((n, len(PROCESSES), 2))
     power_law = np.zeros((n, len(PROCESSES)), bool)
@@ -129,7 +130,9 @@ def blink_params(models, powers, root) -> BlinkParams:
         [
             np.asarray(
                 jax.random.key_data(
-                    jax.vmap(lambda k: jax.random.fold_in(k, 1))(_process_keys(root, sec, n))
+                    jax.vmap(lambda k: jax.random.fold_in(k, 1))(
+                        _process_keys(root, sec, n if ids is None else ids)
+                    )
                 )
             )
             for sec in PROCESSES
@@ -145,12 +148,12 @@ def blink_params(models, powers, root) -> BlinkParams:
     )
 
 
-def _process_keys(root, section: str, n: int):
-    """``keys.blink_key(root, section, e)`` for e in 0 .. n-1."""
-    return keys.per_index(keys.stream(root, keys.BLINK_STREAMS[section]), n)
+def _process_keys(root, section: str, n_or_ids):
+    """``keys.blink_key(root, section, e)`` for e in 0 .. n-1 (or the given ids)."""
+    return keys.per_index(keys.stream(root, keys.BLINK_STREAMS[section]), n_or_ids)
 
 
-def initial_blink_carry(models, powers, root) -> BlinkCarry:
+def initial_blink_carry(models, powers, root, ids=None) -> BlinkCarry:
     """The stationary start of every process (host, float64, vectorised over NCs): the
     first state with the occupation probabilities of the mean dwells, the first dwell from
     the residual-life law (the law itself for exponential dwells), both from the two
@@ -168,7 +171,7 @@ def initial_blink_carry(models, powers, root) -> BlinkCarry:
             continue
         u = np.asarray(
             jax.vmap(lambda k: jax.random.uniform(jax.random.fold_in(k, 0), (2,), minval=tiny))(
-                _process_keys(root, sec, n)
+                _process_keys(root, sec, n if ids is None else ids)
             ),
             np.float64,
         )
@@ -344,6 +347,19 @@ def _or_of_two(a, b, sa, sb, size):
     out = out.at[jnp.where(keep_a, pos_a, size)].set(a, mode="drop")
     out = out.at[jnp.where(keep_b, pos_b, size)].set(b, mode="drop")
     return out, sa | sb
+
+
+def grey_pulses(switch, state0, length):
+    """Pulses of ``[0, length)`` each NC spends charged, from the switches of
+    :func:`chunk_switches` (traceable; (E,) int32): the intervals between switches
+    alternate from ``state0``."""
+    s = jnp.minimum(switch, length)
+    zero = jnp.zeros_like(s[:, :1])
+    starts = jnp.concatenate([zero, s], axis=1)
+    ends = jnp.concatenate([s, jnp.full_like(zero, length)], axis=1)
+    k = jnp.arange(starts.shape[1], dtype=jnp.int32)[None, :]
+    grey = jnp.bitwise_xor(state0[:, None], k & 1)
+    return jnp.sum((ends - starts) * grey, axis=1)
 
 
 def chunk_switches(
