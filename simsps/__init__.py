@@ -3,10 +3,12 @@ excitation in a Hanbury Brown-Twiss setup) producing TTTR photon streams with gr
 
 The flat API is what is promised (submodule paths are not): ``simsps.load_model``,
 ``simsps.simulate`` / ``simulate_chunks`` / ``simulate_population``, ``simsps.read`` /
-``simsps.write``, ``simsps.PhotonStream``, ``simsps.analysis``. The package is layered,
+``simsps.write``, ``simsps.PhotonStream``, ``simsps.analysis``, ``simsps.sweep`` /
+``simsps.open_sweep``. The package is layered,
 lowest first: ``stream`` (the shared type), ``params`` (TOML presets, validated),
 ``physics`` (laws and closed forms), ``sim`` (keys, kernel, step and host_step, engine, reference),
-``samples`` (populations, spectra, widefield), ``io`` (files), ``analysis`` (estimators),
+``samples`` (populations, spectra, widefield), ``sweep`` (parameter sweeps), ``io``
+(files), ``analysis`` (estimators),
 ``apps`` (cli, analyze report, reproduce, demo)."""
 
 from ._jax_setup import configure as _configure_jax
@@ -24,12 +26,16 @@ _LAZY = {
     "write": ("io", "write"),
     "analysis": ("analysis", None),
     "io": ("io", None),
+    "sweep": ("sweep", None),
+    "open_sweep": ("sweep", "open_sweep"),
 }
 
 
 def __getattr__(name):
-    """``simsps.read``, ``simsps.write``, ``simsps.analysis``, ``simsps.io``: imported on
-    first use (they pull in scipy, h5py and numba, which ``import simsps`` does not need)."""
+    """``simsps.read``, ``simsps.write``, ``simsps.analysis``, ``simsps.io``,
+    ``simsps.sweep`` (callable: :func:`simsps.sweep.sweep`), ``simsps.open_sweep``: imported
+    on first use (they pull in scipy, h5py, numba and xarray, which ``import simsps`` does
+    not need)."""
     if name not in _LAZY:
         raise AttributeError(f"module 'simsps' has no attribute {name!r}")
     import importlib
@@ -55,5 +61,7 @@ __all__ = [
     "read",
     "write",
     "analysis",
+    "sweep",
+    "open_sweep",
     "__version__",
 ]

@@ -441,3 +441,28 @@ def test_g2_log_errors_cover_long_bins():
     jspread = zj.std(axis=0)
     assert np.all((jspread[short] > 0.85) & (jspread[short] < 1.15)), jspread
     assert np.all(jspread[~short] < 1.15), jspread
+
+
+def test_bin_average_of_the_bunching_model_is_finite_and_exact_for_any_tau_c():
+    """A gridded bin's average of exp(-tau / tau_c) (the trapezoid of its cells) against
+    the numerical average, from tau_c far above to far below the grid quantum (the fit
+    tries both; cosh overflowed there once, making a RuntimeWarning and a NaN)."""
+    import importlib
+    import warnings
+
+    g2mod = importlib.import_module("simsps.analysis.g2_log")
+    e1, k, r = 7, 3, 1e-6
+
+    class Bins:
+        tau_edges_s = np.array([e1 * r, (e1 + k) * r])
+        quantum_s = np.array([r])
+
+    avg = g2mod._bin_average_exp(Bins, np.array([True]))
+    x = np.linspace(e1 - 1, e1 + k, 200001)
+    w = np.minimum(np.clip(x - (e1 - 1), 0, 1), np.clip(e1 + k - x, 0, 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for u in np.geomspace(1e-9, 40, 40):
+            want = np.trapezoid(w * np.exp(-x * u), x) / np.trapezoid(w, x)
+            assert avg(r / u)[0] == pytest.approx(want, rel=1e-7)
+        assert avg(1e-15)[0] == 0.0  # tau_c far below the quantum: nothing left, no NaN

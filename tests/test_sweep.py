@@ -34,6 +34,12 @@ VARS = (
     "lifetime_stderr_ns",
     "intensity_histogram",
     "microtime_counts",
+    "g2",
+    "g2_stderr",
+    "bunching_amplitude",
+    "bunching_amplitude_stderr",
+    "tau_c_s",
+    "tau_c_stderr_s",
 )
 
 
@@ -122,7 +128,7 @@ def test_sweep_statistics_equal_the_estimators_on_the_same_stream(zn, small_swee
         m = zn.replace({"detection.efficiency": eff, "background.rate_cps": 3000.0})
         for r in range(2):
             s = _run_stream(m, 2.0, 11, point_id(i, r))
-            ref = reference_statistics(s, m, max_counts)
+            ref = reference_statistics(s, m, 2.0, max_counts)
             got = ds.isel({"detection.efficiency": i, "replica": r})
             for name in VARS:  # identical counts, the same estimates to the last bit
                 want = np.asarray(ref[name], float)
@@ -132,7 +138,7 @@ def test_sweep_statistics_equal_the_estimators_on_the_same_stream(zn, small_swee
                 np.testing.assert_array_equal(have, want, err_msg=name)
     # negative control: the next replica's stream gives other numbers
     s = _run_stream(zn.replace({"background.rate_cps": 3000.0}), 2.0, 11, point_id(0, 1))
-    ref = reference_statistics(s, zn.replace({"background.rate_cps": 3000.0}), max_counts)
+    ref = reference_statistics(s, zn.replace({"background.rate_cps": 3000.0}), 2.0, max_counts)
     got = ds.isel({"detection.efficiency": 0, "replica": 0})
     assert not np.array_equal(got["peak_area"].values, ref["peak_area"])
 
@@ -166,7 +172,7 @@ def test_grey_fraction_and_bleach_time_are_the_truth(zn):
 
 def test_numbers_do_not_depend_on_batch_size_or_order(small_sweep):
     vary, fixed, ds = small_sweep
-    other = sweep("zn-treated", vary, 3.0, seed=11, replicas=2, set=fixed, batch_size=3)
+    other = simsps.sweep("zn-treated", vary, 3.0, seed=11, replicas=2, set=fixed, batch_size=3)
     for name in ds.data_vars:
         np.testing.assert_array_equal(ds[name].values, other[name].values, err_msg=name)
     # a point swept alone (another grid, another batch) keeps its numbers when it keeps

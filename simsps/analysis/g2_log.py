@@ -173,6 +173,55 @@ def log_edges_ps(
     return np.unique(np.round(e).astype(np.int64))
 
 
+@dataclasses.dataclass(frozen=True)
+class LogGeometry:
+    """Where g2_log counts: the bin ``edges`` (int ps), the first ``split`` bins by the
+    exact pair walk, the rest on counting grids (``decades``: (first bin, stop, quantum r
+    in ps, grid edges in cells)); per bin its delay range ``middle +- width / 2`` (a
+    gridded bin's effective span) and its grid quantum (0: exact pairs)."""
+
+    edges: np.ndarray
+    split: int
+    decades: tuple
+    middle: np.ndarray
+    width: np.ndarray
+    quantum: np.ndarray
+
+    @property
+    def n_bins(self) -> int:
+        return len(self.edges) - 1
+
+    @property
+    def lo(self) -> np.ndarray:
+        return self.middle - self.width / 2
+
+    @property
+    def hi(self) -> np.ndarray:
+        return self.middle + self.width / 2
+
+
+def log_geometry(
+    edges: np.ndarray, split: int, period_ps: int | None, bins_per_decade: int
+) -> LogGeometry:
+    """The :class:`LogGeometry` of ``edges`` with exact pairs below bin ``split`` (grids
+    per ``bins_per_decade`` bins from there; quanta whole periods once a period or more)."""
+    n_bins = len(edges) - 1
+    width = np.diff(edges).astype(np.float64)
+    # middle of each bin's delay weight: [lo, hi) for exact pairs; on a grid, cell
+    # differences E1 .. E2-1 weigh delays by overlapping triangles centred (E1 + E2 - 1) r / 2
+    middle = edges[:-1] + width / 2
+    quantum = np.zeros(n_bins)  # grid quantum of each bin (ps), 0 for exact pairs
+    decades = []
+    for j, stop in _decades(split, len(edges), bins_per_decade):
+        r = _grid_quantum(edges, j, stop, period_ps)
+        grid_edges = np.round(edges[j : stop + 1] / r).astype(np.int64)  # >= 2 apart
+        width[j:stop] = np.diff(grid_edges) * r
+        middle[j:stop] = (grid_edges[:-1] + grid_edges[1:] - 1) * r / 2
+        quantum[j:stop] = r
+        decades.append((j, stop, r, grid_edges))
+    return LogGeometry(edges, int(split), tuple(decades), middle, width, quantum)
+
+
 def g2_log(
     stream,
     *,
@@ -189,12 +238,14 @@ def g2_log(
     grid_budget: float = 4e7,
     n_blocks: int = DEFAULT_BLOCKS,
     background=None,
+    split_s: float | None = None,
 ) -> G2Log:
     """Cross-correlation of ``channels`` on log-spaced delays; see the module doc.
 
     ``pair_budget`` caps the photon pairs enumerated exactly where a grid can take over,
     and ``grid_budget`` the cells of a counting grid (``grid_budget=0``: exact pairs at
-    every delay, slow at long ones); between them the split is chosen by a cost model.
+    every delay, slow at long ones); between them the split is chosen by a cost model,
+    unless ``split_s`` fixes it (exact pairs for the bins below that delay).
     The fit of the bunching runs from ``fit_min_s`` (default 20 laser periods, clear of
     the pulse comb) to ``fit_max_s`` (default ``tau_max_s``); its ``baseline`` is free by
     default, so a slow drift (bleaching, focus) raises the baseline instead of
@@ -209,49 +260,31 @@ def g2_log(
     """
     a, b = channels
     check_stream(stream, need_channels=(a, b), min_photons=2)
-    if not (0 < tau_min_s < tau_max_s and math.isfinite(tau_max_s)):
-        raise AnalysisError(f"need 0 < tau_min_s < tau_max_s, got {tau_min_s!r}, {tau_max_s!r}")
-    if bins_per_decade < 1:
-        raise AnalysisError(f"bins_per_decade = {bins_per_decade!r} must be at least 1")
     duration_ps = stream.duration_s * 1e12
-    edges_max_s = float(log_edges_ps(tau_min_s, tau_max_s, bins_per_decade)[-1]) / 1e12
-    if edges_max_s * 1e12 >= duration_ps / 2:
-        raise AnalysisError(
-            f"tau_max_s = {tau_max_s:g} s (last bin edge {edges_max_s:g} s) "
-            f"needs an acquisition longer than {2 * edges_max_s:g} s (this one "
-            f"is {stream.duration_s:g} s)"
-        )
-    edges = log_edges_ps(
-        tau_min_s, tau_max_s, bins_per_decade, stream.sync_period_ps if snap_to_period else None
+    edges = checked_log_edges(
+        tau_min_s, tau_max_s, bins_per_decade, duration_ps, stream.sync_period_ps, snap_to_period
     )
     ta, tb = channel_times(stream, a, b)
     na, nb = len(ta), len(tb)
     from ._kernels import grid_histogram, pair_histogram
 
-    warn = Warnings()
     period = int(round(stream.sync_period_ps)) if snap_to_period else None
-    split = _choose_split(
-        edges, na, nb, duration_ps, bins_per_decade, pair_budget, grid_budget, period
-    )
+    if split_s is None:
+        split = _choose_split(
+            edges, na, nb, duration_ps, bins_per_decade, pair_budget, grid_budget, period
+        )
+    else:
+        split = int(np.searchsorted(edges, split_s * 1e12, side="left"))
+        split = min(max(split, 0), len(edges) - 1)
+    geo = log_geometry(edges, split, period, bins_per_decade)
     blocks = n_blocks is not None
     n_blk = n_blocks if blocks else 1
-    block_ps = (
-        block_edges(int(round(duration_ps / stream.sync_period_ps)), max(n_blk, 2))
-        * float(stream.sync_period_ps)
-        if blocks
-        else np.array([0.0, duration_ps])
-    )
+    block_ps = log_block_edges(stream.duration_s, stream.sync_period_ps, n_blocks)
     cuts_a = np.array([sl.start for sl in time_slices(ta, block_ps)] + [na])
     cuts_b = np.array([sl.start for sl in time_slices(tb, block_ps)] + [nb])
-    n_bins = len(edges) - 1
+    n_bins = geo.n_bins
     # pairs by block: a photon in block k (A), b photon in block k (B), both in k (W)
     A, B, W = (np.zeros((n_blk, n_bins), np.float64) for _ in range(3))
-    width = np.diff(edges).astype(np.float64)
-    # middle of each bin's delay weight: [lo, hi) for exact pairs; on a grid, cell
-    # differences E1 .. E2-1 weigh delays by overlapping triangles centred (E1 + E2 - 1) r / 2
-    middle = edges[:-1] + width / 2
-
-    quantum = np.zeros(n_bins)  # grid quantum of each bin (ps), 0 for exact pairs
 
     def count(hist, bins, *args):
         if not blocks:  # one pass, Poisson errors only
@@ -265,22 +298,105 @@ def g2_log(
 
     if split > 0:
         count(pair_histogram, [A[:, :split], B[:, :split], W[:, :split]], edges[: split + 1])
-    for j, stop in _decades(split, len(edges), bins_per_decade):
-        r = _grid_quantum(edges, j, stop, period)
-        grid_edges = np.round(edges[j : stop + 1] / r).astype(np.int64)  # >= 2 apart
+    for j, stop, r, grid_edges in geo.decades:
         cum = [np.zeros((n_blk, stop - j + 1)) for _ in range(3)]
         count(grid_histogram, cum, r, grid_edges)
         for full, c in zip((A, B, W), cum):
             full[:, j:stop] = np.diff(c, axis=1)
-        width[j:stop] = np.diff(grid_edges) * r
-        middle[j:stop] = (grid_edges[:-1] + grid_edges[1:] - 1) * r / 2
-        quantum[j:stop] = r
+    cover = _Coverage(ta, geo.lo, geo.hi)
+    counts = LogCounts(A=A, B=B, W=W, na=na, nb=nb, cuts_a=np.diff(cuts_a), cuts_b=np.diff(cuts_b))
+    bg = None
+    if background is not None:
+        bg = background_rates(background, stream, channels, na, nb)
+    return g2_log_from_counts(
+        counts,
+        geo,
+        _BlockCoverage(cover, cuts_a),
+        duration_s=float(stream.duration_s),
+        block_ps=block_ps if blocks else None,
+        background=bg,
+        fit=fit,
+        fit_min_s=fit_min_s if fit_min_s is not None else 20 * stream.sync_period_ps * 1e-12,
+        fit_max_s=fit_max_s if fit_max_s is not None else tau_max_s,
+        baseline=baseline,
+    )
+
+
+def checked_log_edges(
+    tau_min_s, tau_max_s, bins_per_decade, duration_ps, period_ps, snap_to_period=True
+) -> np.ndarray:
+    """g2_log's bin edges (int ps) after its argument checks."""
+    if not (0 < tau_min_s < tau_max_s and math.isfinite(tau_max_s)):
+        raise AnalysisError(f"need 0 < tau_min_s < tau_max_s, got {tau_min_s!r}, {tau_max_s!r}")
+    if bins_per_decade < 1:
+        raise AnalysisError(f"bins_per_decade = {bins_per_decade!r} must be at least 1")
+    edges_max_s = float(log_edges_ps(tau_min_s, tau_max_s, bins_per_decade)[-1]) / 1e12
+    if edges_max_s * 1e12 >= duration_ps / 2:
+        raise AnalysisError(
+            f"tau_max_s = {tau_max_s:g} s (last bin edge {edges_max_s:g} s) "
+            f"needs an acquisition longer than {2 * edges_max_s:g} s (this one "
+            f"is {duration_ps / 1e12:g} s)"
+        )
+    return log_edges_ps(
+        tau_min_s, tau_max_s, bins_per_decade, period_ps if snap_to_period else None
+    )
+
+
+def log_block_edges(duration_s: float, period_ps: float, n_blocks: int | None) -> np.ndarray:
+    """The jackknife's block edges in ps (one block: the whole acquisition)."""
+    duration_ps = duration_s * 1e12
+    if n_blocks is None:
+        return np.array([0.0, duration_ps])
+    return block_edges(int(round(duration_ps / period_ps)), max(n_blocks, 2)) * float(period_ps)
+
+
+@dataclasses.dataclass(frozen=True)
+class LogCounts:
+    """What g2_log needs of the photons: pairs per bin by block (A: the a photon in block
+    k, B: the b photon, W: both; one row without blocks), the photons of each channel and
+    per block."""
+
+    A: np.ndarray
+    B: np.ndarray
+    W: np.ndarray
+    na: int
+    nb: int
+    cuts_a: np.ndarray  # a photons per block
+    cuts_b: np.ndarray
+
+
+def g2_log_from_counts(
+    counts: LogCounts,
+    geo: LogGeometry,
+    cover,
+    *,
+    duration_s: float,
+    block_ps: np.ndarray | None,
+    background=None,
+    fit: bool = True,
+    fit_min_s: float,
+    fit_max_s: float,
+    baseline: str = "free",
+) -> G2Log:
+    """The estimate of :func:`g2_log` from its counts (whoever counted them): ``cover``
+    gives the coverage of uncorrelated pairs per bin, summed over the a photons:
+    ``total(x0, x1)`` over all of them, ``part(x0, x1, k)`` over block k's (see
+    :class:`_Coverage`); ``block_ps`` the jackknife's block edges (None: Poisson errors
+    only); ``background`` as :func:`~simsps.analysis._common.background_rates` returns it,
+    or None."""
+    edges = geo.edges
+    A, B, W = counts.A, counts.B, counts.W
+    na, nb = counts.na, counts.nb
+    duration_ps = duration_s * 1e12
+    blocks = block_ps is not None
+    n_blocks = len(block_ps) - 1 if blocks else None
+    n_bins = geo.n_bins
+    warn = Warnings()
     pairs = A.sum(axis=0)
     centre = np.sqrt(edges[:-1] * edges[1:].astype(np.float64))
     # uncorrelated pairs: b density times the delay range of the bin (both signs) that keeps
     # the partner inside the data, summed over the a photons (exact at the ends)
-    lo, hi = middle - width / 2, middle + width / 2
-    cover = _Coverage(ta, lo, hi)
+    middle, width = geo.middle, geo.width
     inside = cover.total(0.0, duration_ps)
     expected = nb / duration_ps * inside
     g2 = pairs / expected
@@ -294,14 +410,13 @@ def g2_log(
         loo = np.empty((n_blocks, n_bins))
         for k in range(n_blocks):
             x0, x1 = block_ps[k], block_ps[k + 1]
-            i0, i1 = cuts_a[k], cuts_a[k + 1]
             kept = (
                 inside
-                - cover.part(0.0, duration_ps, i0, i1)
+                - cover.part(0.0, duration_ps, k)
                 - cover.total(x0, x1)
-                + cover.part(x0, x1, i0, i1)
+                + cover.part(x0, x1, k)
             )
-            density = (nb - (cuts_b[k + 1] - cuts_b[k])) / (duration_ps - (x1 - x0))
+            density = (nb - counts.cuts_b[k]) / (duration_ps - (x1 - x0))
             loo[k] = (pairs - A[k] - B[k] + W[k]) / (density * kept)
         stderr = np.sqrt((n_blocks - 1) / n_blocks * np.sum((loo - loo.mean(axis=0)) ** 2, axis=0))
         block_s = duration_ps / n_blocks / 1e12
@@ -319,15 +434,15 @@ def g2_log(
             "scatter of g2 and of the bunching fit"
         )
     if background is not None:
-        _, bg, bg_var = background_rates(background, stream, channels, na, nb)
-        rho = (1 - bg[0] * stream.duration_s / na) * (1 - bg[1] * stream.duration_s / nb)
+        _, bg, bg_var = background
+        rho = (1 - bg[0] * duration_s / na) * (1 - bg[1] * duration_s / nb)
         g2 = 1 + (g2 - 1) / rho
         loo = None if loo is None else 1 + (loo - 1) / rho
         stderr, stderr_poisson = stderr / rho, stderr_poisson / rho
         if bg_var is not None:  # an empty spot's counting error, first order
             rel = math.hypot(
                 *(
-                    math.sqrt(v) * stream.duration_s / (n - r * stream.duration_s)
+                    math.sqrt(v) * duration_s / (n - r * duration_s)
                     for v, n, r in zip(bg_var, (na, nb), bg)
                 )
             )
@@ -339,20 +454,32 @@ def g2_log(
         stderr=stderr,
         stderr_poisson=stderr_poisson,
         pairs=pairs,
-        split_s=float(edges[split]) / 1e12,
+        split_s=float(edges[geo.split]) / 1e12,
         fit=None,
         block_s=block_s,
-        quantum_s=quantum / 1e12,
+        quantum_s=geo.quantum / 1e12,
         warnings=tuple(warn),
         _loo=loo,
     )
     if fit:
-        period_s = stream.sync_period_ps * 1e-12
-        lo = fit_min_s if fit_min_s is not None else 20 * period_s
-        hi = fit_max_s if fit_max_s is not None else tau_max_s
-        f = fit_bunching(res, lo, hi, baseline=baseline)
+        f = fit_bunching(res, fit_min_s, fit_max_s, baseline=baseline)
         res = dataclasses.replace(res, fit=f, warnings=res.warnings + f.warnings)
     return res
+
+
+class _BlockCoverage:
+    """:class:`_Coverage` with block k's a photons named by their block (their index range
+    from the block cuts)."""
+
+    def __init__(self, cover, cuts_a):
+        self.cover = cover
+        self.cuts = cuts_a
+
+    def total(self, x0, x1):
+        return self.cover.total(x0, x1)
+
+    def part(self, x0, x1, k):
+        return self.cover.part(x0, x1, self.cuts[k], self.cuts[k + 1])
 
 
 class _Coverage:
@@ -491,11 +618,17 @@ def _bin_average_exp(res: G2Log, sel):
         box = ~grid
         out[box] = tc * (np.exp(-lo[box] / tc) - np.exp(-hi[box] / tc)) / (hi[box] - lo[box])
         if grid.any():
+            # triangle 2 (cosh u - 1) / u^2 times the geometric sum of the cells,
+            # exp(-e1 u) (1 - exp(-k u)) / (1 - exp(-u)), written as one product with no
+            # growing exponential (cosh overflows when tau_c is far below the quantum)
             u = r[grid] / tc
-            tri = np.where(u > 1e-6, 2 * (np.cosh(u) - 1) / np.maximum(u, 1e-6) ** 2, 1.0)
             k = e2[grid] - e1[grid]
+            small = u <= 1e-3  # (series of the triangle: 1 + u^2 / 12, to 1e-13)
+            us = np.where(small, 1.0, u)
+            both = np.exp((1 - e1[grid]) * us) * -np.expm1(-us) * -np.expm1(-k * us) / us**2
             geo = np.exp(-e1[grid] * u) * -np.expm1(-k * u) / np.where(u > 0, -np.expm1(-u), 1.0)
-            out[grid] = tri * geo / k
+            series = (1 + u * u / 12) * np.where(u > 0, geo, k)
+            out[grid] = np.where(small, series, both) / k
         return out
 
     return avg

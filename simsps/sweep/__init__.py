@@ -14,6 +14,8 @@ plots (:mod:`~simsps.sweep.plot`).
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import Any, Mapping
 
 from .design import Uniform, loguniform, make_design, uniform
@@ -37,6 +39,7 @@ def sweep(
     batch_size: int | None = None,
     write_files=None,
     file_format: str = "ptu",
+    g2_tau_max_s: float | None = None,
     progress=None,
 ):
     """Simulate every point of a design and return its statistics as an ``xarray.Dataset``.
@@ -54,7 +57,8 @@ def sweep(
     go to batch by batch (refused if it exists, unless ``resume``: then only what is not
     done yet is computed). ``write_files``: a folder to write each run's stream to
     (``file_format`` "ptu" or "photon-hdf5") with a ``manifest.csv``. ``progress``: True
-    for a bar over the runs.
+    for a bar over the runs. ``g2_tau_max_s``: the longest delay of the g2 on log-spaced
+    delays (default 10 ms, less for short acquisitions; see :mod:`simsps.sweep.statistics`).
     """
     from .run import plan_sweep
     from .runner import execute
@@ -69,6 +73,7 @@ def sweep(
         n_points=n_points,
         method=method,
         batch_size=batch_size,
+        g2_tau_max_s=g2_tau_max_s,
     )
     return execute(
         plan,
@@ -88,3 +93,15 @@ def open_sweep(path):
     from .store import open_flat
 
     return gridded(open_flat(path))
+
+
+class _CallableModule(types.ModuleType):
+    """``simsps.sweep`` is this package and the function at once: importing a submodule
+    (``simsps.sweep.run``) sets the package as the attribute of ``simsps``, so the package
+    itself calls :func:`sweep` (``simsps.sweep(...)``, ``simsps.sweep.uniform(...)``)."""
+
+    def __call__(self, *args, **kwargs):
+        return sweep(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -20,12 +20,23 @@ _ERRORS = {
     "lifetime_ns": "lifetime_stderr_ns",
 }
 _UNITS = (("_cps", "counts/s"), ("_ns", "ns"), ("_s", "s"), ("_nm", "nm"), ("_mev", "meV"))
+_LABELS = {
+    "g2_zero": "g2(0), raw",
+    "g2_zero_corrected": "g2(0), background and afterpulses out",
+    "truth_g2_zero": "g2(0) of the emitter photons (truth)",
+    "tau_c_s": "bunching correlation time tau_c (s)",
+    "bunching_amplitude": "bunching amplitude (over the plateau)",
+    "grey_fraction": "fraction of time grey (truth)",
+    "bleach_time_s": "bleach time (s, truth)",
+}
 
 
 def label_of(name: str) -> str:
     """An axis label with the unit the name carries (``lifetime_ns`` -> ``lifetime (ns)``)."""
     if name == "power":
         return "power (P / Psat)"
+    if name in _LABELS:
+        return _LABELS[name]
     dotted = "." in name  # a model key: shown as written, its unit added
     for suffix, unit in _UNITS:
         if name.endswith(suffix):

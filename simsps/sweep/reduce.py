@@ -10,6 +10,13 @@ no Python per photon, nothing kept but the counts), and holds what the estimator
   them and per block they leave with), with a short history of the photons of the last
   ``window`` carried between chunks, so pairs straddling a chunk boundary are counted;
 * the same pairs' whole-period windows for the emitter photons alone (ground truth);
+* :func:`simsps.analysis.g2_log`'s counts on its log delay bins: the pairs closer than
+  the split delay by their exact delay (from the same history), the rest on each decade's
+  counting grid (cells of ``r`` ps: per channel the running photon count at every recent
+  cell, read at ``q - E`` for every grid edge ``E`` once a cell is complete, weighted by the
+  photons in it), all by jackknife block; and, for the normalisation, the channel-0
+  photons near each block edge by their distance to it (count and sum per interval
+  between the bins' delay limits: the coverage sums are piecewise linear in the distance);
 * the microtime histogram of each channel;
 * photons per 10 ms bin (``simsps.analysis.intensity_trace``'s bins);
 * the pulses the NC spent charged (from the blink switches) and its bleach time.
@@ -28,6 +35,7 @@ import math
 import numba
 import numpy as np
 
+from ..analysis.g2_log import LogGeometry
 from ..analysis.g2_pulsed import SUB, PulsedGeometry
 from ..stream import Source
 
@@ -40,14 +48,52 @@ TRACE_BIN_S = 0.01
 
 
 @dataclasses.dataclass(frozen=True)
+class LogLayout:
+    """g2_log's bins as the reduction walks them: the exact-pair edges (int ps), each
+    decade's grid (quantum, first bin, edges in cells; flattened), and the sorted delay
+    limits of every bin (the coverage's breakpoints)."""
+
+    geometry: LogGeometry
+    exact_edges: np.ndarray  # edges[: split + 1]
+    dec_r: np.ndarray  # (D,) grid quantum, ps
+    dec_first: np.ndarray  # (D,) first bin of the decade
+    dec_off: np.ndarray  # (D + 1,) offsets of each decade's edges in dec_edges
+    dec_edges: np.ndarray  # grid edges in cells, all decades
+    ring: int  # cells each decade's running counts remember (a power of 2 > largest edge)
+    breakpoints: np.ndarray  # sorted unique lo and hi of every bin (ps)
+    tau_max_s: float  # as asked (the last edge may lie beyond it)
+    snap: bool  # edges of wide bins between the laser's peaks
+
+    @staticmethod
+    def of(geo: LogGeometry, tau_max_s: float, snap: bool) -> "LogLayout":
+        decs = geo.decades
+        off = np.concatenate([[0], np.cumsum([len(d[3]) for d in decs])]).astype(np.int64)
+        flat = np.concatenate([d[3] for d in decs]) if decs else np.zeros(0, np.int64)
+        return LogLayout(
+            geometry=geo,
+            exact_edges=geo.edges[: geo.split + 1].astype(np.int64),
+            dec_r=np.array([d[2] for d in decs], np.int64),
+            dec_first=np.array([d[0] for d in decs], np.int64),
+            dec_off=off,
+            dec_edges=flat.astype(np.int64),
+            ring=1 << int(flat.max()).bit_length() if len(flat) else 1,
+            breakpoints=np.unique(np.concatenate([geo.lo, geo.hi])),
+            tau_max_s=float(tau_max_s),
+            snap=bool(snap),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
 class Layout:
     """What every point of a batch shares: the laser period (ps), the microtime bin, the
-    acquisition's length, the pulsed-g2 geometry and the bins of the intensity trace."""
+    acquisition's length, the pulsed-g2 geometry, the bins of the intensity trace and
+    g2_log's bins (None: no g2_log)."""
 
     period_ps: float
     resolution_ps: float
     n_pulses: int
     geometry: PulsedGeometry
+    log: LogLayout | None = None
     trace_bin_s: float = TRACE_BIN_S
 
     @property
@@ -88,6 +134,24 @@ class Accumulator:
         self._h_b = np.zeros(_HISTORY, np.int32)
         self._h_e = np.zeros(_HISTORY, np.bool_)
         self._state = np.zeros(3, np.int64)  # history start, history end, current block
+        lg = layout.log
+        n_bins = lg.geometry.n_bins if lg else 0
+        n_dec = len(lg.dec_r) if lg else 0
+        n_bp = len(lg.breakpoints) if lg else 0
+        self.log_abw = np.zeros((3, g.n_blocks, n_bins), np.int64)  # A, B, W
+        self.cov_n = np.zeros((g.n_blocks + 1, 2, n_bp + 1), np.int64)  # edge, side, interval
+        self.cov_y = np.zeros((g.n_blocks + 1, 2, n_bp + 1), np.float64)
+        self._ring = np.zeros((n_dec, 2, lg.ring if lg else 1), np.int64)
+        self._k0 = np.zeros((g.n_blocks, 2), np.int64)  # photons per channel before each block
+        # per decade: current cell, pending photons per channel in it and their block
+        self._cell = np.full(n_dec, -1, np.int64)
+        self._pend = np.zeros((n_dec, 2), np.int64)
+        self._pend_blk = np.zeros(n_dec, np.int64)
+        self._gstate = np.zeros(4, np.int64)  # photons of channel 0, 1; current block
+        self._exact = lg.exact_edges if lg else np.zeros(1, np.int64)
+        # the history holds the photons a pair of either estimator can still reach
+        self._window = max(g.window_ps, int(self._exact[-1]) if len(self._exact) > 1 else 0)
+        self._finished = False
 
     def add(self, cols: dict) -> None:
         """Count one chunk of the point's stream: its columns ``sync``, ``dtime``,
@@ -104,12 +168,32 @@ class Accumulator:
             i = _accumulate(
                 sync, dtime, channel, source, has_source, i,
                 int(round(lay.period_ps)), int(res) if res.is_integer() else 0, res,
-                lay.pulses_per_trace_bin, g.block_ps, g.delay_ps, g.half, g.window_ps, g.k,
+                lay.pulses_per_trace_bin, g.block_ps, g.delay_ps, g.half, self._window, g.k,
                 self.rows, self.block_counts, self.truth_peaks, self.micro, self.trace,
                 self.other, self._h_t, self._h_c, self._h_b, self._h_e, self._state,
+                self._exact, self.log_abw,
             )  # fmt: skip
             if i < n:  # the history is full of photons within the window: more room
                 self._grow()
+        lg = lay.log
+        if lg is not None:
+            _accumulate_log(
+                sync, dtime, channel, int(round(lay.period_ps)),
+                int(res) if res.is_integer() else 0, res, g.block_ps, lg.dec_r, lg.dec_first,
+                lg.dec_off, lg.dec_edges, lg.breakpoints, self.log_abw, self.cov_n,
+                self.cov_y, self._ring, self._k0, self._cell, self._pend, self._pend_blk,
+                self._gstate,
+            )  # fmt: skip
+
+    def finish_log(self) -> None:
+        """Count the photons of the last cell of every decade (once, at the end)."""
+        lg = self.layout.log
+        if lg is None or self._finished:
+            return
+        self._finished = True
+        for d in range(len(lg.dec_r)):
+            _flush(d, lg.dec_first, lg.dec_off, lg.dec_edges, self.log_abw, self._ring,
+                   self._k0, self._cell, self._pend, self._pend_blk)  # fmt: skip
 
     def _grow(self) -> None:
         h0, h1 = int(self._state[0]), int(self._state[1])
@@ -125,15 +209,18 @@ class Accumulator:
 @numba.njit(**_JIT)
 def _accumulate(sync, dtime, channel, source, has_source, i0, period, res_int, res, ppb,
                 block_ps, delay, half, window, k, rows, block_counts, truth_peaks, micro,
-                trace, other, h_t, h_c, h_b, h_e, state):  # fmt: skip
+                trace, other, h_t, h_c, h_b, h_e, state, exact, log_abw):  # fmt: skip
     """Count the photons ``i0 ..`` of one chunk; returns the index reached (less than the
-    chunk's length when the history needs more room)."""
+    chunk's length when the history needs more room). Pairs with the history: the pulsed
+    fine bins and, below the split delay, g2_log's exact bins (``exact`` edges)."""
     h0, h1, blk = state[0], state[1], state[2]
     n_blocks = len(block_ps) - 1
     n_fine = 2 * half
     n_micro = micro.shape[1]
     n_trace = len(trace)
     cap = len(h_t)
+    n_ex = len(exact)
+    e_lo, e_hi = exact[0], exact[n_ex - 1]
     i = i0
     while i < len(sync):
         if h1 == cap:  # compact the history, or ask for more room
@@ -173,22 +260,128 @@ def _accumulate(sync, dtime, channel, source, has_source, i0, period, res_int, r
         for j in range(h0, h1):
             if h_c[j] == c:
                 continue
-            d = (t - h_t[j]) if c == 1 else (h_t[j] - t)  # t_1 - t_0
-            idx = (d - delay) * SUB // period + half
-            if idx < 0 or idx >= n_fine:
-                continue
-            ba = blk if c == 0 else h_b[j]
+            ba = blk if c == 0 else h_b[j]  # the blocks of the channel-0 and -1 photons
             bb = h_b[j] if c == 0 else blk
-            rows[0, idx] += 1
-            rows[1 + ba, idx] += 1
-            if bb != ba:
-                rows[1 + bb, idx] += 1
-            if em and h_e[j]:
-                m = (idx - half + SUB // 2) // SUB
-                if -k <= m <= k:
-                    truth_peaks[m + k] += 1
+            dd = t - h_t[j]
+            d = dd if c == 1 else -dd  # t_1 - t_0
+            idx = (d - delay) * SUB // period + half
+            if idx >= 0 and idx < n_fine:
+                rows[0, idx] += 1
+                rows[1 + ba, idx] += 1
+                if bb != ba:
+                    rows[1 + bb, idx] += 1
+                if em and h_e[j]:
+                    m = (idx - half + SUB // 2) // SUB
+                    if -k <= m <= k:
+                        truth_peaks[m + k] += 1
+            if n_ex > 1 and dd >= e_lo and dd < e_hi:
+                kk = np.searchsorted(exact, dd, side="right") - 1
+                log_abw[0, ba, kk] += 1
+                log_abw[1, bb, kk] += 1
+                if ba == bb:
+                    log_abw[2, ba, kk] += 1
         h_t[h1], h_c[h1], h_b[h1], h_e[h1] = t, c, blk, em
         h1 += 1
         i += 1
     state[0], state[1], state[2] = h0, h1, blk
     return i
+
+
+@numba.njit(inline="always", **_JIT)
+def _flush(d, dec_first, dec_off, dec_edges, abw, ring, k0, cell, pend, pend_blk):
+    """The pairs of decade ``d``'s pending photons (one cell, one block, per channel) with
+    the earlier photons of the other channel, ``E_m <= q - q' < E_m+1`` cells apart:
+    running counts read at ``q - E`` (all of them and those of the pending block); the
+    other channel's photons not of the pending block are of the one before (the delays
+    are shorter than a block). Branch-free: half the time of testing each count."""
+    q = cell[d]
+    b = pend_blk[d]
+    mask = ring.shape[2] - 1
+    e0, e1 = dec_off[d], dec_off[d + 1]
+    for c in range(2):
+        w = pend[d, c]
+        if w == 0:
+            continue
+        o = 1 - c
+        mine, theirs = (0, 1) if c == 0 else (1, 0)
+        base = k0[b, o]
+        before = b - 1 if b > 0 else 0  # (none when b is 0: every partner is of block b)
+        x = q - dec_edges[e0]
+        c_prev = ring[d, o, x & mask] if x >= 0 else np.int64(0)
+        s_prev = c_prev - base if c_prev > base else np.int64(0)
+        m = dec_first[d]
+        for kk in range(e0 + 1, e1):
+            x = q - dec_edges[kk]
+            ct = ring[d, o, x & mask] if x >= 0 else np.int64(0)
+            st = ct - base if ct > base else np.int64(0)
+            n_tot = w * (c_prev - ct)
+            n_same = w * (s_prev - st)
+            abw[mine, b, m] += n_tot
+            abw[theirs, b, m] += n_same
+            abw[2, b, m] += n_same
+            abw[theirs, before, m] += n_tot - n_same
+            c_prev, s_prev = ct, st
+            m += 1
+        pend[d, c] = 0
+
+
+@numba.njit(**_JIT)
+def _accumulate_log(sync, dtime, channel, period, res_int, res, block_ps, dec_r, dec_first,
+                    dec_off, dec_edges, bp, abw, cov_n, cov_y, ring, k0, cell, pend,
+                    pend_blk, gstate):  # fmt: skip
+    """g2_log's gridded pairs (every decade's cells) and the coverage statistics of the
+    channel-0 photons near their block's edges, for one chunk."""
+    n_blocks = len(block_ps) - 1
+    n_dec = len(dec_r)
+    size = ring.shape[2]
+    mask = size - 1
+    n_bp = len(bp)
+    bp_max = bp[n_bp - 1] if n_bp else 0.0
+    inv = np.empty(n_dec)
+    for d in range(n_dec):
+        inv[d] = 1.0 / dec_r[d]
+    blk = gstate[2]
+    for i in range(len(sync)):
+        c = np.int64(channel[i])
+        if c > 1:
+            continue
+        dt = np.int64(dtime[i])
+        if res_int:
+            t = sync[i] * period + dt * res_int
+        else:
+            t = sync[i] * period + np.int64(np.round(dt * res))
+        while blk < n_blocks - 1 and t >= block_ps[blk + 1]:
+            blk += 1
+            k0[blk, 0], k0[blk, 1] = gstate[0], gstate[1]
+        for d in range(n_dec):
+            r = dec_r[d]
+            q = np.int64(t * inv[d])  # t // r, by a product, corrected
+            if q * r > t:
+                q -= 1
+            elif (q + 1) * r <= t:
+                q += 1
+            if q != cell[d] or blk != pend_blk[d]:
+                if cell[d] >= 0:
+                    _flush(d, dec_first, dec_off, dec_edges, abw, ring, k0, cell, pend, pend_blk)
+                if q != cell[d]:  # running counts of the cells since the last photon
+                    g0, g1 = gstate[0], gstate[1]
+                    for x in range(max(cell[d] + 1, q - size + 1), q + 1):
+                        ring[d, 0, x & mask] = g0
+                        ring[d, 1, x & mask] = g1
+                    cell[d] = q
+                pend_blk[d] = blk
+            pend[d, c] += 1
+            ring[d, c, q & mask] += 1
+        gstate[c] += 1
+        if c == 0 and n_bp:  # distance to its block's two edges, when within the bins' reach
+            y = t - block_ps[blk]
+            if y < bp_max:
+                j = np.searchsorted(bp, y, side="right")
+                cov_n[blk, 1, j] += 1
+                cov_y[blk, 1, j] += y
+            y = block_ps[blk + 1] - t
+            if y < bp_max:
+                j = np.searchsorted(bp, y, side="right")
+                cov_n[blk + 1, 0, j] += 1
+                cov_y[blk + 1, 0, j] += y
+    gstate[2] = blk

@@ -20,15 +20,26 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Mapping
 
 import numpy as np
 
 from ..params.model import Model, load_model
 from .design import Design, make_design, point_id, point_models
-from .statistics import N_SIDE_PEAKS, SCALARS, finish, layout_of, n_exponentials
+from .statistics import (
+    N_SIDE_PEAKS,
+    SCALARS,
+    default_g2_tau_max,
+    finish,
+    layout_of,
+    n_exponentials,
+)
 
 __all__ = ["SweepPlan", "plan_sweep", "run_task", "default_batch_size"]
+
+_COUNTING_THREADS = max(1, min(4, os.cpu_count() or 1))
 
 _CALL_SHARED = (
     ("excitation", None),
@@ -75,6 +86,9 @@ class SweepPlan:
     max_counts: int  # intensity histogram: 0 .. max_counts photons per 10 ms bin
     n_micro: int  # microtime bins (the largest of the points')
     resolution_ns: float | None  # the microtime bin, when every point shares it
+    g2_tau_max_s: float  # g2_log's longest delay
+    g2_snap: bool  # its wide bins' edges between the laser's peaks (one period for all)
+    tau_s: np.ndarray  # g2_log's bin centres (s)
     truth: bool = True
 
     @property
@@ -100,6 +114,8 @@ class SweepPlan:
             n_micro=self.n_micro,
             truth=self.truth,
             replicas=self.design.replicas,
+            g2_tau_max_s=self.g2_tau_max_s,
+            g2_snap=self.g2_snap,
         )
 
     def attrs(self) -> dict:
@@ -118,6 +134,8 @@ class SweepPlan:
             "batch_size": int(self.batch_size),
             "n_side_peaks": N_SIDE_PEAKS,
             "intensity_bin_s": 0.01,
+            "g2_tau_max_s": float(self.g2_tau_max_s),
+            "g2_bins_on_the_comb": int(self.g2_snap),
         }
 
 
@@ -132,6 +150,7 @@ def plan_sweep(
     n_points: int | None = None,
     method: str | None = None,
     batch_size: int | None = None,
+    g2_tau_max_s: float | None = None,
 ) -> SweepPlan:
     """Check every argument and every point's model (a value out of range names its point
     and key) before anything runs."""
@@ -159,12 +178,28 @@ def plan_sweep(
     from ..sim.kernel import BLOCK_PULSES
     from .reduce import TRACE_BIN_S
 
+    periods = {float(m.sync_period_ps) for m, _ in points}
+    snap = len(periods) == 1  # one comb for every point: the log bins' edges between peaks
+    if g2_tau_max_s is None:
+        tau_max = default_g2_tau_max(d)
+    else:
+        tau_max = float(g2_tau_max_s)
+        if not (math.isfinite(tau_max) and tau_max > 0):
+            raise ValueError(f"g2_tau_max_s = {g2_tau_max_s!r} must be a positive number of s")
+    layouts = []
     for i, (m, _) in enumerate(points):
         try:
             check_lifetimes(m)
-            layout_of(m, d)  # the trace and the pair geometry must fit the acquisition
+            # the trace, the pair geometry and the log bins must fit the acquisition
+            layouts.append(layout_of(m, d, g2_tau_max_s=tau_max, snap=snap))
         except ValueError as e:
             raise type(e)(f"sweep point {i}: {e}") from None
+    log = layouts[0].log
+    tau_s = (
+        np.zeros(0)
+        if log is None
+        else np.sqrt(log.geometry.edges[:-1] * log.geometry.edges[1:].astype(float)) / 1e12
+    )
     n_pulses = [int(round(d * m.excitation.rep_rate_hz)) for m, _ in points]
     if min(n_pulses) < 1:
         raise ValueError(f"duration_s = {duration_s!r} is shorter than one laser period")
@@ -182,7 +217,7 @@ def plan_sweep(
         ap = 1 + 2 * m.detection.afterpulse_probability
         top = max(top, (photons + noise) * ap * TRACE_BIN_S * m.excitation.rep_rate_hz)
     max_counts = int(math.ceil(top + 8 * math.sqrt(top) + 10))
-    micro = {layout_of(m, d).n_micro for m, _ in points}
+    micro = {lay.n_micro for lay in layouts}
     res = {float(m.detection.resolution_ps) for m, _ in points}
     if batch_size is None:
         batch_size = default_batch_size(design.n_runs)
@@ -201,6 +236,9 @@ def plan_sweep(
         max_counts=max_counts,
         n_micro=max(micro),
         resolution_ns=(res.pop() / 1e3) if len(res) == 1 else None,
+        g2_tau_max_s=tau_max,
+        g2_snap=snap,
+        tau_s=tau_s,
     )
 
 
@@ -226,7 +264,9 @@ def run_task(payload: dict) -> dict:
         models = [runs[j][2] for j in group]
         powers = [runs[j][3] for j in group]
         ids = np.array([runs[j][1] for j in group], np.int64)
-        layout = layout_of(models[0], duration)
+        layout = layout_of(
+            models[0], duration, g2_tau_max_s=payload["g2_tau_max_s"], snap=payload["g2_snap"]
+        )
         accs = [Accumulator(layout) for _ in group]
         described = [
             (runs[j][0], runs[j][1], *divmod(runs[j][0], replicas), runs[j][2], runs[j][3])
@@ -245,12 +285,19 @@ def run_task(payload: dict) -> dict:
             columns=True,
             ids=ids,
         )
-        with open_writers(payload.get("files"), described, payload) as writers:
+        # a chunk's counting runs on the pool's threads (numba releases the GIL) while the
+        # engine makes the next chunk; a run's chunks are counted in order
+        pending: list = []
+        with (
+            open_writers(payload.get("files"), described, payload) as writers,
+            ThreadPoolExecutor(_COUNTING_THREADS, thread_name_prefix="simsps-count") as pool,
+        ):
             for chunk in chunks:
-                for acc, cols, grey in zip(accs, chunk.columns, chunk.grey_pulses):
-                    acc.add(cols)
+                for f in pending:
+                    f.result()
+                pending = [pool.submit(acc.add, cols) for acc, cols in zip(accs, chunk.columns)]
+                for acc, grey, b in zip(accs, chunk.grey_pulses, chunk.bleach_time_s):
                     acc.grey_pulses += int(grey)
-                for acc, b in zip(accs, chunk.bleach_time_s):
                     acc.bleach_time_s = float(b)
                 for j, w in enumerate(writers or ()):
                     w.write(
@@ -263,8 +310,16 @@ def run_task(payload: dict) -> dict:
                             {},
                         )
                     )
-        for j, acc, m in zip(group, accs, models):
-            results[j] = finish(acc, m, payload["max_counts"])
+            for f in pending:
+                f.result()
+            done = pool.map(
+                lambda j, acc, m: finish(acc, m, runs[j][3], payload["max_counts"]),
+                group,
+                accs,
+                models,
+            )
+            for j, r in zip(group, done):
+                results[j] = r
     return {
         "start": runs[0][0],
         "stop": runs[-1][0] + 1,
@@ -294,6 +349,12 @@ VARIABLES = {
     "g2_zero_corrected": ((), np.float64, np.nan, "g2(0) with background and afterpulses out"),
     "g2_zero_stderr": ((), np.float64, np.nan, "error of g2_zero_corrected"),
     "truth_g2_zero": ((), np.float64, np.nan, "raw g2(0) of the emitter photons (truth)"),
+    "g2": (("tau_s",), np.float64, np.nan, "g2 on log-spaced delays (background undone)"),
+    "g2_stderr": (("tau_s",), np.float64, np.nan, "jackknife error of g2"),
+    "bunching_amplitude": ((), np.float64, np.nan, "bunching over the long-delay plateau"),
+    "bunching_amplitude_stderr": ((), np.float64, np.nan, "its error"),
+    "tau_c_s": ((), np.float64, np.nan, "correlation time of the bunching"),
+    "tau_c_stderr_s": ((), np.float64, np.nan, "its error"),
     "microtime_counts": (("channel", "microtime_ns"), np.int64, 0, "photons per microtime bin"),
     "lifetime_ns": (("component",), np.float64, np.nan, "fitted lifetimes, ascending"),
     "lifetime_stderr_ns": (("component",), np.float64, np.nan, "their errors"),
@@ -327,6 +388,7 @@ def _sizes(plan: SweepPlan) -> dict:
         "microtime_ns": plan.n_micro,
         "component": 2,
         "intensity_counts": plan.max_counts + 1,
+        "tau_s": len(plan.tau_s),
     }
 
 
@@ -346,6 +408,7 @@ def flat_dataset(plan: SweepPlan, arrays: dict):
         "peak": np.arange(-N_SIDE_PEAKS, N_SIDE_PEAKS + 1),
         "component": [0, 1],
         "intensity_counts": np.arange(plan.max_counts + 1),
+        "tau_s": plan.tau_s,
     }
     for k in design.keys:
         coords[k] = ("run", np.asarray(design.values[k])[point])

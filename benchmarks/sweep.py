@@ -1,0 +1,118 @@
+"""Throughput of a parameter sweep with all its statistics, side by side in one run with
+the single-stream engine and with the same work done as a loop of simsps.simulate and the
+simsps.analysis estimators.
+
+    python benchmarks/sweep.py            # 100 points x 60 s of zn-treated (issue 14)
+    python benchmarks/sweep.py --quick    # 16 points x 10 s
+
+Prints the sweep's aggregated pulses/s, the pulses/s of ``simulate_chunks`` streaming one
+NC for as long as the sweep's points together (after compilation, same process), their
+ratio (issue 14 asks >= 1.5 on the 2-core CPU), and the time per point of the loop
+(simulate, then pulsed_g2, g2_log, decay + fit_decay and intensity_trace on the stream,
+as a user would) against the sweep's, measured on a few of the same points.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+import simsps
+from simsps.sweep import sweep
+
+TARGET_RATIO = 1.5  # issue 14: sweep pulses/s over single-stream pulses/s
+
+
+def loop_point(m, power, duration, seed, pid, layout):
+    """One point the way a user would compute it: the stream, then the estimators."""
+    from simsps.analysis import decay, fit_decay, g2_log, intensity_trace, pulsed_g2
+    from simsps.sweep.statistics import G2_SPLIT_S, independent_rate_cps, model_afterpulsing
+
+    s = simsps.simulate_population([m], duration, power, seed=seed, ids=[pid])[0]
+    ap = model_afterpulsing(m)
+    pulsed_g2(s, afterpulsing=ap, channel_delay_ps=0.0)
+    g2_log(
+        s,
+        tau_max_s=layout.log.tau_max_s,
+        split_s=G2_SPLIT_S,
+        background=independent_rate_cps(m, power),
+    )
+    d = decay(s, afterpulsing=ap)
+    fit_decay(d, n_exp=2, fit_start_ns=(np.argmax(d.counts) + 0.5) * d.resolution_ns + 2.0)
+    intensity_trace(s, 0.01)
+    return s
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--quick", action="store_true", help="16 points x 10 s")
+    p.add_argument("--loop-points", type=int, default=4, help="points timed as a loop")
+    a = p.parse_args(argv)
+    import jax
+
+    n_points, duration = (16, 10.0) if a.quick else (100, 60.0)
+    m = simsps.load_model("zn-treated")
+    powers = np.geomspace(0.25, 4.0, 10)
+    qy = np.linspace(0.02, 0.3, n_points // 10) if n_points >= 20 else None
+    vary = {"power": list(powers[: n_points if qy is None else 10])}
+    if qy is not None:
+        vary = {"biexciton.quantum_yield": list(qy), **vary}
+    print(
+        f"simsps {simsps.__version__}, jax {jax.__version__} on {jax.devices()[0].platform}, "
+        f"{os.cpu_count()} CPUs; zn-treated, {n_points} points x {duration:g} s"
+    )
+    t0 = time.perf_counter()  # compile every shape used below
+    sweep(m, vary, 2.0, seed=99)
+    sum(len(c) for c in simsps.simulate_chunks(m, 30.0, 1.0, 99))
+    print(f"compilation + warm-up: {time.perf_counter() - t0:.1f} s")
+
+    t0 = time.perf_counter()
+    ds = sweep(m, vary, duration, seed=1)
+    t_sweep = time.perf_counter() - t0
+    pulses = n_points * duration * m.excitation.rep_rate_hz
+    t0 = time.perf_counter()
+    photons = sum(len(c) for c in simsps.simulate_chunks(m, n_points * duration, 1.0, 2))
+    t_single = time.perf_counter() - t0
+    ratio = t_single / t_sweep
+    n_nan = int(np.isnan(ds.g2_zero_corrected.values).sum())
+    print(
+        f"\nsweep, all statistics     : {t_sweep:7.2f} s  {pulses / t_sweep / 1e6:8.0f} Mpulses/s"
+        f"  ({t_sweep / n_points:.3f} s per point; {n_nan} points without g2(0))"
+    )
+    print(
+        f"simulate_chunks, one NC   : {t_single:7.2f} s  {pulses / t_single / 1e6:8.0f} Mpulses/s"
+        f"  ({n_points * duration:g} s, {photons:.3g} photons, no statistics)"
+    )
+    print(
+        f"sweep / single stream     : {ratio:.2f}x pulses/s "
+        f"[target >= {TARGET_RATIO:g}x: {'ok' if ratio >= TARGET_RATIO else 'MISSED'}]"
+    )
+
+    from simsps.sweep.design import make_design, point_id
+    from simsps.sweep.statistics import layout_of
+
+    design = make_design(vary)
+    layout = layout_of(m, duration)
+    k = min(a.loop_points, n_points)
+    t0 = time.perf_counter()
+    for i in range(k):
+        point = design.point(i)
+        over = {kk: v for kk, v in point.items() if kk != "power"}
+        loop_point(
+            m.replace(over) if over else m, point["power"], duration, 1, point_id(i, 0), layout
+        )
+    t_loop = (time.perf_counter() - t0) / k
+    print(
+        f"loop of simulate + analysis: {t_loop:.3f} s per point ({k} points); the sweep "
+        f"{t_sweep / n_points:.3f} s per point: {t_loop / (t_sweep / n_points):.2f}x faster"
+    )
+    return 0 if ratio >= TARGET_RATIO else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
