@@ -383,3 +383,35 @@ def test_g2_zero_corrected_follows_the_closed_form_with_unit_z_spread(zn):
         for j, p in enumerate(powers)
     ]
     assert any(misses)
+
+
+# ---- the device's counts -----------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_counts_on_the_device_equal_the_hosts(zn):
+    """The jitted reductions (what a GPU runs; here on the CPU backend, with the jitted
+    chunk step) give every count and so every number of the numba counters; a history
+    too small for the reach (4 photons) is grown and changes nothing."""
+    from simsps.sim.engine import _population_chunks
+    from simsps.sweep.device import DeviceCounts
+    from simsps.sweep.reduce import Accumulator
+    from simsps.sweep.statistics import layout_of
+
+    m = zn.replace({"detection.efficiency": 0.1, "background.rate_cps": 3000.0})
+    lay = layout_of(m, 1.0)
+    opts = dict(spot=None, chunk_pulses=1 << 20, progress=None, truth=True, ids=[5, 9])
+    host = [Accumulator(lay) for _ in range(2)]
+    for ch in _population_chunks([m, m], 1.0, [3.0, 1.0], 8, stage="auto", columns=True, **opts):
+        for acc, cols in zip(host, ch.columns):
+            acc.add(cols)
+    dev = DeviceCounts(lay, 2, history=4)
+    for ch in _population_chunks([m, m], 1.0, [3.0, 1.0], 8, stage="records", **opts):
+        dev.add(ch)
+    assert dev.lay.history > 4  # it had to grow
+    for h, d in zip(host, dev.accumulators()):
+        h.finish_log()
+        for name in ("rows", "block_counts", "truth_peaks", "micro", "trace", "log_abw",
+                     "cov_n", "cov_y"):  # fmt: skip
+            np.testing.assert_array_equal(getattr(d, name), getattr(h, name), err_msg=name)
+        assert h.rows.sum() > 0 and h.log_abw.sum() > 0 and h.cov_n.sum() > 0

@@ -536,7 +536,7 @@ def _population_chunks(
                     carry = resize_carry(carry, caps.queue)
                 carry = new
             if stage == "records":  # left on the device, for a consumer there
-                yield DeviceChunk(start, stop, rec)
+                yield DeviceChunk(start, stop, rec, grey, bleach)
             elif columns:  # the stream's columns, no PhotonStream (sweeps)
                 if not on_host:
                     cols = [
@@ -589,11 +589,14 @@ class ColumnChunk(NamedTuple):
 class DeviceChunk(NamedTuple):
     """One chunk's records left on the device (:class:`simsps.sim.step.Records`, leading
     axis spot; the first ``records.count[s]`` of spot ``s`` are valid), pulses relative to
-    ``start``; ``stop`` is the chunk's end in pulses."""
+    ``start``; ``stop`` is the chunk's end in pulses; the pulses of the chunk each NC spent
+    charged (on the device, (E,)) and each NC's bleach time (s, inf: none)."""
 
     start: int
     stop: int
     records: Records
+    grey_pulses: jax.Array | None = None
+    bleach_time_s: np.ndarray | None = None
 
 
 def simulate_device_records(

@@ -373,15 +373,31 @@ def _accumulate_log(sync, dtime, channel, period, res_int, res, block_ps, dec_r,
             pend[d, c] += 1
             ring[d, c, q & mask] += 1
         gstate[c] += 1
-        if c == 0 and n_bp:  # distance to its block's two edges, when within the bins' reach
-            y = t - block_ps[blk]
-            if y < bp_max:
-                j = np.searchsorted(bp, y, side="right")
-                cov_n[blk, 1, j] += 1
-                cov_y[blk, 1, j] += y
-            y = block_ps[blk + 1] - t
-            if y < bp_max:
-                j = np.searchsorted(bp, y, side="right")
-                cov_n[blk + 1, 0, j] += 1
-                cov_y[blk + 1, 0, j] += y
+        if c == 0 and n_bp:
+            _cover(t, blk, block_ps, bp, bp_max, cov_n, cov_y)
     gstate[2] = blk
+
+
+@numba.njit(inline="always", **_JIT)
+def _cover(t, blk, block_ps, bp, bp_max, cov_n, cov_y):
+    """A channel-0 photon's distance to its block's two edges, counted in the interval
+    between bin limits it falls in when within the bins' reach."""
+    y = t - block_ps[blk]
+    if y < bp_max:
+        j = np.searchsorted(bp, y, side="right")
+        cov_n[blk, 1, j] += 1
+        cov_y[blk, 1, j] += y
+    y = block_ps[blk + 1] - t
+    if y < bp_max:
+        j = np.searchsorted(bp, y, side="right")
+        cov_n[blk + 1, 0, j] += 1
+        cov_y[blk + 1, 0, j] += y
+
+
+@numba.njit(**_JIT)
+def coverage_add(t, blk, block_ps, bp, cov_n, cov_y):
+    """:func:`_cover` for channel-0 photons at times ``t`` (int64 ps) in blocks ``blk``
+    (the device path: the few photons near a block edge come to the host)."""
+    bp_max = bp[len(bp) - 1]
+    for i in range(len(t)):
+        _cover(t[i], blk[i], block_ps, bp, bp_max, cov_n, cov_y)

@@ -267,6 +267,7 @@ def run_task(payload: dict) -> dict:
         layout = layout_of(
             models[0], duration, g2_tau_max_s=payload["g2_tau_max_s"], snap=payload["g2_snap"]
         )
+        on_device = _counting_on_device(payload.get("counting", "auto"), layout, payload)
         accs = [Accumulator(layout) for _ in group]
         described = [
             (runs[j][0], runs[j][1], *divmod(runs[j][0], replicas), runs[j][2], runs[j][3])
@@ -281,10 +282,22 @@ def run_task(payload: dict) -> dict:
             chunk_pulses=DEFAULT_CHUNK_PULSES,
             progress=None,
             truth=payload["truth"],
-            stage="auto",
-            columns=True,
+            stage="records" if on_device else "auto",
+            columns=not on_device,
             ids=ids,
         )
+        if on_device:  # the counts stay on the device; the few near-edge photons come over
+            from .device import DeviceCounts
+
+            counts = DeviceCounts(layout, len(group), truth=payload["truth"])
+            with open_writers(payload.get("files"), described, payload) as writers:
+                for chunk in chunks:
+                    counts.add(chunk)
+                    if writers:
+                        _write_device_chunk(writers, chunk, layout)
+            for j, acc, m in zip(group, counts.accumulators(), models):
+                results[j] = finish(acc, m, runs[j][3], payload["max_counts"])
+            continue
         # a chunk's counting runs on the pool's threads (numba releases the GIL) while the
         # engine makes the next chunk; a run's chunks are counted in order
         pending: list = []
@@ -326,6 +339,40 @@ def run_task(payload: dict) -> dict:
         "values": _stack([r[0] for r in results], payload["n_micro"]),
         "warnings": ["\n".join(r[1]) for r in results],
     }
+
+
+def _counting_on_device(counting: str, layout, payload) -> bool:
+    """Count on the accelerator ("auto": when JAX's backend is not the CPU, where the
+    numba counters are faster) unless the layout needs the host's 64-bit times."""
+    import jax
+
+    if counting not in ("auto", "host", "device"):
+        raise ValueError(f"counting = {counting!r}: choose 'auto', 'host' or 'device'")
+    if counting == "host" or (counting == "auto" and jax.default_backend() == "cpu"):
+        return False
+    from .device import DeviceLayout
+
+    try:
+        DeviceLayout.of(layout, payload["truth"])
+    except NotImplementedError:
+        return False
+    return True
+
+
+def _write_device_chunk(writers, chunk, layout) -> None:
+    """The dataset factory on an accelerator: the records come to the host to be written."""
+    from ..sim.engine import _columns, _records_to_host, _stream_of_columns
+
+    recs = _records_to_host(chunk.records)
+    members = np.arange(len(recs))[:, None]
+    for j, w in enumerate(writers):
+        cols = _columns(recs[j], chunk.start, layout.period_ps, layout.resolution_ps, members[j])
+        w.write(
+            _stream_of_columns(
+                cols, chunk.stop, layout.period_ps, layout.resolution_ps,
+                np.asarray(chunk.bleach_time_s)[j : j + 1], {},
+            )
+        )  # fmt: skip
 
 
 def _stack(values: list[dict], n_micro: int) -> dict:
