@@ -1,4 +1,5 @@
-"""PhotonStream: a T3 TTTR photon stream (sync index, microtime bin, channel) plus truth."""
+"""PhotonStream: a TTTR photon stream, T3 (sync index, microtime bin, channel) or T2
+(absolute time tags, channel), plus ground truth and a file's markers."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-__all__ = ["PhotonStream", "Truth", "Source", "State", "NO_EMITTER"]
+__all__ = ["PhotonStream", "Truth", "Markers", "Source", "State", "NO_EMITTER", "MODES"]
 
 NO_EMITTER = np.iinfo(np.uint16).max
 
@@ -96,50 +97,150 @@ class Truth:
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class PhotonStream:
-    """A time-ordered T3 photon stream.
+class Markers:
+    """External marker records of a file (frame, line or user markers): their absolute
+    time (int64 ps; a T3 marker is placed at its sync) and bits (1-15)."""
 
-    ``sync``: int64 index of the laser pulse before the photon; ``dtime``: microtime bin
-    (time after that pulse in units of ``resolution_ps``); ``channel``: detector (0, 1, ...).
-    ``truth`` is the simulation's ground truth, ``None`` for measured data; ``meta`` holds
-    provenance (model, seed, power, duration).
+    time_ps: np.ndarray
+    bits: np.ndarray
+
+    def __post_init__(self):
+        t = np.ascontiguousarray(self.time_ps, dtype=np.int64)
+        b = np.ascontiguousarray(self.bits, dtype=np.uint8)
+        if t.shape != b.shape or t.ndim != 1:
+            raise ValueError(f"marker times and bits differ in shape: {t.shape}, {b.shape}")
+        object.__setattr__(self, "time_ps", t)
+        object.__setattr__(self, "bits", b)
+
+    def __len__(self) -> int:
+        return len(self.time_ps)
+
+    @staticmethod
+    def concat(parts: Iterable["Markers | None"]) -> "Markers | None":
+        parts = [p for p in parts if p is not None]
+        if not parts:
+            return None
+        return Markers(
+            np.concatenate([p.time_ps for p in parts]), np.concatenate([p.bits for p in parts])
+        )
+
+
+MODES = ("T3", "T2")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class PhotonStream:
+    """A time-ordered TTTR photon stream, T3 or T2.
+
+    T3 (a pulsed laser's sync, as a TCSPC card in T3 mode writes): ``sync`` the int64 index
+    of the laser pulse before the photon, ``dtime`` its microtime bin (time after that pulse
+    in units of ``resolution_ps``). T2 (absolute time tags, no sync: CW excitation, or a
+    card in T2 mode): ``sync`` and ``dtime`` are None and the int64 times in ps are given
+    (build with :meth:`t2`); ``resolution_ps`` is the time-tag unit and ``sync_period_ps``
+    the laser's period when one is known (else None). ``time_ps`` gives every stream's
+    absolute detection times. ``channel``: detector (0, 1, ...). ``truth`` is the
+    simulation's ground truth, ``None`` for measured data; ``meta`` holds provenance (model,
+    seed, power, duration); ``markers`` a file's marker records (not photons).
     """
 
-    sync: np.ndarray
-    dtime: np.ndarray
+    sync: np.ndarray | None
+    dtime: np.ndarray | None
     channel: np.ndarray
-    sync_period_ps: float
+    sync_period_ps: float | None
     resolution_ps: float
     truth: Truth | None = None
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)
-    n_pulses: int | None = None  # length of the acquisition in pulses, if known
+    n_pulses: int | None = None  # T3: length of the acquisition in pulses, if known
+    mode: str = "T3"
+    abs_time_ps: np.ndarray | None = None  # T2: the detection times (use time_ps)
+    duration_ps: int | None = None  # T2: length of the acquisition, if known
+    markers: Markers | None = None
 
     def __post_init__(self):
-        sync = np.ascontiguousarray(self.sync, dtype=np.int64)
-        dtime = np.asarray(self.dtime)
-        if dtime.dtype.kind not in "iu":
-            if dtime.size and not np.all(np.mod(dtime, 1) == 0):
-                raise ValueError("dtime must hold integer microtime bins")
-        dtime = np.ascontiguousarray(
-            dtime, dtype=np.uint32 if dtime.size and dtime.max() > 65535 else np.uint16
-        )
+        if self.mode not in MODES:
+            raise ValueError(f"mode = {self.mode!r}: 'T3' or 'T2'")
         channel = np.ascontiguousarray(self.channel, dtype=np.uint8)
-        if not (len(sync) == len(dtime) == len(channel)):
-            raise ValueError(
-                f"sync, dtime and channel differ in length: {len(sync)}, {len(dtime)}, {len(channel)}"
-            )
-        if not (np.isfinite(self.sync_period_ps) and self.sync_period_ps > 0):
-            raise ValueError(f"sync_period_ps = {self.sync_period_ps!r} must be positive")
         if not (np.isfinite(self.resolution_ps) and self.resolution_ps > 0):
             raise ValueError(f"resolution_ps = {self.resolution_ps!r} must be positive")
-        if self.truth is not None and len(self.truth) != len(sync):
+        if self.mode == "T2":
+            if self.sync is not None or self.dtime is not None:
+                raise ValueError(
+                    "a T2 stream has no sync or dtime: give its times (PhotonStream.t2)"
+                )
+            if self.abs_time_ps is None:
+                raise ValueError("a T2 stream needs its detection times (abs_time_ps)")
+            t = np.ascontiguousarray(self.abs_time_ps, dtype=np.int64)
+            if len(t) != len(channel):
+                raise ValueError(f"times and channel differ in length: {len(t)}, {len(channel)}")
+            if self.sync_period_ps is not None and not (
+                np.isfinite(self.sync_period_ps) and self.sync_period_ps > 0
+            ):
+                raise ValueError(f"sync_period_ps = {self.sync_period_ps!r} must be positive")
+            if self.duration_ps is not None and self.duration_ps < 0:
+                raise ValueError(f"duration_ps = {self.duration_ps!r} must not be negative")
+            object.__setattr__(self, "abs_time_ps", t)
+        else:
+            if self.abs_time_ps is not None:
+                raise ValueError("a T3 stream's times come from sync and dtime")
+            sync = np.ascontiguousarray(self.sync, dtype=np.int64)
+            dtime = np.asarray(self.dtime)
+            if dtime.dtype.kind not in "iu":
+                if dtime.size and not np.all(np.mod(dtime, 1) == 0):
+                    raise ValueError("dtime must hold integer microtime bins")
+            dtime = np.ascontiguousarray(
+                dtime, dtype=np.uint32 if dtime.size and dtime.max() > 65535 else np.uint16
+            )
+            if not (len(sync) == len(dtime) == len(channel)):
+                raise ValueError(
+                    f"sync, dtime and channel differ in length: {len(sync)}, {len(dtime)}, "
+                    f"{len(channel)}"
+                )
+            if not (
+                self.sync_period_ps is not None
+                and np.isfinite(self.sync_period_ps)
+                and self.sync_period_ps > 0
+            ):
+                raise ValueError(f"sync_period_ps = {self.sync_period_ps!r} must be positive")
+            object.__setattr__(self, "sync", sync)
+            object.__setattr__(self, "dtime", dtime)
+        if self.truth is not None and len(self.truth) != len(channel):
             raise ValueError("truth has a different length from the stream")
-        object.__setattr__(self, "sync", sync)
-        object.__setattr__(self, "dtime", dtime)
         object.__setattr__(self, "channel", channel)
 
+    @classmethod
+    def t2(
+        cls,
+        time_ps,
+        channel,
+        *,
+        resolution_ps: float = 1.0,
+        sync_period_ps: float | None = None,
+        duration_ps: int | None = None,
+        truth: Truth | None = None,
+        meta: dict | None = None,
+        markers: Markers | None = None,
+    ) -> "PhotonStream":
+        """A T2 stream of absolute detection times (int64 ps, time-ordered)."""
+        return cls(
+            sync=None,
+            dtime=None,
+            channel=channel,
+            sync_period_ps=sync_period_ps,
+            resolution_ps=resolution_ps,
+            truth=truth,
+            meta=dict(meta or {}),
+            mode="T2",
+            abs_time_ps=time_ps,
+            duration_ps=None if duration_ps is None else int(duration_ps),
+            markers=markers,
+        )
+
+    @property
+    def is_t2(self) -> bool:
+        return self.mode == "T2"
+
     def __len__(self) -> int:
-        return len(self.sync)
+        return len(self.channel)
 
     @classmethod
     def from_arrivals(
@@ -160,26 +261,38 @@ class PhotonStream:
         )
 
     def __repr__(self) -> str:
+        base = (
+            f"sync {self.sync_period_ps:g} ps, resolution {self.resolution_ps:g} ps"
+            if not self.is_t2
+            else f"T2, tags of {self.resolution_ps:g} ps"
+            + (f", laser period {self.sync_period_ps:g} ps" if self.sync_period_ps else "")
+        )
         return (
             f"PhotonStream({len(self)} photons, {self.duration_s:.3g} s, "
-            f"channels {sorted(set(np.unique(self.channel).tolist()))}, "
-            f"sync {self.sync_period_ps:g} ps, resolution {self.resolution_ps:g} ps, "
+            f"channels {sorted(set(np.unique(self.channel).tolist()))}, {base}, "
             f"truth={'yes' if self.truth is not None else 'no'})"
         )
 
     @property
-    def rep_rate_hz(self) -> float:
-        return 1e12 / self.sync_period_ps
+    def rep_rate_hz(self) -> float | None:
+        return None if self.sync_period_ps is None else 1e12 / self.sync_period_ps
 
     @property
     def duration_s(self) -> float:
+        if self.is_t2:
+            if self.duration_ps is not None:
+                return self.duration_ps * 1e-12
+            return (int(self.abs_time_ps[-1]) + 1) * 1e-12 if len(self) else 0.0
         if self.n_pulses is not None:
             return self.n_pulses * self.sync_period_ps * 1e-12
         return (int(self.sync[-1]) + 1) * self.sync_period_ps * 1e-12 if len(self) else 0.0
 
     @property
     def time_ps(self) -> np.ndarray:
-        """Absolute detection time in ps (int64), from sync and microtime bin."""
+        """Absolute detection time in ps (int64): a T2 stream's own; a T3 stream's from
+        sync and microtime bin."""
+        if self.is_t2:
+            return self.abs_time_ps
         t = self.sync * np.int64(round(self.sync_period_ps))
         if float(self.resolution_ps).is_integer():  # integer arithmetic, same result
             t += self.dtime.astype(np.int64) * np.int64(self.resolution_ps)
@@ -188,19 +301,29 @@ class PhotonStream:
         return t
 
     def take(self, idx) -> "PhotonStream":
+        truth = None if self.truth is None else self.truth.take(idx)
+        if self.is_t2:
+            return dataclasses.replace(
+                self, abs_time_ps=self.abs_time_ps[idx], channel=self.channel[idx], truth=truth
+            )
         return dataclasses.replace(
             self,
             sync=self.sync[idx],
             dtime=self.dtime[idx],
             channel=self.channel[idx],
-            truth=None if self.truth is None else self.truth.take(idx),
+            truth=truth,
         )
 
     def equal_records(self, other: "PhotonStream") -> bool:
-        """Same photons (sync, microtime, channel) and the same time base."""
+        """Same photons (times, or sync and microtime; channel) and the same time base."""
+        if self.mode != other.mode or self.resolution_ps != other.resolution_ps:
+            return False
+        if self.is_t2:
+            return np.array_equal(self.abs_time_ps, other.abs_time_ps) and np.array_equal(
+                self.channel, other.channel
+            )
         return (
             self.sync_period_ps == other.sync_period_ps
-            and self.resolution_ps == other.resolution_ps
             and np.array_equal(self.sync, other.sync)
             and np.array_equal(self.dtime.astype(np.int64), other.dtime.astype(np.int64))
             and np.array_equal(self.channel, other.channel)
@@ -213,11 +336,30 @@ class PhotonStream:
             raise ValueError("nothing to concatenate")
         first = parts[0]
         for p in parts[1:]:
-            if (p.sync_period_ps, p.resolution_ps) != (first.sync_period_ps, first.resolution_ps):
+            if (p.mode, p.sync_period_ps, p.resolution_ps) != (
+                first.mode,
+                first.sync_period_ps,
+                first.resolution_ps,
+            ):
                 raise ValueError("cannot concatenate streams with different time bases")
         truth = None
         if all(p.truth is not None for p in parts):
             truth = Truth.concat(p.truth for p in parts)
+        markers = Markers.concat(p.markers for p in parts)
+        if first.is_t2:
+            duration = (
+                parts[-1].duration_ps if all(p.duration_ps is not None for p in parts) else None
+            )
+            return PhotonStream.t2(
+                np.concatenate([p.abs_time_ps for p in parts]),
+                np.concatenate([p.channel for p in parts]),
+                resolution_ps=first.resolution_ps,
+                sync_period_ps=first.sync_period_ps,
+                duration_ps=duration,
+                truth=truth,
+                meta=dict(parts[-1].meta),
+                markers=markers,
+            )
         n_pulses = None
         if all(p.n_pulses is not None for p in parts):
             n_pulses = parts[-1].n_pulses
@@ -230,4 +372,5 @@ class PhotonStream:
             truth=truth,
             meta=dict(parts[-1].meta),
             n_pulses=n_pulses,
+            markers=markers,
         )

@@ -206,5 +206,10 @@ def test_record_table_agrees_with_ptufile():
         assert theirs[code].endswith(row.mode), (hex(code), theirs[code], row.mode)
         assert ("HydraHarp" in theirs[code]) == row.family.startswith("HydraHarp")
         assert ("PicoHarp" in theirs[code]) == (row.layout == "picoharp")
-    assert {r.writer for r in WRITABLE.values()} == {"picoharp-t3", "hydraharp-t3"}
-    assert all(r.mode == "T3" for r in WRITABLE.values())
+    assert {r.writer for r in WRITABLE.values()} == {
+        "picoharp-t3",
+        "hydraharp-t3",
+        "picoharp-t2",
+        "hydraharp-t2",
+    }
+    assert all(r.mode == r.writer[-2:].upper() for r in WRITABLE.values())

@@ -2,8 +2,9 @@
 (tests/data/picoquant, BSD licence beside them): it finishes, and every number that no
 emitter can give (a negative g2(0), a negative lifetime-trace delay, a decay that does not
 finish within the period, a negative bunching or accidental floor...) comes with a warning
-naming it, in summary.json's top-level list and on stderr. The T2 and legacy files are not
-read yet (T2 records, .ht3: a later issue): a clear error naming the file, exit 1."""
+naming it, in summary.json's top-level list and on stderr. The T2 file runs the analyses that
+need no laser pulse; the legacy .ht3 file is not read yet: a clear error naming the file,
+exit 1."""
 
 import json
 from pathlib import Path
@@ -77,7 +78,19 @@ def test_negative_control_no_warning_on_a_clean_simulation(tmp_path, capsys):
     assert s["g2_log"]["background_corrected"]
 
 
-@pytest.mark.parametrize("name", ["picoharp_v30_t2.ptu", "hydraharp_v20.ht3"])
+def test_analyze_real_t2_file(tmp_path, capsys):
+    """The PicoHarp T2 file (no sync): the analyses that need no laser pulse run (g2 on
+    log delays, the trace); the pulsed ones are skipped, each with its reason."""
+    out = tmp_path / "report"
+    assert main(["analyze", str(DATA / "picoharp_v30_t2.ptu"), "--out", str(out)]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert {"g2_log", "trace"} <= set(s["figures"])
+    for name in ("g2_pulsed", "decay", "flid"):
+        assert "needs a T3 stream" in s["skipped"][name]
+    assert s["photons"] == 920177
+
+
+@pytest.mark.parametrize("name", ["hydraharp_v20.ht3"])
 def test_files_not_read_yet_fail_clearly(tmp_path, capsys, name):
     assert main(["analyze", str(DATA / name), "--out", str(tmp_path / "r")]) == 1
     err = capsys.readouterr().err

@@ -20,18 +20,34 @@ def check_stream(stream, *, need_channels: tuple[int, ...] = (), min_photons: in
         raise AnalysisError(
             f"the stream holds {len(stream)} photons; this analysis needs at least {min_photons}"
         )
-    if not (np.isfinite(stream.sync_period_ps) and stream.sync_period_ps > 0):
-        raise AnalysisError("the stream has no sync period (sync rate missing from the file?)")
-    if len(stream) > 1 and np.any(stream.sync[1:] < stream.sync[:-1]):
-        raise AnalysisError(
-            "the photons are not in time order (sync decreases); sort the stream by sync first"
-        )
+    if stream.is_t2:
+        t = stream.time_ps
+        if len(t) > 1 and np.any(t[1:] < t[:-1]):
+            raise AnalysisError(
+                "the photons are not in time order (time tags decrease); sort the stream first"
+            )
+    else:
+        if not (np.isfinite(stream.sync_period_ps) and stream.sync_period_ps > 0):
+            raise AnalysisError("the stream has no sync period (sync rate missing from the file?)")
+        if len(stream) > 1 and np.any(stream.sync[1:] < stream.sync[:-1]):
+            raise AnalysisError(
+                "the photons are not in time order (sync decreases); sort the stream by sync first"
+            )
     present = set(np.flatnonzero(np.bincount(stream.channel)).tolist()) if len(stream) else set()
     missing = [c for c in need_channels if c not in present]
     if missing:
         raise AnalysisError(
             f"channel {missing[0]} has no photons (channels present: "
             f"{sorted(present)}); a cross-correlation needs both detectors"
+        )
+
+
+def require_t3(stream, what: str) -> None:
+    """Refuse a T2 stream where an estimator needs the laser's sync and microtimes."""
+    if stream.is_t2:
+        raise AnalysisError(
+            f"{what} needs a T3 stream (a pulsed laser's sync and microtimes); this is a T2 "
+            "stream of absolute time tags: use g2_cw, g2_log or the traces"
         )
 
 
@@ -51,7 +67,7 @@ def channel_times(stream, a: int = 0, b: int = 1) -> tuple[np.ndarray, np.ndarra
         raise AnalysisError(
             f"channels ({a}, {b}): a cross-correlation needs two different detectors"
         )
-    if float(stream.resolution_ps).is_integer():  # one compiled pass, same as time_ps
+    if not stream.is_t2 and float(stream.resolution_ps).is_integer():  # one compiled pass
         from ._kernels import split_times
 
         return split_times(
@@ -112,7 +128,8 @@ class Warnings(list):
 def channel_delay_ps(stream, a: int, b: int) -> float:
     """Delay of detector ``b``'s timing relative to ``a``'s (cables, electronics), from the
     circular cross-correlation of their microtime histograms over one period (peak refined
-    by a parabola through its neighbours). 0 for identical detectors."""
+    by a parabola through its neighbours). 0 for identical detectors (T3 streams)."""
+    require_t3(stream, "the channel delay from microtime histograms")
     period = float(stream.sync_period_ps)
     res = float(stream.resolution_ps)
     n = max(int(math.ceil(period / res)), 2)

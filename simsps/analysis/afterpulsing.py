@@ -33,7 +33,14 @@ import numpy as np
 from scipy import optimize
 
 from ._blocks import DEFAULT_BLOCKS, time_slices
-from ._common import AnalysisError, Warnings, channel_delay_ps, channel_times, check_stream
+from ._common import (
+    AnalysisError,
+    Warnings,
+    channel_delay_ps,
+    channel_times,
+    check_stream,
+    require_t3,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +87,7 @@ def afterpulsing(
     the acquisition). Errors: delete-one-block jackknife over ``n_blocks`` time blocks."""
     a, b = channels
     check_stream(stream, need_channels=(a, b), min_photons=4)
+    require_t3(stream, "afterpulsing")
     ta, tb = channel_times(stream, a, b)
     period = float(stream.sync_period_ps)
     duration_ps = stream.duration_s * 1e12

@@ -33,7 +33,14 @@ import math
 import numpy as np
 from scipy import optimize
 
-from ._common import AnalysisError, Warnings, central_jacobian, check_stream, interval
+from ._common import (
+    AnalysisError,
+    Warnings,
+    central_jacobian,
+    check_stream,
+    interval,
+    require_t3,
+)
 from ._shapes import periodic_bin_integrals
 
 
@@ -120,6 +127,7 @@ def decay(
     histogram convolved with the wrapped delay law per detector, go with the decay and
     into its fit."""
     check_stream(stream)
+    require_t3(stream, "the decay (a microtime histogram)")
     sel = np.ones(len(stream), bool)
     if channels is not None:
         chans = np.atleast_1d(channels)

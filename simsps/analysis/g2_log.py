@@ -247,7 +247,8 @@ def g2_log(
     every delay, slow at long ones); between them the split is chosen by a cost model,
     unless ``split_s`` fixes it (exact pairs for the bins below that delay).
     The fit of the bunching runs from ``fit_min_s`` (default 20 laser periods, clear of
-    the pulse comb) to ``fit_max_s`` (default ``tau_max_s``); its ``baseline`` is free by
+    the pulse comb; 1 us for a T2 stream without a laser) to ``fit_max_s`` (default
+    ``tau_max_s``); its ``baseline`` is free by
     default, so a slow drift (bleaching, focus) raises the baseline instead of
     masquerading as a slow bunching component; ``baseline="fixed"`` pins it to 1.
     Errors: jackknife over ``n_blocks`` time blocks, which should be longer than the
@@ -261,14 +262,16 @@ def g2_log(
     a, b = channels
     check_stream(stream, need_channels=(a, b), min_photons=2)
     duration_ps = stream.duration_s * 1e12
+    period_ps = stream.sync_period_ps  # None: a T2 stream without a laser (CW)
+    snap_to_period = snap_to_period and period_ps is not None
     edges = checked_log_edges(
-        tau_min_s, tau_max_s, bins_per_decade, duration_ps, stream.sync_period_ps, snap_to_period
+        tau_min_s, tau_max_s, bins_per_decade, duration_ps, period_ps, snap_to_period
     )
     ta, tb = channel_times(stream, a, b)
     na, nb = len(ta), len(tb)
     from ._kernels import grid_histogram, pair_histogram
 
-    period = int(round(stream.sync_period_ps)) if snap_to_period else None
+    period = int(round(period_ps)) if snap_to_period else None
     if split_s is None:
         split = _choose_split(
             edges, na, nb, duration_ps, bins_per_decade, pair_budget, grid_budget, period
@@ -279,7 +282,7 @@ def g2_log(
     geo = log_geometry(edges, split, period, bins_per_decade)
     blocks = n_blocks is not None
     n_blk = n_blocks if blocks else 1
-    block_ps = log_block_edges(stream.duration_s, stream.sync_period_ps, n_blocks)
+    block_ps = log_block_edges(stream.duration_s, period_ps, n_blocks)
     cuts_a = np.array([sl.start for sl in time_slices(ta, block_ps)] + [na])
     cuts_b = np.array([sl.start for sl in time_slices(tb, block_ps)] + [nb])
     n_bins = geo.n_bins
@@ -316,7 +319,7 @@ def g2_log(
         block_ps=block_ps if blocks else None,
         background=bg,
         fit=fit,
-        fit_min_s=fit_min_s if fit_min_s is not None else 20 * stream.sync_period_ps * 1e-12,
+        fit_min_s=fit_min_s if fit_min_s is not None else _default_fit_min(period_ps),
         fit_max_s=fit_max_s if fit_max_s is not None else tau_max_s,
         baseline=baseline,
     )
@@ -342,12 +345,21 @@ def checked_log_edges(
     )
 
 
-def log_block_edges(duration_s: float, period_ps: float, n_blocks: int | None) -> np.ndarray:
-    """The jackknife's block edges in ps (one block: the whole acquisition)."""
+def log_block_edges(duration_s: float, period_ps: float | None, n_blocks: int | None) -> np.ndarray:
+    """The jackknife's block edges in ps (one block: the whole acquisition): on laser
+    pulses when there is a laser, else on whole ps."""
     duration_ps = duration_s * 1e12
     if n_blocks is None:
         return np.array([0.0, duration_ps])
+    if period_ps is None:
+        return block_edges(int(round(duration_ps)), max(n_blocks, 2)).astype(np.float64)
     return block_edges(int(round(duration_ps / period_ps)), max(n_blocks, 2)) * float(period_ps)
+
+
+def _default_fit_min(period_ps: float | None) -> float:
+    """Where the bunching fit starts by default: 20 laser periods (clear of the pulse comb),
+    or 1 us without a laser (clear of a CW emitter's antibunching dip)."""
+    return 20 * period_ps * 1e-12 if period_ps is not None else 1e-6
 
 
 @dataclasses.dataclass(frozen=True)

@@ -68,6 +68,7 @@ from ._common import (
     channel_times,
     check_stream,
     interval,
+    require_t3,
 )
 from ._common import channel_delay_ps as measure_channel_delay
 
@@ -248,6 +249,7 @@ def pulsed_g2(
 
     a, b = channels
     check_stream(stream, need_channels=(a, b), min_photons=2)
+    require_t3(stream, "pulsed_g2")
     k = _check_options(n_side_peaks, correction, floor_fraction)
     warn = Warnings()
     if afterpulsing == "auto":

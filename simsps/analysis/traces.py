@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from ._common import AnalysisError, Warnings, check_bin, check_stream
+from ._common import AnalysisError, Warnings, check_bin, check_stream, require_t3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,8 +113,10 @@ def _select(stream, channels):
 def _bin_index(stream, bin_s: float) -> tuple[np.ndarray, int]:
     duration = stream.duration_s
     check_bin(bin_s, duration)
-    pulses_per_bin = bin_s * 1e12 / stream.sync_period_ps
     n_bins = int(math.floor(duration / bin_s + 1e-9))
+    if stream.is_t2:  # absolute time tags: the bin of each photon's time
+        return stream.time_ps // int(round(bin_s * 1e12)), n_bins
+    pulses_per_bin = bin_s * 1e12 / stream.sync_period_ps
     idx = np.floor(stream.sync / pulses_per_bin + 1e-12).astype(np.int64)
     return idx, n_bins
 
@@ -246,6 +248,7 @@ def lifetime_trace(
     photons in ``[t0, t0 + window_ns)`` (default 100 ns, shorter for short periods) per bin, minus the share of a uniform background
     (``"tail"``: rate measured in the last quarter of the period; or cps; or 0)."""
     check_stream(stream)
+    require_t3(stream, "the lifetime trace")
     idx, n = _bin_index(stream, bin_s)
     sel = _select(stream, channels) & (idx < n)
     res_ns = stream.resolution_ps / 1e3

@@ -229,12 +229,20 @@ def _cmd_info(a) -> int:
             rows.append((key.replace("_", " "), s[key]))
     rows += [
         ("records", f"{s['records']}"),
-        ("sync rate", f"{s['sync_rate_hz'] / 1e6:g} MHz (period {1e9 / s['sync_rate_hz']:g} ns)"),
+        ("mode", s.get("mode", "T3")),
+        (
+            "sync rate",
+            f"{s['sync_rate_hz'] / 1e6:g} MHz (period {1e9 / s['sync_rate_hz']:g} ns)"
+            if s["sync_rate_hz"]
+            else "none (T2 time tags, no laser sync)",
+        ),
         ("resolution", f"{s['resolution_ps']:g} ps"),
         ("duration", f"{s['duration_s']:.6g} s"),
         ("photons", f"{s['photons']}"),
         ("count rate", f"{s['count_rate_cps'] / 1e3:.3f} kcps"),
     ]
+    if s.get("markers"):
+        rows.append(("markers", f"{s['markers']} (not photons)"))
     for c, n in s["photons_per_channel"].items():
         rows.append(
             (f"  channel {c}", f"{n} photons, {s['count_rate_per_channel_cps'][c] / 1e3:.3f} kcps")

@@ -29,6 +29,12 @@ def _umask() -> int:
     return mask
 
 
+def file_mode() -> int:
+    """The permissions a new file gets from the user's umask (0666 less it): what a
+    temporary file made by mkstemp (0600) is given before it is renamed into place."""
+    return 0o666 & ~_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path beside ``path``; on success it is flushed, given the usual
@@ -41,7 +47,7 @@ def atomic_path(path):
         yield Path(tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

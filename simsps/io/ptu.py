@@ -1,11 +1,14 @@
-"""PicoQuant PTU files in T3 (point) mode: streamed writer and chunked reader.
+"""PicoQuant PTU files, T3 and T2 (point mode): streamed writer and chunked reader.
 
 Record types written: PicoHarp T3 (``picoharp-t3``, 16-bit nsync, 12-bit microtime, channel
-1-4 in the record) and HydraHarp v2 T3 (``hydraharp-t3``, 10-bit nsync, 15-bit microtime,
-channel 0-62, overflow records carrying a count). Read: every PicoQuant T3 kind (PicoHarp,
-HydraHarp v1/v2, TimeHarp 260 N/P, generic/MultiHarp). Marker records are skipped.
-Every record type, its bit layout and its overflow rule: the one table in
-:mod:`simsps.io.records`.
+1-4 in the record), HydraHarp v2 T3 (``hydraharp-t3``, 10-bit nsync, 15-bit microtime,
+channel 0-62, overflow records carrying a count), PicoHarp T2 (``picoharp-t2``, 28-bit
+time tags of 4 ps, channels 0-4) and HydraHarp v2 T2 (``hydraharp-t2``, 25-bit tags of
+1 ps, channels 0-62). Read: every PicoQuant kind of both modes (PicoHarp, HydraHarp v1/v2,
+TimeHarp 260 N/P, generic/MultiHarp/PicoHarp 330); marker records are kept as the stream's
+``markers`` (a T2 sync-input event as a marker with bits 0), not as photons. Every record
+type, its bit layout and its overflow rule: the one table in :mod:`simsps.io.records`;
+the codecs in :mod:`simsps.io.codec`.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from ..stream import PhotonStream
-from ._atomic import CommitOnExit
+from ..stream import Markers, PhotonStream
+from ._atomic import CommitOnExit, file_mode
+from .codec import decode_t2, decode_t3, encode_t2, encode_t3, overflow_records
 from .errors import TTTRFileError
 from .ptu_header import TagType, encode_tags, read_header
 from .records import BY_CODE, WRITABLE, RecordType
@@ -31,10 +35,7 @@ __all__ = ["RECORD_FORMATS", "PTUWriter", "write_ptu", "read_ptu", "iter_ptu", "
 
 
 RECORD_FORMATS = WRITABLE  # format name -> RecordType, what the writer can write
-
-_HH_OVERFLOW = np.uint32((1 << 31) | (0x3F << 25))
-_PH_OVERFLOW = np.uint32(0xF << 28)
-_HH_MAX_WRAPS = 1023  # wraps one HydraHarp overflow record may carry
+_T2_DURATION = "simsps_DurationPs"  # a T2 file's acquisition length (ps)
 
 # provenance carried as user tags "simsps_<Key>": (meta key, tag type)
 _USER_TAGS = (
@@ -49,6 +50,7 @@ _USER_TAGS = (
     ("sweep_point", TagType.INT8),
     ("sweep_replica", TagType.INT8),
     ("key_id", TagType.INT8),
+    ("laser_period_ps", TagType.FLOAT8),  # a T2 file's laser, when there is one
 )
 
 
@@ -56,46 +58,7 @@ def _user_tag_name(key: str) -> str:
     return "simsps_" + "".join(p.capitalize() for p in key.split("_"))
 
 
-# ---------------------------------------------------------------------------- encoding
-def _encode(
-    fmt: RecordType, sync: np.ndarray, dtime: np.ndarray, channel: np.ndarray, wraps_done: int
-) -> tuple[np.ndarray, int]:
-    """Records of photons (``sync`` absolute, sorted) after ``wraps_done`` wraps written."""
-    wraps = sync // fmt.wrap
-    prev = np.empty_like(wraps)
-    prev[:1] = wraps_done
-    prev[1:] = wraps[:-1]
-    gap = wraps - prev
-    photon = (sync - wraps * fmt.wrap).astype(np.uint32)
-    if fmt.layout == "picoharp":
-        photon |= (dtime.astype(np.uint32) << 16) | ((channel.astype(np.uint32) + 1) << 28)
-    else:
-        photon |= (dtime.astype(np.uint32) << 10) | (channel.astype(np.uint32) << 25)
-    n_ovf, overflow = _overflow_records(fmt, gap)
-    where_photon = np.arange(len(sync)) + np.cumsum(n_ovf)
-    out = np.empty(len(sync) + len(overflow), np.uint32)
-    out[where_photon] = photon
-    is_ovf = np.ones(len(out), bool)
-    is_ovf[where_photon] = False
-    out[is_ovf] = overflow
-    return out, int(wraps[-1]) if len(wraps) else wraps_done
-
-
-def _overflow_records(fmt: RecordType, gaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Overflow records that advance the wrap counter by each of ``gaps`` in turn: the
-    number of records per gap, and all records concatenated. A PicoHarp record is one
-    wrap; a HydraHarp record carries up to 1023."""
-    gaps = np.asarray(gaps, np.int64)
-    if fmt.layout == "picoharp":
-        return gaps, np.full(int(gaps.sum()), _PH_OVERFLOW, np.uint32)
-    n = -(-gaps // _HH_MAX_WRAPS)
-    ends = np.cumsum(n)
-    vals = np.full(int(ends[-1]) if len(ends) else 0, _HH_MAX_WRAPS, np.uint32)
-    has = n > 0
-    vals[(ends - 1)[has]] = (gaps - _HH_MAX_WRAPS * (n - 1))[has]  # last record of each run
-    return n, _HH_OVERFLOW | vals
-
-
+# ---------------------------------------------------------------------------- writing
 def check_resolution(fmt: RecordType, sync_period_ps: float, resolution_ps: float) -> None:
     """Refuse a microtime bin whose range does not cover the sync period, with a hint."""
     covered = fmt.n_bins * resolution_ps
@@ -110,10 +73,14 @@ def check_resolution(fmt: RecordType, sync_period_ps: float, resolution_ps: floa
 
 
 class PTUWriter(CommitOnExit):
-    """Write a T3 PTU file chunk by chunk; the file appears under its name only when closed.
+    """Write a PTU file chunk by chunk; the file appears under its name only when closed.
 
-    Use as a context manager; ``write(stream)`` appends a time-ordered chunk (absolute sync
-    indices). On an exception inside the block the temporary file is removed.
+    Use as a context manager; ``write(stream)`` appends a time-ordered chunk. T3 formats
+    take T3 streams (absolute sync indices; ``sync_period_ps`` and ``resolution_ps`` their
+    time base). T2 formats take T2 streams (or T3 streams, by their bins' times): each
+    time becomes a tag of the format's unit (``resolution_ps``, default the instrument's:
+    4 ps PicoHarp, 1 ps HydraHarp), ``sync_period_ps`` is the laser's period if there is
+    one (None: CW). On an exception inside the block the temporary file is removed.
     """
 
     def __init__(
@@ -121,31 +88,48 @@ class PTUWriter(CommitOnExit):
         path,
         fmt: str = "picoharp-t3",
         *,
-        sync_period_ps: float,
-        resolution_ps: float,
+        sync_period_ps: float | None,
+        resolution_ps: float | None = None,
         meta: dict | None = None,
     ):
         if fmt not in RECORD_FORMATS:
             raise ValueError(f"unknown PTU format {fmt!r}: choose {', '.join(RECORD_FORMATS)}")
         self.fmt = RECORD_FORMATS[fmt]
+        self.t2 = self.fmt.mode == "T2"
         self.path = Path(path)
-        self.sync_period_ps = float(sync_period_ps)
-        self.resolution_ps = float(resolution_ps)
-        check_resolution(self.fmt, self.sync_period_ps, self.resolution_ps)
+        if self.t2:
+            self.resolution_ps = float(resolution_ps or self.fmt.t2_unit_ps)
+            self.sync_period_ps = None if sync_period_ps is None else float(sync_period_ps)
+        else:
+            if sync_period_ps is None or resolution_ps is None:
+                raise ValueError(f"{fmt}: a T3 file needs the sync period and the bin width")
+            self.sync_period_ps = float(sync_period_ps)
+            self.resolution_ps = float(resolution_ps)
+            check_resolution(self.fmt, self.sync_period_ps, self.resolution_ps)
+        if not (math.isfinite(self.resolution_ps) and self.resolution_ps > 0):
+            raise ValueError(f"resolution_ps = {resolution_ps!r} must be positive")
         self.meta = dict(meta or {})
+        if self.t2 and self.sync_period_ps is not None:
+            self.meta["laser_period_ps"] = self.sync_period_ps
         self.n_records = 0
         self.wraps = 0
-        self.last_sync = -1
+        self.last_sync = -1  # T3; T2: the last tag
         self.n_pulses = 0
+        self.duration_ps = 0
         self._fh = None
         self._tmp = None
 
     def _tags(self):
-        sync_rate = 1e12 / self.sync_period_ps
         m = self.meta
         now = _dt.datetime.now(_dt.timezone.utc)
         from .. import __version__
 
+        if self.t2:
+            rate = 0 if self.sync_period_ps is None else 1e12 / self.sync_period_ps
+            glob = self.resolution_ps  # T2 tags count the global resolution
+        else:
+            rate = 1e12 / self.sync_period_ps
+            glob = self.sync_period_ps
         tags = [
             ("File_GUID", -1, TagType.ANSI_STRING, "{" + str(uuid.uuid4()).upper() + "}"),
             ("File_CreatingTime", -1, TagType.DATETIME, now),
@@ -159,19 +143,19 @@ class PTUWriter(CommitOnExit):
             ("CreatorSW_Version", -1, TagType.ANSI_STRING, __version__),
             ("HW_Type", -1, TagType.ANSI_STRING, self.fmt.hardware),
             ("HW_InpChannels", -1, TagType.INT8, 2),
-            ("Measurement_Mode", -1, TagType.INT8, 3),
-            ("Measurement_SubMode", -1, TagType.INT8, 1),
+            ("Measurement_Mode", -1, TagType.INT8, 2 if self.t2 else 3),
+            ("Measurement_SubMode", -1, TagType.INT8, 0 if self.t2 else 1),
             ("MeasDesc_BinningFactor", -1, TagType.INT8, 1),
             ("MeasDesc_Resolution", -1, TagType.FLOAT8, self.resolution_ps * 1e-12),
-            ("MeasDesc_GlobalResolution", -1, TagType.FLOAT8, self.sync_period_ps * 1e-12),
+            ("MeasDesc_GlobalResolution", -1, TagType.FLOAT8, glob * 1e-12),
             ("MeasDesc_AcquisitionTime", -1, TagType.INT8, 0),  # ms, patched on close
-            ("TTResult_SyncRate", -1, TagType.INT8, int(round(sync_rate))),
+            ("TTResult_SyncRate", -1, TagType.INT8, int(round(rate))),
             ("TTResult_StopAfter", -1, TagType.INT8, 0),  # ms, patched on close
             ("TTResult_StopReason", -1, TagType.INT8, 0),  # 0: time over
             ("TTResult_NumberOfRecords", -1, TagType.INT8, 0),  # patched on close
             ("TTResultFormat_TTTRRecType", -1, TagType.INT8, self.fmt.code),
             ("TTResultFormat_BitsPerRecord", -1, TagType.INT8, 32),
-            ("simsps_NumberOfPulses", -1, TagType.INT8, 0),  # patched on close
+            (_T2_DURATION if self.t2 else "simsps_NumberOfPulses", -1, TagType.INT8, 0),
         ]
         for key, kind in _USER_TAGS:
             if key in m:
@@ -193,6 +177,11 @@ class PTUWriter(CommitOnExit):
     def write(self, stream: PhotonStream) -> None:
         if self._fh is None:
             raise RuntimeError("PTUWriter is not open")
+        if self.t2:
+            self._write_t2(stream)
+            return
+        if stream.is_t2:
+            raise ValueError(f"{self.fmt.writer} is a T3 format: a T2 stream has no sync")
         if (stream.sync_period_ps, stream.resolution_ps) != (
             self.sync_period_ps,
             self.resolution_ps,
@@ -210,16 +199,35 @@ class PTUWriter(CommitOnExit):
                 f"microtime bin {int(dtime.max())} does not fit {self.fmt.writer} "
                 f"({self.fmt.dtime_bits} bits)"
             )
-        max_ch = self.fmt.max_channel
-        if int(channel.max()) > max_ch:
-            raise ValueError(
-                f"channel {int(channel.max())} does not fit {self.fmt.writer} (0..{max_ch})"
-            )
-        records, self.wraps = _encode(self.fmt, sync, dtime, channel, self.wraps)
+        self._check_channels(channel, self.fmt.max_channel)
+        records, self.wraps = encode_t3(self.fmt, sync, dtime, channel, self.wraps)
         self._fh.write(records.tobytes())
         self.n_records += len(records)
         self.last_sync = int(sync[-1])
         self.n_pulses = max(self.n_pulses, self.last_sync + 1)
+
+    def _check_channels(self, channel, max_ch: int) -> None:
+        if len(channel) and int(channel.max()) > max_ch:
+            raise ValueError(
+                f"channel {int(channel.max())} does not fit {self.fmt.writer} (0..{max_ch})"
+            )
+
+    def _write_t2(self, stream: PhotonStream) -> None:
+        t = stream.time_ps
+        unit = self.resolution_ps
+        tag = t // int(unit) if float(unit).is_integer() else np.floor(t / unit).astype(np.int64)
+        dur = stream.duration_s * 1e12
+        self.duration_ps = max(self.duration_ps, int(round(dur)))
+        if not len(stream):
+            return
+        if tag[0] < self.last_sync or np.any(np.diff(tag) < 0):
+            raise ValueError("photons must be written in time order (times not increasing)")
+        self._check_channels(stream.channel, self.fmt.t2_max_channel)
+        records, self.wraps = encode_t2(self.fmt, tag, stream.channel, self.wraps)
+        self._fh.write(records.tobytes())
+        self.n_records += len(records)
+        self.last_sync = int(tag[-1])
+        self.duration_ps = max(self.duration_ps, int(round((self.last_sync + 1) * unit)))
 
     def _patch(self, name: str, value: int) -> None:
         self._fh.seek(self._offsets[name])
@@ -228,16 +236,26 @@ class PTUWriter(CommitOnExit):
     def close(self) -> Path:
         if self._fh is None:
             return self.path
-        _, tail = _overflow_records(self.fmt, [max(0, self.n_pulses // self.fmt.wrap - self.wraps)])
+        if self.t2:
+            units = int(self.duration_ps // self.resolution_ps)
+            wrap, duration_ps = self.fmt.t2_wrap, self.duration_ps
+        else:
+            units, wrap = self.n_pulses, self.fmt.wrap
+            duration_ps = self.n_pulses * self.sync_period_ps
+        _, tail = overflow_records(self.fmt, [max(0, units // wrap - self.wraps)])
         self._fh.write(tail.tobytes())  # an instrument keeps counting wraps to the stop
         self.n_records += len(tail)
-        ms = int(round(self.n_pulses * self.sync_period_ps * 1e-9))
+        ms = int(round(duration_ps * 1e-9))
         self._patch("TTResult_NumberOfRecords", self.n_records)
         self._patch("TTResult_StopAfter", ms)
         self._patch("MeasDesc_AcquisitionTime", ms)
-        self._patch("simsps_NumberOfPulses", self.n_pulses)
+        if self.t2:
+            self._patch(_T2_DURATION, self.duration_ps)
+        else:
+            self._patch("simsps_NumberOfPulses", self.n_pulses)
         self._fh.flush()
         os.fsync(self._fh.fileno())
+        os.fchmod(self._fh.fileno(), file_mode())
         self._fh.close()
         self._fh = None
         os.replace(self._tmp, self.path)
@@ -264,8 +282,10 @@ def write_ptu(
     if first is None:
         raise ValueError("nothing to write: no chunks")
     meta = {**first.meta, **(meta or {})}
+    t2 = RECORD_FORMATS.get(fmt) is not None and RECORD_FORMATS[fmt].mode == "T2"
+    res = None if t2 else first.resolution_ps  # T2: the instrument's tag unit
     with PTUWriter(
-        path, fmt, sync_period_ps=first.sync_period_ps, resolution_ps=first.resolution_ps, meta=meta
+        path, fmt, sync_period_ps=first.sync_period_ps, resolution_ps=res, meta=meta
     ) as w:
         w.write(first)
         for chunk in chunks:
@@ -281,8 +301,16 @@ class PTUInfo:
     header_bytes: int
     record_type: int
     n_records: int
-    sync_period_ps: float
-    resolution_ps: float
+    sync_period_ps: float | None  # T3: the sync; T2: the laser's, when the file says
+    resolution_ps: float  # T3: microtime bin; T2: the time-tag unit
+
+    @property
+    def kind(self) -> RecordType:
+        return BY_CODE[self.record_type]
+
+    @property
+    def mode(self) -> str:
+        return self.kind.mode
 
 
 def _num(tags, key, path, kind=float):
@@ -305,15 +333,11 @@ def ptu_info(path) -> PTUInfo:
         raise TTTRFileError(path, f"cannot read: {e.strerror}") from None
     rec_type = _num(tags, "TTResultFormat_TTTRRecType", path, int)
     kind = BY_CODE.get(rec_type)
-    if kind is not None and kind.mode == "T2":
-        raise TTTRFileError(
-            path, f"T2 record type {rec_type:#010x}: simsps reads T3 (sync + microtime) files"
-        )
     if kind is None:
         raise TTTRFileError(path, f"unsupported TTTR record type {rec_type:#010x}")
     bits = int(tags.get("TTResultFormat_BitsPerRecord", 32) or 32)
     if bits != 32:
-        raise TTTRFileError(path, f"{bits} bits per record; T3 records have 32")
+        raise TTTRFileError(path, f"{bits} bits per record; PicoQuant TTTR records have 32")
     n_records = _num(tags, "TTResult_NumberOfRecords", path, int)
     if n_records < 0:
         raise TTTRFileError(path, f"negative record count {n_records}")
@@ -322,6 +346,13 @@ def ptu_info(path) -> PTUInfo:
         raise TTTRFileError(
             path, f"truncated: header announces {n_records} records, the file holds {available}"
         )
+    if kind.mode == "T2":  # the tags count the global resolution; a laser only if simsps says
+        res = _num(tags, "MeasDesc_GlobalResolution", path) * 1e12
+        laser = tags.get(_user_tag_name("laser_period_ps"))
+        period = float(laser) if isinstance(laser, (int, float)) and laser > 0 else None
+        if not (math.isfinite(res) and res > 0):
+            raise TTTRFileError(path, f"invalid T2 time-tag unit {res} ps")
+        return PTUInfo(str(path), tags, n_header, rec_type, n_records, period, round(res, 6))
     if "MeasDesc_GlobalResolution" in tags:
         period = _num(tags, "MeasDesc_GlobalResolution", path) * 1e12
     else:
@@ -334,61 +365,79 @@ def ptu_info(path) -> PTUInfo:
     return PTUInfo(str(path), tags, n_header, rec_type, n_records, round(period, 3), round(res, 6))
 
 
-def _decode(rec: np.ndarray, rec_type: int, wraps0: int):
-    """Photon sync/dtime/channel of a run of records, and the wrap count after them."""
-    kind = BY_CODE[rec_type]
-    if kind.layout == "picoharp":
-        ch = rec >> 28
-        dtime = (rec >> 16) & 0xFFF
-        nsync = rec & 0xFFFF
-        special = ch == 0xF
-        ovf = (special & (dtime == 0)).astype(np.int64)
-        channel = ch - 1
-    else:
-        special = (rec >> 31) == 1
-        ch = (rec >> 25) & 0x3F
-        dtime = (rec >> 10) & 0x7FFF
-        nsync = rec & 0x3FF
-        is_ovf = special & (ch == 0x3F)
-        if kind.overflow_counts:
-            ovf = np.where(is_ovf, np.maximum(nsync, 1), 0).astype(np.int64)
-        else:
-            ovf = is_ovf.astype(np.int64)
-        channel = ch
-    photon = ~special  # markers and overflows are special
-    wraps = wraps0 + np.cumsum(ovf)
-    sync = wraps[photon] * kind.wrap + nsync[photon]
-    return sync, dtime[photon], channel[photon], int(wraps[-1]) if len(wraps) else wraps0
-
-
 def iter_ptu(path, chunk_records: int = 1 << 22) -> Iterator[PhotonStream]:
-    """Photon chunks of a T3 PTU file of any size (one chunk in memory at a time)."""
+    """Photon chunks of a PTU file (T3 or T2) of any size (one chunk in memory at a time)."""
     return _iter_records(ptu_info(path), chunk_records)
+
+
+def _to_ps(tag: np.ndarray, unit: float) -> np.ndarray:
+    """Time tags to int64 ps (exact for a whole number of ps per tag)."""
+    if float(unit).is_integer():
+        return tag * np.int64(unit)
+    return np.round(tag * unit).astype(np.int64)
 
 
 def _iter_records(info: PTUInfo, chunk_records: int) -> Iterator[PhotonStream]:
     path = info.path
     wraps = 0
     meta = _meta(info)
+    kind = info.kind
+    period = None if info.sync_period_ps is None else int(round(info.sync_period_ps))
     with open(path, "rb") as fh:
         fh.seek(info.header_bytes)
         left = info.n_records
+        last_tag = -1
         while left > 0:
             n = min(chunk_records, left)
             rec = np.fromfile(fh, dtype="<u4", count=n)
             if len(rec) < n:
                 raise TTTRFileError(path, "truncated while reading records")
             left -= n
-            sync, dtime, channel, wraps = _decode(rec, info.record_type, wraps)
+            if kind.mode == "T2":
+                d = decode_t2(rec, kind, wraps)
+                wraps = d.wraps
+                last_tag = max(last_tag, d.last_tag)
+                markers = (
+                    Markers(_to_ps(d.marker_tag, info.resolution_ps), d.marker_bits)
+                    if len(d.marker_tag)
+                    else None
+                )
+                yield PhotonStream.t2(
+                    _to_ps(d.tag, info.resolution_ps),
+                    d.channel,
+                    resolution_ps=info.resolution_ps,
+                    sync_period_ps=info.sync_period_ps,
+                    duration_ps=_t2_duration(info, last_tag),
+                    meta=meta,
+                    markers=markers,
+                )
+                continue
+            d = decode_t3(rec, kind, wraps)
+            wraps = d.wraps
+            markers = (
+                Markers(d.marker_sync * np.int64(period), d.marker_bits)
+                if len(d.marker_sync)
+                else None
+            )
             yield PhotonStream(
-                sync=sync,
-                dtime=dtime,
-                channel=channel,
+                sync=d.sync,
+                dtime=d.dtime,
+                channel=d.channel,
                 sync_period_ps=info.sync_period_ps,
                 resolution_ps=info.resolution_ps,
                 meta=meta,
-                n_pulses=_n_pulses(info, wraps, sync),
+                n_pulses=_n_pulses(info, wraps, d.sync),
+                markers=markers,
             )
+
+
+def _t2_duration(info: PTUInfo, last_tag: int) -> int:
+    """A T2 file's length in ps: simsps's tag, else up to its last record (overflows
+    included: an instrument keeps writing them to the stop)."""
+    n = info.tags.get(_T2_DURATION)
+    if isinstance(n, int) and n > 0:
+        return n
+    return int(_to_ps(np.array([last_tag + 1]), info.resolution_ps)[0]) if last_tag >= 0 else 0
 
 
 def _n_pulses(info: PTUInfo, wraps: int, sync) -> int | None:
@@ -413,17 +462,26 @@ def _meta(info: PTUInfo) -> dict:
 
 
 def read_ptu(path) -> PhotonStream:
-    """The whole photon stream of a T3 PTU file."""
+    """The whole photon stream of a PTU file (T3 or T2)."""
     info = ptu_info(path)
     parts = list(_iter_records(info, 1 << 22))
-    if not parts:
-        return PhotonStream(
-            sync=[],
-            dtime=[],
-            channel=[],
-            sync_period_ps=info.sync_period_ps,
+    if parts:
+        return PhotonStream.concat(parts)
+    if info.mode == "T2":
+        return PhotonStream.t2(
+            [],
+            [],
             resolution_ps=info.resolution_ps,
+            sync_period_ps=info.sync_period_ps,
+            duration_ps=_t2_duration(info, -1),
             meta=_meta(info),
-            n_pulses=_n_pulses(info, 0, []),
         )
-    return PhotonStream.concat(parts)
+    return PhotonStream(
+        sync=[],
+        dtime=[],
+        channel=[],
+        sync_period_ps=info.sync_period_ps,
+        resolution_ps=info.resolution_ps,
+        meta=_meta(info),
+        n_pulses=_n_pulses(info, 0, []),
+    )

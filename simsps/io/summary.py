@@ -75,15 +75,27 @@ def _ptu(path, progress: bool) -> dict:
     counts = np.zeros(0, np.int64)
     first = last = None
     n_pulses = None
+    markers = 0
+    duration = 0.0
+    t2 = info.mode == "T2"
     with _bar(progress, info.n_records, "reading") as bar:
         for chunk in _iter_records(info, _CHUNK):
             counts = _add(counts, chunk.channel)
-            if len(chunk):
-                first = int(chunk.sync[0]) if first is None else first
-                last = int(chunk.sync[-1])
+            markers += 0 if chunk.markers is None else len(chunk.markers)
+            if len(chunk):  # T3: sync indices; T2: times (ps)
+                x = chunk.time_ps if t2 else chunk.sync
+                first = int(x[0]) if first is None else first
+                last = int(x[-1])
             n_pulses = chunk.n_pulses
+            duration = chunk.duration_s
             bar.update(min(_CHUNK, bar.total - bar.n))
-    duration = (n_pulses or 0) * info.sync_period_ps * 1e-12
+    if not t2:
+        duration = (n_pulses or 0) * info.sync_period_ps * 1e-12
+    extra = (
+        {"mode": "T2", "first_time_ps": first, "last_time_ps": last}
+        if t2
+        else {"mode": "T3", "first_sync": first, "last_sync": last}
+    )
     return {
         "file": str(path),
         "kind": "PTU",
@@ -93,11 +105,11 @@ def _ptu(path, progress: bool) -> dict:
         or None,
         "created": str(t.get("File_CreatingTime")) if t.get("File_CreatingTime") else None,
         "records": info.n_records,
-        "sync_rate_hz": 1e12 / info.sync_period_ps,
+        "sync_rate_hz": None if info.sync_period_ps is None else 1e12 / info.sync_period_ps,
         "resolution_ps": info.resolution_ps,
         "photons_per_channel": {int(c): int(n) for c, n in enumerate(counts) if n},
-        "first_sync": first,
-        "last_sync": last,
+        "markers": markers,
+        **extra,
         "duration_s": duration,
         "simsps": {
             k[len("simsps_") :]: v
