@@ -3,13 +3,10 @@
 emitter can give (a negative g2(0), a negative lifetime-trace delay, a decay that does not
 finish within the period, a negative bunching or accidental floor...) comes with a warning
 naming it, in summary.json's top-level list and on stderr. The T2 file runs the analyses that
-need no laser pulse; the legacy .ht3 file is not read yet: a clear error naming the file,
-exit 1."""
+need no laser pulse; the legacy .ht3 file (format 2.0) runs them all."""
 
 import json
 from pathlib import Path
-
-import pytest
 
 from simsps.apps.cli import main
 
@@ -90,9 +87,12 @@ def test_analyze_real_t2_file(tmp_path, capsys):
     assert s["photons"] == 920177
 
 
-@pytest.mark.parametrize("name", ["hydraharp_v20.ht3"])
-def test_files_not_read_yet_fail_clearly(tmp_path, capsys, name):
-    assert main(["analyze", str(DATA / name), "--out", str(tmp_path / "r")]) == 1
-    err = capsys.readouterr().err
-    assert name in err
-    assert not (tmp_path / "r" / "summary.json").exists()
+def test_analyze_real_legacy_ht3_file(tmp_path, capsys):
+    """The HydraHarp .ht3 (file format 2.0, four detectors): every analysis runs on its
+    first two channels, and its numbers no emitter gives carry their warnings."""
+    out = tmp_path / "report"
+    assert main(["analyze", str(DATA / "hydraharp_v20.ht3"), "--out", str(out)]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["photons"] == 44141 and {"g2_pulsed", "g2_log", "decay"} <= set(s["figures"])
+    if s["g2_pulsed"]["g2_zero_corrected"] < 0:
+        assert _warned(s, "g2_pulsed", "negative", "below zero")

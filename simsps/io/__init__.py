@@ -1,4 +1,5 @@
-"""TTTR file input and output: PicoQuant PTU (T3) and Photon-HDF5."""
+"""TTTR file input and output: PicoQuant PTU (T3 and T2), PicoQuant's older files (read),
+and Photon-HDF5."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 
 from ..stream import PhotonStream
 from .errors import TTTRFileError
+from .legacy import iter_legacy, read_legacy
 from .photon_hdf5 import PhotonHDF5Writer, read_photon_hdf5, write_photon_hdf5
 from .ptu import RECORD_FORMATS, PTUWriter, iter_ptu, ptu_info, read_ptu, write_ptu
 from .summary import file_kind, summarize
@@ -18,6 +20,8 @@ __all__ = [
     "iter_ptu",
     "ptu_info",
     "read_ptu",
+    "read_legacy",
+    "iter_legacy",
     "write_ptu",
     "read_photon_hdf5",
     "write_photon_hdf5",
@@ -29,8 +33,15 @@ __all__ = [
 
 
 def read(path) -> PhotonStream:
-    """Read a TTTR file into a :class:`PhotonStream` (kind from its content)."""
-    return read_ptu(path) if file_kind(path) == "ptu" else read_photon_hdf5(path)
+    """Read a TTTR file into a :class:`PhotonStream` (kind from its content): PTU (T3 or
+    T2, every PicoQuant record type), Photon-HDF5, or PicoQuant's older .pt2 / .pt3 /
+    .ht2 / .ht3 files."""
+    kind = file_kind(path)
+    if kind == "ptu":
+        return read_ptu(path)
+    if kind == "legacy":
+        return read_legacy(path)
+    return read_photon_hdf5(path)
 
 
 def write(path, data, fmt: str | None = None) -> Path:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import TTTRFileError
+from .legacy import IDENTS, iter_legacy, legacy_info
 from .photon_hdf5 import sync_of, time_base, user_meta
 from .ptu import _iter_records, ptu_info
 from .records import BY_CODE
@@ -28,15 +29,26 @@ def file_kind(path) -> str:
         return "ptu"
     if magic == _HDF5_MAGIC:
         return "photon-hdf5"
+    with open(path, "rb") as fh:
+        ident = fh.read(16)
+    if any(ident.startswith(i) for i in IDENTS):
+        return "legacy"
     raise TTTRFileError(
-        path, f"unknown file kind (starts with {magic!r}); simsps reads PTU and Photon-HDF5"
+        path,
+        f"unknown file kind (starts with {magic!r}); simsps reads PTU, Photon-HDF5 and "
+        "PicoQuant's older .pt2/.pt3/.ht2/.ht3 files",
     )
 
 
 def summarize(path, progress: bool = False) -> dict:
     """Header facts, photons per channel, duration and count rate of a TTTR file."""
     kind = file_kind(path)
-    out = _ptu(path, progress) if kind == "ptu" else _hdf5(path, progress)
+    if kind == "ptu":
+        out = _ptu(path, progress)
+    elif kind == "legacy":
+        out = _legacy(path, progress)
+    else:
+        out = _hdf5(path, progress)
     counts = out["photons_per_channel"]
     dur = out["duration_s"]
     total = sum(counts.values())
@@ -116,6 +128,34 @@ def _ptu(path, progress: bool) -> dict:
             for k, v in t.items()
             if k.startswith("simsps_") and k != "simsps_ModelToml"
         },
+    }
+
+
+def _legacy(path, progress: bool) -> dict:
+    info = legacy_info(path)
+    counts = np.zeros(0, np.int64)
+    markers = 0
+    duration = 0.0
+    with _bar(progress, info.n_records, "reading") as bar:
+        for chunk in iter_legacy(path, _CHUNK):
+            counts = _add(counts, chunk.channel)
+            markers += 0 if chunk.markers is None else len(chunk.markers)
+            duration = chunk.duration_s
+            bar.update(min(_CHUNK, bar.total - bar.n))
+    return {
+        "file": str(path),
+        "kind": f"{info.ident} .{'pt' if 'Pico' in info.ident else 'ht'}{info.mode[1]} "
+        f"(file format {info.version})",
+        "record_type": f"{info.record_type:#010x} ({BY_CODE[info.record_type].name})",
+        "hardware": info.ident,
+        "records": info.n_records,
+        "mode": info.mode,
+        "sync_rate_hz": None if info.sync_period_ps is None else 1e12 / info.sync_period_ps,
+        "resolution_ps": info.resolution_ps,
+        "photons_per_channel": {int(c): int(n) for c, n in enumerate(counts) if n},
+        "markers": markers,
+        "duration_s": duration,
+        "simsps": {},
     }
 
 
