@@ -19,18 +19,65 @@ def sim():
 
 
 def test_valid_and_loadable_by_phconvert(tmp_path, sim):
+    """Timestamps count laser periods (the sync), nanotimes the bins; the arrays are
+    gzip-compressed; identity/filename is the final name; numbers are numbers."""
     p = write(tmp_path / "s.h5", sim)
     h5 = phconvert.hdf5.load_photon_hdf5(str(p))  # validates on load
     try:
         pd = h5.root.photon_data
-        ticks = round(sim.sync_period_ps / sim.resolution_ps)
-        np.testing.assert_array_equal(pd.timestamps.read(), sim.sync * ticks + sim.dtime)
+        np.testing.assert_array_equal(pd.timestamps.read(), sim.sync)
+        assert pd.timestamps_specs.timestamps_unit.read() == pytest.approx(400e-9)
         np.testing.assert_array_equal(pd.detectors.read(), sim.channel)
         np.testing.assert_array_equal(pd.nanotimes.read(), sim.dtime)
         assert pd.measurement_specs.laser_repetition_rate.read() == pytest.approx(2.5e6)
         assert pd.nanotimes_specs.tcspc_unit.read() == pytest.approx(128e-12)
+        assert h5.root.identity.filename.read().decode() == "s.h5"
     finally:
         h5.close()
+    import h5py
+
+    with h5py.File(p, "r") as f:
+        assert f["photon_data/timestamps"].compression == "gzip"
+        assert isinstance(f["user/simsps/seed"][()], np.integer)
+        assert isinstance(f["user/simsps/power"][()], np.floating)
+
+
+def test_any_repetition_rate_and_bin(tmp_path):
+    """80 MHz with 128 ps bins (a period of 97.66 bins) round-trips exactly."""
+    m = simsps.load_model("zn-treated").replace(
+        {"excitation.rep_rate_hz": 8e7, "exciton.lifetime_ns": 1.0, "trion.lifetime_ns": 0.5}
+    )
+    s = simsps.simulate(m, 0.05, seed=2)
+    r = read(write(tmp_path / "fast.h5", s))
+    assert r.equal_records(s) and r.sync_period_ps == s.sync_period_ps
+
+
+def test_t2_stream_round_trip_validated_by_phconvert(tmp_path):
+    t = np.cumsum(np.random.default_rng(1).integers(1, 10**7, 4000))
+    ch = np.random.default_rng(2).integers(0, 2, 4000)
+    s = simsps.PhotonStream.t2(t, ch, resolution_ps=1.0, duration_ps=int(t[-1]) + 5000)
+    p = write(tmp_path / "t2.h5", s)
+    h5 = phconvert.hdf5.load_photon_hdf5(str(p))  # validates on load
+    try:
+        assert "nanotimes" not in h5.root.photon_data
+        assert not h5.root.setup.lifetime.read()
+    finally:
+        h5.close()
+    r = read(p)
+    assert r.is_t2 and r.equal_records(s) and r.duration_s == pytest.approx(s.duration_s)
+
+
+def test_files_get_the_umask_permissions(tmp_path, sim):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        for name in ("u.h5", "u.ptu"):
+            p = write(tmp_path / name, sim)
+            assert stat.S_IMODE(os.stat(p).st_mode) == 0o644, name
+    finally:
+        os.umask(old)
 
 
 def test_round_trip_with_truth_and_provenance(tmp_path, sim):

@@ -1,11 +1,16 @@
 """Photon-HDF5 files (photon-hdf5.readthedocs.io) through ``phconvert``, validated on write.
 
-One ``photon_data`` group: ``timestamps`` (int64), ``detectors``, ``nanotimes``; setup of a two-detector HBT with TCSPC. Timestamps are the
-absolute arrival times in units of the microtime bin (``timestamps_unit`` = resolution), so
-sync and microtime are both recoverable; the laser period goes in ``laser_repetition_rate``.
-Ground truth goes under ``user/simsps_truth`` where analysis programs ignore it; provenance
-(simsps version, model TOML, seed, power, duration) under ``identity`` and ``user/simsps``
-(Photon-HDF5's ``provenance`` group describes an original file converted, which there is not).
+One ``photon_data`` group: ``timestamps`` (int64), ``detectors`` and, for a T3 stream,
+``nanotimes``; setup of a two-detector HBT. T3: timestamps count laser periods (the sync
+index; ``timestamps_unit`` = the period, the convention of PicoQuant converters), nanotimes
+the microtime bins (``tcspc_unit`` = the bin), so any repetition rate and bin width fit;
+the laser's rate goes in ``laser_repetition_rate``. T2: timestamps are the detection times
+in units of the stream's time-tag unit, no nanotimes (``lifetime`` false). Files simsps wrote
+before (timestamps counted in microtime bins) are still read. The photon arrays are
+gzip-compressed. Ground truth goes under ``user/simsps_truth`` where analysis programs ignore
+it; provenance (simsps version, model TOML, seed, power, duration; numbers as numbers) under
+``identity`` and ``user/simsps`` (Photon-HDF5's ``provenance`` group describes an original
+file converted, which there is not). ``identity/filename`` is the file's final name.
 """
 
 from __future__ import annotations
@@ -20,20 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from ..stream import PhotonStream, Truth
-from ._atomic import CommitOnExit
+from ._atomic import CommitOnExit, file_mode
 from .errors import TTTRFileError
 
 __all__ = ["PhotonHDF5Writer", "write_photon_hdf5", "read_photon_hdf5"]
-
-
-def _ticks_per_sync(stream: PhotonStream) -> int:
-    ratio = stream.sync_period_ps / stream.resolution_ps
-    if abs(ratio - round(ratio)) > 1e-6:
-        raise ValueError(
-            f"Photon-HDF5 timestamps here count microtime bins: the sync period "
-            f"{stream.sync_period_ps:g} ps must be a whole number of {stream.resolution_ps:g} ps bins"
-        )
-    return int(round(ratio))
 
 
 _PHOTON_FIELDS = ("timestamps", "detectors", "nanotimes")
@@ -54,6 +49,8 @@ class PhotonHDF5Writer(CommitOnExit):
         self.meta = dict(meta or {})
         self.n_pulses = 0
         self.n_photons = 0
+        self.duration_s = 0.0
+        self._n_bins = 0
         self._tmp = None
         self._h5 = None
         self._first = True
@@ -62,28 +59,37 @@ class PhotonHDF5Writer(CommitOnExit):
         self._counts = np.zeros(0, np.int64)
 
     def write(self, stream: PhotonStream) -> None:
-        base = (stream.sync_period_ps, stream.resolution_ps)
+        base = (stream.mode, stream.sync_period_ps, stream.resolution_ps)
         if self._time_base is None:
             self._time_base = base
-            self._ticks = _ticks_per_sync(stream)
             self._create(stream.take(slice(0, 0)))  # layout only: phconvert compresses slowly
         elif base != self._time_base:
             raise ValueError("chunk has a different time base from the file")
         if len(stream):
             self._append(stream)
-        if stream.n_pulses is not None:
+        if stream.is_t2:
+            self.duration_s = max(self.duration_s, stream.duration_s)
+        elif stream.n_pulses is not None:
             self.n_pulses = max(self.n_pulses, int(stream.n_pulses))
-        if len(stream):
+        if len(stream) and not stream.is_t2:
             self.n_pulses = max(self.n_pulses, int(stream.sync[-1]) + 1)
-            self._last_sync = int(stream.sync[-1])
+            self._n_bins = max(self._n_bins, int(stream.dtime.max()) + 1)
         self.n_photons += len(stream)
         if len(stream):
-            self._n_bins = max(self._n_bins, int(stream.dtime.max()) + 1)
             c = np.bincount(stream.channel)
             n = max(len(c), len(self._counts))
             self._counts = np.pad(self._counts, (0, n - len(self._counts))) + np.pad(
                 c, (0, n - len(c))
             )
+
+    def _timestamps(self, stream: PhotonStream) -> np.ndarray:
+        if stream.is_t2:  # detection times in tag units
+            unit = stream.resolution_ps
+            t = stream.time_ps
+            return (
+                t // int(unit) if float(unit).is_integer() else np.round(t / unit).astype(np.int64)
+            )
+        return stream.sync  # laser periods
 
     def _create(self, stream: PhotonStream) -> None:
         import h5py
@@ -93,39 +99,62 @@ class PhotonHDF5Writer(CommitOnExit):
 
         meta = {**stream.meta, **self.meta}
         self.meta = meta
-        self._last_sync = -1
-        self._n_bins = self._ticks
-        self._nano_dtype = np.uint16 if self._ticks <= 65536 else np.uint32
-        photon_data = dict(
-            timestamps=stream.sync * self._ticks + stream.dtime.astype(np.int64),
-            timestamps_specs=dict(timestamps_unit=stream.resolution_ps * 1e-12),
-            detectors=stream.channel.astype(np.uint8),
-            nanotimes=stream.dtime.astype(self._nano_dtype),
-            nanotimes_specs=dict(
-                tcspc_unit=stream.resolution_ps * 1e-12,
-                tcspc_num_bins=self._ticks,
-                tcspc_range=self._ticks * stream.resolution_ps * 1e-12,
-            ),
-            measurement_specs=dict(
-                measurement_type="generic",
-                laser_repetition_rate=1e12 / stream.sync_period_ps,
-                detectors_specs=dict(
-                    split_ch1=np.array([0], np.uint8), split_ch2=np.array([1], np.uint8)
+        self._last = -1
+        t2 = stream.is_t2
+        period = stream.sync_period_ps
+        rate = None if period is None else 1e12 / period
+        if t2:
+            self._n_bins = 0
+            photon_data = dict(
+                timestamps=self._timestamps(stream),
+                timestamps_specs=dict(timestamps_unit=stream.resolution_ps * 1e-12),
+                detectors=stream.channel.astype(np.uint8),
+                measurement_specs=dict(
+                    measurement_type="generic",
+                    detectors_specs=dict(
+                        split_ch1=np.array([0], np.uint8), split_ch2=np.array([1], np.uint8)
+                    ),
                 ),
-            ),
-        )
-        user = {"simsps": {k: str(v) for k, v in meta.items() if k != "ptu_tags"}}
-        user["simsps"]["n_pulses"] = ""  # patched on close
+            )
+            if rate is not None:
+                photon_data["measurement_specs"]["laser_repetition_rate"] = rate
+        else:
+            self._n_bins = max(int(np.ceil(period / stream.resolution_ps - 1e-9)), 1)
+            self._nano_dtype = np.uint16 if self._n_bins <= 65536 else np.uint32
+            photon_data = dict(
+                timestamps=self._timestamps(stream),
+                timestamps_specs=dict(timestamps_unit=period * 1e-12),
+                detectors=stream.channel.astype(np.uint8),
+                nanotimes=stream.dtime.astype(self._nano_dtype),
+                nanotimes_specs=dict(
+                    tcspc_unit=stream.resolution_ps * 1e-12,
+                    tcspc_num_bins=self._n_bins,
+                    tcspc_range=self._n_bins * stream.resolution_ps * 1e-12,
+                ),
+                measurement_specs=dict(
+                    measurement_type="generic",
+                    laser_repetition_rate=rate,
+                    detectors_specs=dict(
+                        split_ch1=np.array([0], np.uint8), split_ch2=np.array([1], np.uint8)
+                    ),
+                ),
+            )
+        user = {"simsps": {k: _h5_value(v) for k, v in meta.items() if k != "ptu_tags"}}
+        user["simsps"]["mode"] = stream.mode
+        user["simsps"]["n_pulses"] = -1  # patched on close (T3)
+        user["simsps"]["duration_ps"] = -1  # patched on close
         self._truth = stream.truth is not None
         if self._truth:
             t = stream.truth
             user["simsps_truth"] = {k: getattr(t, k) for k in _TRUTH_FIELDS}
             user["simsps_truth"]["bleach_time_s"] = t.bleach_time_s
+        cw = rate is None
         data = dict(
             _filename=str(self.path),
             acquisition_duration=float(stream.duration_s),  # patched on close
-            description=f"simsps synthetic TCSPC stream of model {meta.get('model', '?')}, "
-            f"seed {meta.get('seed', '?')}, power {meta.get('power', '?')} Psat",
+            description=f"simsps synthetic {'T2' if t2 else 'TCSPC'} stream of model "
+            f"{meta.get('model', '?')}, seed {meta.get('seed', '?')}, power "
+            f"{meta.get('power', '?')} Psat",
             photon_data=photon_data,
             setup=dict(
                 num_pixels=2,
@@ -134,12 +163,11 @@ class PhotonHDF5Writer(CommitOnExit):
                 num_polarization_ch=1,
                 num_split_ch=2,
                 modulated_excitation=False,
-                lifetime=True,
+                lifetime=not t2,
                 excitation_alternated=[False],
-                excitation_wavelengths=[405e-9],
-                excitation_cw=[False],
+                excitation_wavelengths=[float(meta.get("wavelength_nm", 405.0)) * 1e-9],
+                excitation_cw=[cw],
                 detection_wavelengths=[512e-9],
-                laser_repetition_rates=[1e12 / stream.sync_period_ps],
             ),
             identity=dict(
                 author="simsps",
@@ -149,6 +177,8 @@ class PhotonHDF5Writer(CommitOnExit):
             ),
             user=user,
         )
+        if not cw:
+            data["setup"]["laser_repetition_rates"] = [rate]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(
             prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent
@@ -161,7 +191,9 @@ class PhotonHDF5Writer(CommitOnExit):
             )
         self._h5 = h5py.File(tmp, "r+")
         # explicit dtypes: phconvert stores an empty first chunk as uint8
-        dtypes = {"timestamps": np.int64, "detectors": np.uint8, "nanotimes": self._nano_dtype}
+        dtypes = {"timestamps": np.int64, "detectors": np.uint8}
+        if not t2:
+            dtypes["nanotimes"] = self._nano_dtype
         for name, dtype in dtypes.items():
             _make_extendible(self._h5["photon_data"], name, dtype)
         if self._truth:
@@ -169,18 +201,18 @@ class PhotonHDF5Writer(CommitOnExit):
                 _make_extendible(self._h5["user/simsps_truth"], name, getattr(t, name).dtype)
 
     def _append(self, stream: PhotonStream) -> None:
-        if int(stream.sync[0]) < self._last_sync:
-            raise ValueError("photons must be written in time order (sync not increasing)")
+        ts = self._timestamps(stream)
+        if int(ts[0]) < self._last:
+            raise ValueError("photons must be written in time order (times not increasing)")
         if (stream.truth is not None) != self._truth:
             raise ValueError("every chunk must carry ground truth, or none")
-        if self._nano_dtype is np.uint16 and int(stream.dtime.max()) > 65535:
-            raise ValueError("microtime bin does not fit the file's 16-bit nanotimes")
-        cols = {
-            "timestamps": stream.sync * self._ticks + stream.dtime.astype(np.int64),
-            "detectors": stream.channel,
-            "nanotimes": stream.dtime,
-        }
+        cols = {"timestamps": ts, "detectors": stream.channel}
+        if not stream.is_t2:
+            if self._nano_dtype is np.uint16 and int(stream.dtime.max()) > 65535:
+                raise ValueError("microtime bin does not fit the file's 16-bit nanotimes")
+            cols["nanotimes"] = stream.dtime
         _extend(self._h5["photon_data"], cols)
+        self._last = int(ts[-1])
         if self._truth:
             t = stream.truth
             _extend(self._h5["user/simsps_truth"], {k: getattr(t, k) for k in _TRUTH_FIELDS})
@@ -197,11 +229,15 @@ class PhotonHDF5Writer(CommitOnExit):
             return self.path
         try:
             f = self._h5
-            duration = self.n_pulses * self._time_base[0] * 1e-12
+            mode, period, res = self._time_base
+            if mode == "T2":
+                duration = self.duration_s
+            else:
+                duration = self.n_pulses * period * 1e-12
+                ns = f["photon_data/nanotimes_specs"]  # a card's range may exceed the period
+                ns["tcspc_num_bins"][()] = self._n_bins
+                ns["tcspc_range"][()] = self._n_bins * res * 1e-12
             f["acquisition_duration"][()] = duration
-            ns = f["photon_data/nanotimes_specs"]  # a card's range may exceed the period
-            ns["tcspc_num_bins"][()] = self._n_bins
-            ns["tcspc_range"][()] = self._n_bins * self._time_base[1] * 1e-12
             ids = np.flatnonzero(self._counts)  # the detectors seen, with their counts
             det = f["setup/detectors"]
             for name, values in (
@@ -212,7 +248,12 @@ class PhotonHDF5Writer(CommitOnExit):
                 if name in det:
                     _replace(det, name, values)
             g = f["user/simsps"]
-            _replace(g, "n_pulses", np.bytes_(str(self.n_pulses)))  # fixed length, as pytables
+            _replace(g, "n_pulses", np.int64(self.n_pulses if mode == "T3" else -1))
+            _replace(g, "duration_ps", np.int64(round(duration * 1e12)))
+            ident = f["identity"]  # phconvert named the temporary file
+            for name, value in (("filename", self.path.name), ("filename_full", self.path)):
+                if name in ident:
+                    _replace(ident, name, np.bytes_(str(value)))
             f.flush()
             f.close()
             self._h5 = None
@@ -223,6 +264,7 @@ class PhotonHDF5Writer(CommitOnExit):
                 contextlib.redirect_stdout(io.StringIO()),
             ):
                 phconvert.hdf5.assert_valid_photon_hdf5(h5, warnings=False)
+            os.chmod(self._tmp, file_mode())
             os.replace(self._tmp, self.path)
         except BaseException:
             self.abort()
@@ -243,9 +285,27 @@ def _make_extendible(group, name: str, dtype) -> None:
     data, attrs = old[()], dict(old.attrs)
     del group[name]
     new = group.create_dataset(
-        name, data=data, dtype=dtype, maxshape=(None,), chunks=(1 << 16,), compression=None
+        name,
+        data=data,
+        dtype=dtype,
+        maxshape=(None,),
+        chunks=(1 << 16,),
+        compression="gzip",
+        compression_opts=4,
+        shuffle=True,
     )
     new.attrs.update(attrs)
+
+
+def _h5_value(v):
+    """A provenance value as HDF5 stores it: numbers as numbers, the rest as text."""
+    if isinstance(v, (bool, np.bool_)):
+        return np.bool_(v)
+    if isinstance(v, (int, np.integer)):
+        return np.int64(v)
+    if isinstance(v, (float, np.floating)):
+        return np.float64(v)
+    return str(v)
 
 
 def _replace(group, name: str, value) -> None:
@@ -306,7 +366,7 @@ def read_photon_hdf5(path) -> PhotonStream:
 
 def time_base(pd, path) -> tuple[float, float, float]:
     """(timestamps unit s, TCSPC bin s, laser repetition rate Hz) of a ``photon_data``
-    group, checked; the group must hold nanotimes (a TCSPC measurement)."""
+    group with nanotimes (a TCSPC measurement), checked."""
     unit = float(pd["timestamps_specs/timestamps_unit"][()])
     if "nanotimes" not in pd:
         raise TTTRFileError(path, "Photon-HDF5 file has no nanotimes (not TCSPC)")
@@ -332,20 +392,34 @@ def sync_of(ts, nano, unit: float, tcspc: float, rate: float) -> np.ndarray:
 
 
 def user_meta(f, skip=()) -> dict:
-    """The ``user/simsps`` provenance strings of a file simsps wrote ({} otherwise)."""
+    """The ``user/simsps`` provenance of a file simsps wrote ({} otherwise): numbers as
+    Python numbers, text as str."""
     if "user/simsps" not in f:
         return {}
-    return {
-        k: v[()].decode() if isinstance(v[()], bytes) else v[()]
-        for k, v in f["user/simsps"].items()
-        if k not in skip
-    }
+    out = {}
+    for k, v in f["user/simsps"].items():
+        if k in skip:
+            continue
+        x = v[()]
+        out[k] = x.decode() if isinstance(x, bytes) else (x.item() if hasattr(x, "item") else x)
+    return out
+
+
+def _int_or_none(x) -> int | None:
+    """A count simsps stored (a number now, a digit string in older files)."""
+    try:
+        n = int(x)
+    except (TypeError, ValueError):
+        return None
+    return n if n >= 0 else None
 
 
 def _read_open(f, path: Path) -> PhotonStream:
     pd = f["photon_data"]
     ts = pd["timestamps"][:].astype(np.int64)
     det = pd["detectors"][:]
+    if "nanotimes" not in pd:  # no TCSPC: a T2 stream of the timestamps
+        return _read_t2(f, pd, ts, det, path)
     unit, tcspc, rate = time_base(pd, path)
     nano = pd["nanotimes"][:]
     if not (len(ts) == len(det) == len(nano)):
@@ -358,8 +432,7 @@ def _read_open(f, path: Path) -> PhotonStream:
     truth, n_pulses = None, None
     meta = user_meta(f)
     if meta:
-        n = str(meta.get("n_pulses", ""))
-        n_pulses = int(n) if n.isdigit() else None
+        n_pulses = _int_or_none(meta.get("n_pulses"))
     if "user/simsps_truth" in f:
         g = f["user/simsps_truth"]
         truth = Truth(**{k: g[k][:] for k in _TRUTH_FIELDS}, bleach_time_s=g["bleach_time_s"][:])
@@ -373,4 +446,37 @@ def _read_open(f, path: Path) -> PhotonStream:
         truth=truth,
         meta=meta,
         n_pulses=n_pulses,
+    )
+
+
+def _read_t2(f, pd, ts, det, path: Path) -> PhotonStream:
+    unit = float(pd["timestamps_specs/timestamps_unit"][()])
+    if not (np.isfinite(unit) and unit > 0):
+        raise TTTRFileError(path, f"invalid timestamps unit {unit}")
+    if len(ts) != len(det):
+        raise TTTRFileError(
+            path, f"timestamps and detectors differ in length: {len(ts)}, {len(det)}"
+        )
+    unit_ps = round(unit * 1e12, 6)
+    t = ts * np.int64(unit_ps) if float(unit_ps).is_integer() else np.round(ts * unit_ps)
+    rate = None
+    if "measurement_specs/laser_repetition_rate" in pd:
+        rate = float(np.ravel(pd["measurement_specs/laser_repetition_rate"][()])[0])
+    meta = user_meta(f)
+    truth = None
+    if "user/simsps_truth" in f:
+        g = f["user/simsps_truth"]
+        truth = Truth(**{k: g[k][:] for k in _TRUTH_FIELDS}, bleach_time_s=g["bleach_time_s"][:])
+    duration = _int_or_none(meta.get("duration_ps"))
+    if duration is None and "acquisition_duration" in f:
+        duration = int(round(float(f["acquisition_duration"][()]) * 1e12))
+    meta["source_file"] = str(path)
+    return PhotonStream.t2(
+        np.asarray(t, np.int64),
+        det,
+        resolution_ps=unit_ps,
+        sync_period_ps=None if not rate else round(1e12 / rate, 3),
+        duration_ps=duration,
+        truth=truth,
+        meta=meta,
     )
