@@ -47,9 +47,13 @@ def choice(options: tuple[str, ...], doc: str = "") -> Any:
     return static_field(metadata={"kind": str, "options": options, "doc": doc})
 
 
+EXCITATION_MODES = ("pulsed", "cw")
+
+
 @pytree_dataclass
 class Excitation:
-    rep_rate_hz: float = num(1e3, 1e9, doc="laser repetition rate")
+    mode: str = choice(EXCITATION_MODES, "pulsed laser, or continuous wave (rep_rate_hz unused)")
+    rep_rate_hz: float = num(1e3, 1e9, doc="laser repetition rate (pulsed)")
     wavelength_nm: float = num(200.0, 2000.0, doc="laser wavelength (metadata)")
 
 
@@ -159,9 +163,25 @@ class Model:
 
     # ---- derived quantities used by kernels and tests --------------------------------
     @property
+    def is_cw(self) -> bool:
+        """Continuous-wave excitation (``excitation.mode = "cw"``)."""
+        return self.excitation.mode == "cw"
+
+    @property
+    def clock_hz(self) -> float:
+        """The engine's clock: the laser's repetition rate, or under CW the 1 GHz tick
+        (:data:`simsps.physics.cw.CW_CLOCK_HZ`) that blocks and blink switches count."""
+        if self.is_cw:
+            from ..physics.cw import CW_CLOCK_HZ
+
+            return CW_CLOCK_HZ
+        return float(self.excitation.rep_rate_hz)
+
+    @property
     def sync_period_ps(self) -> int:
-        """Laser period in integer picoseconds (rounded: TTTR times are integer ps)."""
-        return int(round(1e12 / float(self.excitation.rep_rate_hz)))
+        """Period of the engine's clock in integer picoseconds (the laser period, rounded:
+        TTTR times are integer ps; 1000 under CW)."""
+        return int(round(1e12 / self.clock_hz))
 
     def get(self, dotted: str) -> Any:
         section, key = _split_key(dotted)
@@ -292,12 +312,13 @@ def _from_dict(data: Mapping[str, Any], origin: str) -> Model:
 def _check_consistency(m: Model, origin: str) -> None:
     period_ns = 1e9 / m.excitation.rep_rate_hz
     det = m.detection
-    if det.resolution_ps > period_ns * 1e3:
+    # under CW no pulses: no microtime window, no IRF place in it to check
+    if not m.is_cw and det.resolution_ps > period_ns * 1e3:
         raise ModelError(
             f"detection.resolution_ps = {det.resolution_ps:g} (in {origin}) is longer than the "
             f"laser period {period_ns * 1e3:g} ps"
         )
-    if det.irf_offset_ns >= period_ns:
+    if not m.is_cw and det.irf_offset_ns >= period_ns:
         raise ModelError(
             f"detection.irf_offset_ns = {det.irf_offset_ns:g} (in {origin}) must be shorter "
             f"than the laser period {period_ns:g} ns"

@@ -30,6 +30,7 @@ from .excitation import excitation_classes
 
 __all__ = [
     "charging_factor",
+    "charging_drive",
     "dwell_parameters",
     "dwell_means",
     "dwell_from_uniform",
@@ -40,19 +41,34 @@ __all__ = [
 
 
 def charging_factor(
-    n_mean: float, auger_fraction: float, spontaneous_fraction: float = 0.0
+    n_mean: float, auger_fraction: float, spontaneous_fraction: float = 0.0, drive=None
 ) -> float:
-    """Charging rate at mean excitation ``n_mean`` relative to that at Psat (module doc)."""
-    p0, p1, p2 = excitation_classes(n_mean)
-    r0, r1, r2 = excitation_classes(1.0)
-    driven = (1 - auger_fraction) * (1 - p0) / (1 - r0) + auger_fraction * p2 / r2
+    """Charging rate at mean excitation ``n_mean`` relative to that at Psat (module doc).
+    ``drive``: (excitations, multi-excitations) relative to Psat, when not the pulsed
+    ``P(n >= 1)`` and ``P(n >= 2)`` ratios (CW: :func:`simsps.physics.cw.absorption_ratios`)."""
+    if drive is None:
+        p0, p1, p2 = excitation_classes(n_mean)
+        r0, r1, r2 = excitation_classes(1.0)
+        drive = ((1 - p0) / (1 - r0), p2 / r2)
+    driven = (1 - auger_fraction) * drive[0] + auger_fraction * drive[1]
     return spontaneous_fraction + (1 - spontaneous_fraction) * driven
 
 
-def dwell_parameters(b, n_mean: float, rep_rate_hz: float) -> np.ndarray:
-    """Scale parameters (pulses) of the bright and grey dwell laws at mean excitation ``n``
-    (``b``: the model's ``blinking`` or ``slow_blinking`` section)."""
-    f = charging_factor(n_mean, b.auger_charging_fraction, b.spontaneous_charging_fraction)
+def charging_drive(m, power: float):
+    """The ``drive`` of :func:`charging_factor` for model ``m``: None when pulsed (the
+    Poisson classes of ``power``), the CW ladder's absorption ratios under CW."""
+    if not m.is_cw:
+        return None
+    from .cw import absorption_ratios
+
+    return absorption_ratios(m, power)
+
+
+def dwell_parameters(b, n_mean: float, rep_rate_hz: float, drive=None) -> np.ndarray:
+    """Scale parameters (clock ticks: pulses) of the bright and grey dwell laws at mean
+    excitation ``n`` (``b``: the model's ``blinking`` or ``slow_blinking`` section;
+    ``drive``: :func:`charging_drive`)."""
+    f = charging_factor(n_mean, b.auger_charging_fraction, b.spontaneous_charging_fraction, drive)
     bright_s, grey_s = b.dwell_scales_s
     return np.array([bright_s * rep_rate_hz / f, grey_s * rep_rate_hz])
 

@@ -29,7 +29,7 @@ import math
 
 import numpy as np
 
-from .blinking import charging_factor, dwell_means, dwell_parameters
+from .blinking import charging_drive, charging_factor, dwell_means, dwell_parameters
 from .cascade import outcome_probabilities
 
 __all__ = [
@@ -57,20 +57,20 @@ __all__ = [
 PROCESSES = ("blinking", "slow_blinking")
 
 
-def occupation(b, n_mean: float, rep_rate_hz: float) -> float:
-    """Stationary bright (neutral) fraction of one telegraph process (1 if disabled)."""
+def occupation(b, n_mean: float, rep_rate_hz: float, drive=None) -> float:
+    """Stationary bright (neutral) fraction of one telegraph process (1 if disabled);
+    ``drive``: :func:`simsps.physics.blinking.charging_drive` (CW)."""
     if not b.enabled:
         return 1.0
-    scale = dwell_parameters(b, n_mean, rep_rate_hz)
+    scale = dwell_parameters(b, n_mean, rep_rate_hz, drive)
     mu = dwell_means(scale, b.dwell, b.power_law_exponent, b.power_law_max_s * rep_rate_hz)
     return float(mu[0] / mu.sum())
 
 
 def neutral_fraction(m, n_mean: float) -> float:
     """Fraction of time the NC is neutral: both processes bright."""
-    return float(
-        np.prod([occupation(getattr(m, s), n_mean, m.excitation.rep_rate_hz) for s in PROCESSES])
-    )
+    drive = charging_drive(m, n_mean)
+    return float(np.prod([occupation(getattr(m, s), n_mean, m.clock_hz, drive) for s in PROCESSES]))
 
 
 def photons_per_pulse(m, n_mean: float) -> np.ndarray:
@@ -80,8 +80,14 @@ def photons_per_pulse(m, n_mean: float) -> np.ndarray:
 
 
 def emitter_rate_cps(m, n_mean: float) -> float:
-    """Mean detected emitter photons per second (before dead time), blinking included."""
+    """Mean detected emitter photons per second (before dead time), blinking included
+    (pulsed or CW)."""
     p = neutral_fraction(m, n_mean)
+    if m.is_cw:
+        from .cw import state_rates
+
+        i = state_rates(m, n_mean)
+        return float(p * i[0] + (1 - p) * i[1])
     i = photons_per_pulse(m, n_mean)
     return float((p * i[0] + (1 - p) * i[1]) * m.excitation.rep_rate_hz)
 
@@ -101,8 +107,14 @@ def bunching_curve(m, n_mean: float, tau_s) -> np.ndarray:
     """``g2(tau) - 1`` of the emitter photons from blinking (module doc), at delays
     ``tau_s`` well beyond the lifetimes. Exponential dwells only."""
     tau = np.asarray(tau_s, np.float64)
-    rate = m.excitation.rep_rate_hz
-    i_b, i_g = photons_per_pulse(m, n_mean)
+    rate = m.clock_hz
+    drive = charging_drive(m, n_mean)
+    if m.is_cw:
+        from .cw import state_rates
+
+        i_b, i_g = state_rates(m, n_mean)
+    else:
+        i_b, i_g = photons_per_pulse(m, n_mean)
     corr, p_all = np.ones_like(tau), 1.0
     for sec in PROCESSES:
         b = getattr(m, sec)
@@ -113,7 +125,7 @@ def bunching_curve(m, n_mean: float, tau_s) -> np.ndarray:
                 f"{sec}.dwell = {b.dwell!r}: the bunching of power-law blinking "
                 "has no closed form here"
             )
-        mean_b, mean_g = dwell_parameters(b, n_mean, rate) / rate
+        mean_b, mean_g = dwell_parameters(b, n_mean, rate, drive) / rate
         p = mean_b / (mean_b + mean_g)
         tau_c = 1.0 / (1.0 / mean_b + 1.0 / mean_g)
         corr = corr * (p * p + p * (1 - p) * np.exp(-tau / tau_c))
@@ -260,5 +272,7 @@ def dwell_scales_s(m, section: str, n: float) -> tuple[float, float]:
     b = getattr(m, section)
     to_s = 1e-6 if section == "blinking" else 1e-3
     unit = "us" if section == "blinking" else "ms"
-    f = charging_factor(n, b.auger_charging_fraction, b.spontaneous_charging_fraction)
+    f = charging_factor(
+        n, b.auger_charging_fraction, b.spontaneous_charging_fraction, charging_drive(m, n)
+    )
     return getattr(b, f"bright_dwell_{unit}") * to_s / f, getattr(b, f"grey_dwell_{unit}") * to_s

@@ -24,11 +24,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..params.model import Model, ModelError
+from ..physics import cw
 from ..physics.bleaching import bleach_probability_per_pulse, bleach_pulse_from_uniform
 from ..physics.cascade import outcome_probabilities, state_yields
 from ..physics.excitation import check_power
 from ..stream import NO_EMITTER, PhotonStream, Source, State, Truth
 from . import keys, switching
+from .cw_kernel import cw_block_words, cw_capacity, cw_chunk_kernel, cw_params
+from .host_cw import host_cw_chunk
 from .host_step import HostCarry, host_step
 from .host_switching import grey_pulses, host_switches, state_bits
 from .kernel import (
@@ -93,17 +96,28 @@ def check_lifetimes(m: Model) -> None:
 
 
 def kernel_params(m: Model, n_mean: float, *, with_noise: bool = True) -> KernelParams:
-    check_lifetimes(m)
-    probs = outcome_probabilities(m, n_mean)
-    q = probs.sum(axis=1)
-    blinks = m.blinking.enabled or m.slow_blinking.enabled
-    q_max = float(q.max() if blinks else q[0])
+    """The kernel's per-emitter numbers; under CW only the detection and noise ones are
+    used (the ladder's tables are :func:`simsps.sim.cw_kernel.cw_params`)."""
     y = state_yields(m)
-    period_s = 1.0 / m.excitation.rep_rate_hz
+    if m.is_cw:
+        probs, q_max = np.zeros((2, 4)), 0.0
+    else:
+        check_lifetimes(m)
+        probs = outcome_probabilities(m, n_mean)
+        q = probs.sum(axis=1)
+        blinks = m.blinking.enabled or m.slow_blinking.enabled
+        q_max = float(q.max() if blinks else q[0])
+    period_s = 1.0 / m.clock_hz
     det, bg = m.detection, m.background
-    # the prompt background (scatter, substrate PL) follows the laser: proportional to power
+    # the prompt background (scatter, substrate PL) follows the laser: proportional to
+    # power; under CW it has no pulse to follow and joins the uniform background
+    prompt = bg.prompt_cps * n_mean
     rates = (
-        np.array([det.dark_cps, det.dark_cps, bg.rate_cps, bg.prompt_cps * n_mean])
+        np.array(
+            [det.dark_cps, det.dark_cps, bg.rate_cps + prompt, 0.0]
+            if m.is_cw
+            else [det.dark_cps, det.dark_cps, bg.rate_cps, prompt]
+        )
         if with_noise
         else np.zeros(4)
     )
@@ -124,6 +138,34 @@ def kernel_params(m: Model, n_mean: float, *, with_noise: bool = True) -> Kernel
         bg_cum=f32(bg_cum),
         prompt_tau_ps=f32(bg.prompt_lifetime_ns * 1e3),
     )
+
+
+def _cw_params_of(m, power):
+    """cw_params as NumPy leaves (stacked for many NCs on the host, then sent once)."""
+    return jax.tree_util.tree_map(np.asarray, cw_params(m, power))
+
+
+def _cw_bleach_per_tick(m, power) -> float:
+    """The CW bleaching hazard per clock tick (:func:`simsps.physics.cw.bleach_rate_hz`)."""
+    return -math.expm1(-cw.bleach_rate_hz(m, power) / m.clock_hz)
+
+
+def _cw_start_levels(models, powers, root, ids, blink_state) -> jax.Array:
+    """Each NC's ladder level at the start: drawn from the stationary occupations of its
+    start charge state (``blink_state`` (E, P): grey while any process is)."""
+    n = len(models)
+    u = np.asarray(
+        jax.vmap(lambda k: jax.random.uniform(k, dtype=jnp.float32))(
+            keys.per_index(keys.stream(root, keys.CW_LADDER), n if ids is None else ids)
+        ),
+        np.float64,
+    )
+    grey = np.asarray(blink_state).max(axis=1) > 0
+    level = np.empty(n, np.int32)
+    for e, (m, p) in enumerate(zip(models, powers)):
+        occ = cw.stationary(cw.ladder_of(m, float(p), bool(grey[e])))
+        level[e] = min(int(np.searchsorted(np.cumsum(occ), u[e], side="right")), 2)
+    return jnp.asarray(level)
 
 
 def _check_emitters(emitters):
@@ -354,11 +396,19 @@ def _population_chunks(
         raise ValueError(f"ids: one distinct integer per NC ({emitters}), got {ids!r}")
     duration = _check_args(duration_s, seed, chunk_pulses, emitters)
     m = models[0]
+    cw_mode = m.is_cw  # every NC of a call shares the excitation
+    if cw_mode and (columns or stage == "records"):
+        raise ValueError(
+            "CW excitation: sweeps and device records are pulsed only for now; "
+            "simulate CW streams with simsps.simulate"
+        )
+    clock_hz = m.clock_hz
     period_ps = m.sync_period_ps
-    n_pulses = int(round(duration * m.excitation.rep_rate_hz))
+    n_pulses = int(round(duration * clock_hz))
     if n_pulses < 1:
         raise ValueError(f"duration_s = {duration_s!r} is shorter than one laser period")
-    res_ps = float(m.detection.resolution_ps)
+    # CW records are T2: whole ps (the ladder's kernel rounds every interval to the ps)
+    res_ps = 1.0 if cw_mode else float(m.detection.resolution_ps)
     n_spots = int(spot.max()) + 1
     first_of_spot = np.zeros(emitters, bool)
     first_of_spot[np.unique(spot, return_index=True)[1]] = True
@@ -390,15 +440,21 @@ def _population_chunks(
             keys.bleach_keys(root, ids)
         )
     )
+    bleach_p = (
+        [once(_cw_bleach_per_tick, me, float(p)) for me, p in zip(models, powers)]
+        if cw_mode
+        else [once(bleach_probability_per_pulse, me, float(p)) for me, p in zip(models, powers)]
+    )
     bleach_pulse = np.array(
-        [
-            bleach_pulse_from_uniform(u_bleach[e], once(bleach_probability_per_pulse, me, float(p)))
-            for e, (me, p) in enumerate(zip(models, powers))
-        ]
+        [bleach_pulse_from_uniform(u_bleach[e], bleach_p[e]) for e in range(emitters)]
     ).reshape(emitters)
-    bleach = np.where(bleach_pulse < n_pulses, bleach_pulse / m.excitation.rep_rate_hz, np.inf)
+    bleach = np.where(bleach_pulse < n_pulses, bleach_pulse / clock_hz, np.inf)
+    if cw_mode:  # the ladder's tables and its level at the start (stationary)
+        cwp = _stack_host([once(_cw_params_of, me, float(p)) for me, p in zip(models, powers)])
+        level = _cw_start_levels(models, powers, root, ids, np.asarray(blink.state))
+        cwp_host = jax.tree_util.tree_map(np.asarray, cwp)
     # one detector pair per spot
-    det = detector_params(m.detection, int(period_ps), n_spots)
+    det = detector_params(m.detection, int(period_ps), n_spots, res_ps)
     spot_members = _members(spot, n_spots)
     metas = []
     for k in range(n_spots):
@@ -411,6 +467,7 @@ def _population_chunks(
                 seed=int(seed),
                 power=float(powers[members[0]]),
                 duration_s=duration,
+                excitation=mk.excitation.mode,
                 emitters=len(members),
                 spot=k,
                 first_emitter=int(members[0]),
@@ -426,7 +483,9 @@ def _population_chunks(
     )
     plan = _plan(-(-n_pulses // BLOCK_PULSES), chunk_blocks)
     caps = _capacities(
-        max(signal_capacity(float(k.q_max)) for k in kps),
+        max(once(cw_capacity, me, float(p)) for me, p in zip(models, powers))
+        if cw_mode
+        else max(signal_capacity(float(k.q_max)) for k in kps),
         max(noise_capacity(float(k.bg_lam)) for k in kps),
         chunk_blocks,
         spot_members.shape[1],
@@ -444,9 +503,10 @@ def _population_chunks(
 
     on_host = _use_host(stage)
 
-    def kernel(block, nb, blink):
-        """Queue chunk (block, nb) from the blink carry ``blink``: (signal, noise, slot
-        overflow, blink carry after it, blink overflow, grey pulses of each NC or None)."""
+    def kernel(block, nb, blink, level=None):
+        """Queue chunk (block, nb) from the blink carry ``blink`` (and, under CW, the
+        ladder's ``level``): (signal, noise, slot overflow, blink carry after it, blink
+        overflow, grey pulses of each NC or None, CW level after it or None)."""
         bleach_rel = jnp.asarray(
             np.clip(bleach_pulse - block * BLOCK_PULSES, 0, _INT32_MAX).astype(np.int32)
         )
@@ -454,36 +514,45 @@ def _population_chunks(
         window = blink_caps["window"]
         end = min(nb * BLOCK_PULSES, n_pulses - block * BLOCK_PULSES)
         if not on_host:  # the switches drawn inside the kernel's call
-            return chunk_kernel(
+            common = (jnp.int32(block), kp) + ((cwp,) if cw_mode else ())
+            args = (blink, blink_laws, bleach_rel) + ((level,) if cw_mode else ())
+            out = (cw_chunk_kernel if cw_mode else chunk_kernel)(
                 emitter_keys,
-                jnp.int32(block),
-                kp,
-                blink,
-                blink_laws,
-                bleach_rel,
+                *common,
+                *args,
                 jnp.int32(end),
                 **sizes,
                 n_dwells=n_dwells(nb),
                 dwell_kinds=kinds,
                 window=window,
             )
+            return out if cw_mode else (*out, None)
         # on a CPU: XLA draws the dwells, numba accumulates them (XLA's scans are slow there)
         limbs = switching.dwell_limbs(blink, blink_laws, n_dwells=n_dwells(nb), kinds=kinds)
-        switch, _, state0, blink_next, blink_over = host_switches(
+        switch, base, state0, blink_next, blink_over = host_switches(
             limbs,
             blink,
             block,
             n_blocks=nb,
             n_dwells=n_dwells(nb),
-            window=None,
+            window=window if cw_mode else None,
             block_pulses=BLOCK_PULSES,
         )
+        grey = grey_pulses(switch, state0, end) if columns else None
+        if cw_mode:  # XLA draws the slots' words, numba walks the ladder
+            *words, bg, bg_over = jax.tree_util.tree_map(
+                np.asarray, cw_block_words(emitter_keys, jnp.int32(block), kp, **sizes)
+            )
+            sig, over, level_next = host_cw_chunk(
+                words, cwp_host, switch, base, state0, np.asarray(bleach_rel), level, period_ps
+            )
+            over = over[:, None] | bg_over
+            return sig, bg, over, blink_next, blink_over, grey, level_next
         bits = state_bits(switch, state0, n_blocks=nb, block_pulses=BLOCK_PULSES)
         sig, bg, over = chunk_kernel_from_states(
             emitter_keys, jnp.int32(block), kp, bits, bleach_rel, **sizes
         )
-        grey = grey_pulses(switch, state0, end) if columns else None
-        return sig, bg, over, blink_next, blink_over, grey
+        return sig, bg, over, blink_next, blink_over, grey, None
 
     bar = _make_progress(progress, duration)
     carry = HostCarry.initial(n_spots) if on_host else initial_carry(n_spots, caps.queue)
@@ -491,9 +560,10 @@ def _population_chunks(
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="simsps-step")
     try:
         # the kernel of chunk k+1 is queued (asynchronously) before chunk k's step runs
-        pending = kernel(*plan[0], blink)
+        level = level if cw_mode else None
+        pending = kernel(*plan[0], blink, level)
         for k, (block, nb) in enumerate(plan):
-            sig, bg, over, blink_next, blink_over, grey = pending
+            sig, bg, over, blink_next, blink_over, grey, level_next = pending
             while True:  # > 6 sigma: the same numbers with more room
                 slots_over, dwells_over = (bool(x.any()) for x in (over, blink_over))
                 if not (slots_over or dwells_over):
@@ -503,8 +573,10 @@ def _population_chunks(
                 if dwells_over:
                     blink_caps[nb] = tuple(2 * x for x in n_dwells(nb))
                     blink_caps["window"] *= 2
-                sig, bg, over, blink_next, blink_over, grey = kernel(block, nb, blink)
-            blink = blink_next
+                sig, bg, over, blink_next, blink_over, grey, level_next = kernel(
+                    block, nb, blink, level
+                )
+            blink, level = blink_next, level_next
             start = block * BLOCK_PULSES
             stop = min(start + nb * BLOCK_PULSES, n_pulses)
             end = stop - start
@@ -516,7 +588,7 @@ def _population_chunks(
                     start=start, res_ps=res_ps,
                 )  # fmt: skip
             if k + 1 < len(plan):
-                pending = kernel(*plan[k + 1], blink)
+                pending = kernel(*plan[k + 1], blink, level)
             if on_host:
                 carry, cols = done.result()
             else:
@@ -546,17 +618,25 @@ def _population_chunks(
                 yield ColumnChunk(start, stop, cols, np.asarray(grey, np.int64), bleach)
             elif on_host:  # the numba step gave the stream's columns
                 yield [
-                    _stream_of_columns(c, stop, period_ps, res_ps, bleach, metas[j])
+                    _stream_of_columns(c, stop, period_ps, res_ps, bleach, metas[j], cw_mode)
                     for j, c in enumerate(cols)
                 ]
             else:
                 recs = _records_to_host(rec)
                 yield [
-                    _stream(r, start, stop, period_ps, res_ps, spot_members[j], bleach, metas[j])
+                    _stream_of_columns(
+                        _columns(r, start, period_ps, res_ps, spot_members[j]),
+                        stop,
+                        period_ps,
+                        res_ps,
+                        bleach,
+                        metas[j],
+                        cw_mode,
+                    )  # fmt: skip
                     for j, r in enumerate(recs)
                 ]
             if bar is not None:
-                bar.update(round((stop - start) / m.excitation.rep_rate_hz, 3))
+                bar.update(round((stop - start) / clock_hz, 3))
     finally:
         worker.shutdown(wait=True, cancel_futures=True)
         if bar is not None:
@@ -670,9 +750,10 @@ def _records_to_host(rec: Records) -> list[dict]:
     return [{f: a[k, : int(n)] for f, a in host.items()} for k, n in enumerate(counts)]
 
 
-def _stream_of_columns(c: dict, stop, period_ps, res_ps, bleach, meta) -> PhotonStream:
+def _stream_of_columns(c: dict, stop, period_ps, res_ps, bleach, meta, t2=False) -> PhotonStream:
     """One spot's chunk from its columns (as :func:`simsps.sim.host_step.host_step` gives
-    them: sync, dtime, channel and, with truth, source, state, emitter, delay, arrival)."""
+    them: sync, dtime, channel and, with truth, source, state, emitter, delay, arrival);
+    ``t2``: a T2 stream of the absolute times (CW: clock tick x period + ps within it)."""
     truth = None
     if "source" in c:
         truth = Truth(
@@ -682,6 +763,15 @@ def _stream_of_columns(c: dict, stop, period_ps, res_ps, bleach, meta) -> Photon
             emission_delay_ps=c["delay"],
             arrival_ps=c["arrival"],
             bleach_time_s=bleach,
+        )
+    if t2:
+        return PhotonStream.t2(
+            c["sync"] * np.int64(period_ps) + c["dtime"].astype(np.int64),
+            c["channel"],
+            resolution_ps=1.0,
+            duration_ps=int(stop) * int(period_ps),
+            truth=truth,
+            meta=meta,
         )
     return PhotonStream(
         sync=c["sync"],
@@ -693,13 +783,6 @@ def _stream_of_columns(c: dict, stop, period_ps, res_ps, bleach, meta) -> Photon
         meta=meta,
         n_pulses=stop,
     )
-
-
-def _stream(r: dict, start, stop, period_ps, res_ps, members, bleach, meta) -> PhotonStream:
-    """One spot's device records of a chunk -> PhotonStream (sync = chunk start + pulse),
-    through the columns the numba step gives directly."""
-    cols = _columns(r, start, period_ps, res_ps, members)
-    return _stream_of_columns(cols, stop, period_ps, res_ps, bleach, meta)
 
 
 def _columns(r: dict, start, period_ps, res_ps, members) -> dict:

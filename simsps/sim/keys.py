@@ -21,6 +21,9 @@ stream (``fold_in``)  then
 3  ``DETECTORS``      retired (afterpulses use their parent photon's block words,
                       :mod:`simsps.sim.step`); the number stays reserved
 4  ``SLOW_BLINKING``  emitter ``e``: the slow blinking's (as ``FLICKER``)
+5  ``CW_LADDER``      emitter ``e``: the CW ladder's level at the start (its
+                      events use the ``PULSES`` words of their block,
+                      :mod:`simsps.sim.cw_kernel`: pairs 0-2 per slot)
 10 ``ENSEMBLE``       spot ``s``: the population of a substrate
 30 ``WIDEFIELD``      dilution: a widefield movie
 ====================  =========================================================
@@ -32,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-PULSES, FLICKER, BLEACH, DETECTORS, SLOW_BLINKING = 0, 1, 2, 3, 4
+PULSES, FLICKER, BLEACH, DETECTORS, SLOW_BLINKING, CW_LADDER = 0, 1, 2, 3, 4, 5
 ENSEMBLE, WIDEFIELD = 10, 30
 BLINK_STREAMS = {"blinking": FLICKER, "slow_blinking": SLOW_BLINKING}
 

@@ -37,8 +37,17 @@ class _Telegraph:
     ``section``: ``"blinking"`` (fast flicker, dwells in us) or ``"slow_blinking"`` (ms)."""
 
     def __init__(
-        self, m: Model, n_mean: float, rng: np.random.Generator, section: str = "blinking"
+        self,
+        m: Model,
+        n_mean: float,
+        rng: np.random.Generator,
+        section: str = "blinking",
+        *,
+        per_s: float | None = None,
+        speedup: float | None = None,
     ):
+        """``per_s``: time units per second (default: pulses); ``speedup``: the charging
+        rate's factor over Psat (default: the pulsed one of ``n_mean``)."""
         b = getattr(m, section)
         self.enabled = b.enabled
         self.rng = rng
@@ -48,10 +57,11 @@ class _Telegraph:
         p_ge1 = lambda n: stats.poisson.sf(0, n)  # noqa: E731
         p_ge2 = lambda n: stats.poisson.sf(1, n)  # noqa: E731
         f, sp = b.auger_charging_fraction, b.spontaneous_charging_fraction
-        speedup = sp + (1 - sp) * (
-            (1 - f) * p_ge1(n_mean) / p_ge1(1.0) + f * p_ge2(n_mean) / p_ge2(1.0)
-        )
-        per_s = m.excitation.rep_rate_hz
+        if speedup is None:
+            speedup = sp + (1 - sp) * (
+                (1 - f) * p_ge1(n_mean) / p_ge1(1.0) + f * p_ge2(n_mean) / p_ge2(1.0)
+            )
+        per_s = m.excitation.rep_rate_hz if per_s is None else per_s
         if section == "blinking":
             bright, grey = b.bright_dwell_us * 1e-6, b.grey_dwell_us * 1e-6
         else:
@@ -195,8 +205,13 @@ def simulate_reference(
     *,
     block_pulses: int = 1 << 18,
 ) -> PhotonStream:
-    """One emitter, every pulse, literally. Same output type and truth as :func:`simsps.simulate`."""
+    """One emitter, every pulse, literally. Same output type and truth as :func:`simsps.simulate`
+    (CW models: :func:`simsps.sim.reference_cw.simulate_reference_cw`)."""
     m = model
+    if m.is_cw:
+        from .reference_cw import simulate_reference_cw
+
+        return simulate_reference_cw(m, duration_s, power, seed)
     n_mean = check_power(power)
     if not (math.isfinite(duration_s) and duration_s > 0):
         raise ValueError(f"duration_s = {duration_s!r} is out of range: allowed (0, inf) seconds")

@@ -94,10 +94,11 @@ def afterpulse_table(tau_ps: float) -> np.ndarray:
     return np.rint(-np.log((k + 0.5) / (1 << TABLE_BITS)) * tau_ps).astype(np.int32)
 
 
-def detector_params(det, period_ps: int, n_spots: int) -> DetectorParams:
-    """:class:`DetectorParams` of a model's ``[detection]`` section, one row per spot."""
+def detector_params(det, period_ps: int, n_spots: int, resolution_ps=None) -> DetectorParams:
+    """:class:`DetectorParams` of a model's ``[detection]`` section, one row per spot
+    (``resolution_ps``: the records' bin when not the section's, e.g. 1 ps for CW's T2)."""
     dead = int(round(det.dead_time_ns * 1e3))
-    res = float(det.resolution_ps)
+    res = float(det.resolution_ps if resolution_ps is None else resolution_ps)
     table = afterpulse_table(det.afterpulse_time_constant_ns * 1e3)
     if dead + 2 * period_ps + int(table[0]) >= 2**31 - 1:
         raise ValueError(

@@ -35,6 +35,7 @@ import numpy as np
 
 from .._pytree import pytree_dataclass
 from ..physics.blinking import (
+    charging_drive,
     dwell_from_uniform,
     dwell_means,
     dwell_parameters,
@@ -94,14 +95,17 @@ def _to_fixed(d: np.ndarray):
     return (units >> np.uint64(32)).astype(np.uint32), (units & np.uint64(_U32)).astype(np.uint32)
 
 
-def _laws(b, n_mean, rate) -> np.ndarray:
-    """dwell_parameters, computed once per distinct (section, power, rate)."""
-    return np.array(_cached_laws(b, float(n_mean), float(rate)))
+def _laws(m, section, n_mean) -> np.ndarray:
+    """dwell_parameters of ``m``'s ``section`` at ``n_mean`` in ticks of its clock,
+    computed once per distinct (section, power, clock, drive)."""
+    p = float(n_mean)
+    drive = charging_drive(m, p)
+    return np.array(_cached_laws(getattr(m, section), p, float(m.clock_hz), drive))
 
 
 @lru_cache(maxsize=4096)
-def _cached_laws(b, n_mean, rate):
-    return tuple(dwell_parameters(b, n_mean, rate))
+def _cached_laws(b, n_mean, rate, drive):
+    return tuple(dwell_parameters(b, n_mean, rate, drive))
 
 
 def blink_params(models, powers, root, ids=None) -> BlinkParams:
@@ -113,12 +117,12 @@ def blink_params(models, powers, root, ids=None) -> BlinkParams:
     inv_exp = np.ones((n, len(PROCESSES)))
     tail = np.zeros((n, len(PROCESSES), 2))
     for e, (m, p) in enumerate(zip(models, powers)):
-        rate = m.excitation.rep_rate_hz
+        rate = m.clock_hz
         for j, sec in enumerate(PROCESSES):
             b = getattr(m, sec)
             if not b.enabled:
                 continue
-            scale[e, j] = _laws(b, p, rate)
+            scale[e, j] = _laws(m, sec, p)
             if b.dwell != "exponential":
                 a = b.power_law_exponent - 1.0
                 power_law[e, j] = True
@@ -179,16 +183,13 @@ def initial_blink_carry(models, powers, root, ids=None) -> BlinkCarry:
         groups: dict[tuple, list[int]] = {}
         for e in on:
             b = getattr(models[e], sec)
-            t_max = b.power_law_max_s * models[e].excitation.rep_rate_hz
+            t_max = b.power_law_max_s * models[e].clock_hz
             groups.setdefault((b.dwell, b.power_law_exponent, t_max), []).append(e)
         for (kind, exponent, t_max), members in groups.items():
             idx = np.array(members)
-            scales = np.array(
-                [
-                    _laws(getattr(models[e], sec), powers[e], models[e].excitation.rep_rate_hz)
-                    for e in members
-                ]
-            ).astype(np.float32)  # the laws the device draws from
+            scales = np.array([_laws(models[e], sec, powers[e]) for e in members]).astype(
+                np.float32
+            )  # the laws the device draws from
             means = dwell_means(scales.astype(np.float64), kind, exponent, t_max)
             s0 = np.where(u[idx, 0] < means[:, 0] / means.sum(axis=1), 0, 1)
             first = residual_dwell(
@@ -419,12 +420,13 @@ def _renewal_count(models, powers, section, length):
     var N(t) ~ t sigma^2 / mu^3 of the bright + grey pairs), at most the count the
     shortest dwell allows; the largest over NCs."""
     worst = 0.0
-    for b, p, rate in {
-        (getattr(m, section), float(p), m.excitation.rep_rate_hz) for m, p in zip(models, powers)
-    }:
-        if not b.enabled:
+    seen = set()
+    for m, p in zip(models, powers):
+        b, rate, drive = getattr(m, section), m.clock_hz, charging_drive(m, float(p))
+        if (b, float(p), rate, drive) in seen or not b.enabled:
             continue
-        scale = _laws(b, p, rate)
+        seen.add((b, float(p), rate, drive))
+        scale = _laws(m, section, p)
         t_max = b.power_law_max_s * rate
         mean = dwell_means(scale, b.dwell, b.power_law_exponent, t_max)
         if b.dwell == "exponential":
