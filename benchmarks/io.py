@@ -5,7 +5,9 @@
 
 1. Codecs on one in-memory stream (60 s of ``zn-treated`` at Psat): records/s of the PTU
    writer (both record types) and the Photon-HDF5 writer, and of simsps' PTU reader side by
-   side with ``ptufile`` decoding the same file (ratio).
+   side with ``ptufile`` decoding the same file (ratio). Then T2: 10 s of the NC under CW
+   (~1 Mcps) written as PicoHarp and HydraHarp T2, read by simsps and by ``ptufile`` side
+   by side (ratio).
 2. Separate processes simulate 600 s and stream it to disk (PTU and Photon-HDF5), or only
    simulate: wall time, the writer's share of it, and peak resident memory (each process
    measures itself).
@@ -77,6 +79,37 @@ def run_child(duration: float, out: str) -> dict:
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+def t2_side_by_side(tmp: Path) -> None:
+    """T2 files of a CW stream: write, then read by simsps and by ptufile (same file)."""
+    cw = simsps.load_model("zn-treated", {"excitation.mode": "cw"})
+    s = simsps.simulate(cw, 10.0, seed=0)
+    n = len(s)
+    print(f"\n   T2: the NC under CW, 10 s, {n:.3g} photons")
+    for fmt in ("picoharp-t2", "hydraharp-t2"):
+        path = tmp / f"{fmt}.ptu"
+        w, _ = _best(lambda path=path, fmt=fmt: write(path, s, fmt))
+        print(
+            f"{'write PTU ' + fmt:38s} {w:8.3f} {n / w / 1e6:11.2f} "
+            f"{path.stat().st_size / 1e6:7.1f}"
+        )
+        t_ours, r = _best(lambda path=path: read(path))
+        assert r.equal_records(s) if fmt == "hydraharp-t2" else len(r) == n
+        print(f"{'read ' + fmt + ' (simsps)':38s} {t_ours:8.3f} {n / t_ours / 1e6:11.2f}")
+        try:
+            import ptufile
+        except ImportError:
+            print("  (ptufile not installed: no side-by-side read)")
+            continue
+
+        def by_ptufile(path=path):
+            with ptufile.PtuFile(path) as f:
+                return f.decode_records()
+
+        t_pf, _ = _best(by_ptufile)
+        print(f"{'read ' + fmt + ' (ptufile)':38s} {t_pf:8.3f} {n / t_pf / 1e6:11.2f}")
+        print(f"  simsps T2 reader / ptufile: {t_pf / t_ours:.2f}x the speed")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -133,6 +166,7 @@ def main(argv=None) -> int:
         t_h5, r = _best(lambda: read(h5))
         assert r.equal_records(s)
         print(f"{'read Photon-HDF5 (with truth)':38s} {t_h5:8.3f} {n / t_h5 / 1e6:11.2f}")
+        t2_side_by_side(tmp)
 
         duration = 60.0 if a.quick else 600.0
         print(

@@ -117,6 +117,21 @@ def test_models(capsys):
             ["simulate", "zn-treated", "--duration", "1", "--out", "x.ptu", "--format", "t2"],
             "invalid choice",
         ),
+        (
+            [
+                "simulate",
+                "zn-treated",
+                "--duration",
+                "1",
+                "--out",
+                "x.ptu",
+                "--excitation",
+                "cw",
+                "--format",
+                "picoharp-t3",
+            ],
+            "no laser sync",
+        ),
         (["info"], "FILE"),
         (["frobnicate"], "invalid choice"),
         (["models", "--toml", "nope"], "unknown model"),
@@ -196,3 +211,35 @@ def test_analyze_writes_figures_and_summary(tmp_path, capsys):
     s1 = json.loads((tmp_path / "r1" / "summary.json").read_text())
     assert "channel 1 has no photons" in s1["skipped"]["g2_pulsed"]
     assert "decay" in s1["figures"]
+
+
+def test_cw_simulate_t2_then_analyze_shows_the_dip(tmp_path, capsys):
+    """Issue 15's acceptance: a CW run written as HydraHarp T2 that ptufile and tttrlib
+    read record for record, and an analysis that finds the antibunching dip."""
+    import ptufile
+
+    ptu = tmp_path / "f.ptu"
+    argv = ["simulate", "zn-treated", "--excitation", "cw", "--format", "hydraharp-t2"]
+    assert main(argv + ["--duration", "1", "--out", str(ptu), "--quiet"]) == 0
+    s = read(ptu)
+    assert s.is_t2 and s.meta["excitation"] == "cw"
+    m = simsps.load_model("zn-treated", {"excitation.mode": "cw"})
+    assert s.equal_records(simsps.simulate(m, 1.0, 1.0, 0))
+    with ptufile.PtuFile(ptu) as f:
+        rec = f.decode_records(f.read_records())
+    photons = rec[rec["marker"] == 0] if "marker" in rec.dtype.names else rec
+    photons = photons[photons["channel"] >= 0]
+    np.testing.assert_array_equal(photons["time"].astype(np.int64), s.time_ps)
+    tttrlib = pytest.importorskip("tttrlib")
+    t = tttrlib.TTTR(str(ptu), "PTU")
+    np.testing.assert_array_equal(np.asarray(t.macro_times, np.int64), s.time_ps)
+    np.testing.assert_array_equal(np.asarray(t.routing_channels), s.channel)
+    out = tmp_path / "report"
+    assert main(["analyze", str(ptu), "--out", str(out), "--tau-max", "0.05"]) == 0
+    assert "CW dip" in capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    g = summary["g2_cw"]
+    assert g["g2_zero"] + 3.3 * g["g2_zero_stderr"] < 0.5  # antibunched
+    assert g["detectors_from"]["dead_time_ns"] == "the file's simsps model"
+    assert (out / "g2_cw.png").stat().st_size > 10_000
+    assert "g2_pulsed" in summary["skipped"] and "decay" in summary["skipped"]

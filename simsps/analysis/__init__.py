@@ -10,6 +10,7 @@ from .afterpulsing import Afterpulsing, DetectorAfterpulsing, afterpulsing
 from .changepoint import Segmentation, change_points
 from .decay import Decay, DecayFit, decay, fit_decay
 from .flid import Flid, flid
+from .g2_cw import CWG2, g2_cw
 from .g2_log import BunchingFit, G2Log, fit_bunching, g2_log
 from .g2_pulsed import PulsedG2, pulsed_g2
 from .saturation import PowerSeries, SaturationFit, fit_saturation, power_series
@@ -35,6 +36,7 @@ __all__ = [
     "BunchingFit",
     "DetectorAfterpulsing",
     "afterpulsing",
+    "CWG2",
     "CewDrift",
     "Decay",
     "DecayFit",
@@ -61,6 +63,7 @@ __all__ = [
     "fit_saturation",
     "fit_spectrum",
     "flid",
+    "g2_cw",
     "g2_log",
     "intensity_trace",
     "lifetime_trace",

@@ -59,6 +59,32 @@ def plot_pulsed_g2(r, ax=None, *, color="C0", label=None, peaks: int | None = 3)
     return ax
 
 
+def plot_cw_g2(r, ax=None, *, color="C0", label=None):
+    """CW g2 around zero: the background-corrected histogram and the fitted dip (jitter
+    included), g2(0) with its error in the corner."""
+    ax = _axes(ax)
+    t_ns = r.tau_ps / 1e3
+    ax.plot(t_ns, r.g2_corrected, drawstyle="steps-mid", color=color, lw=0.7, label=label)
+    ax.plot(t_ns, r.model, color="k", lw=1.0)
+    ax.axhline(r.shoulder, color="k", ls=":", lw=0.6)
+    ax.set_xlabel("delay (ns)")
+    ax.set_ylabel("$g^{(2)}(\\tau)$" + (" corrected" if r.background != "none" else ""))
+    lo, hi = r.interval()
+    ax.text(
+        0.02,
+        0.97,
+        f"$g^{{(2)}}(0)$ = {r.g2_zero:.3f} $\\pm$ {r.g2_zero_stderr:.3f}\n"
+        f"95 %: [{lo:.3f}, {hi:.3f}]\n"
+        f"dip {r.dip_time_ns:.2f} $\\pm$ {r.dip_time_stderr_ns:.2f} ns, "
+        f"jitter $\\sigma$ {r.jitter_ps:.0f} ps{' (fit)' if r.jitter_fitted else ''}",
+        transform=ax.transAxes,
+        va="top",
+        fontsize=8,
+    )
+    _warn_note(ax, r.warnings)
+    return ax
+
+
 def plot_g2_log(r, ax=None, *, color="C0", label=None, show_fit: bool = True):
     """g2 vs log delay with the bunching fit (seed Fig. 4d)."""
     ax = _axes(ax)

@@ -46,6 +46,7 @@ def analyze(
     bin_s: float = 0.01,
     tau_max_s: float | None = None,
     background=None,
+    detectors: dict | None = None,
     progress: bool = False,
 ) -> dict:
     """Every analysis of one acquisition; writes ``out_dir/*.png`` and ``summary.json``.
@@ -54,7 +55,10 @@ def analyze(
     summary with the reason instead of stopping the others. Every estimator's warnings go
     into its section and, prefixed with its name, into the top-level ``"warnings"`` list.
     ``background``: count rate (cps) or empty-spot stream for the g2 corrections (default:
-    the pulsed g2's inter-peak floor; the long-delay g2 uncorrected).
+    the pulsed g2's inter-peak floor; the long-delay and CW g2 uncorrected).
+    ``detectors``: ``dead_time_ns``, ``afterpulse_probability``, ``jitter_fwhm_ps`` for the
+    CW g2 (T2 streams); missing ones come from the simsps model recorded in the file, if
+    any (the summary says which), else dead time and afterpulsing 0 and the jitter fitted.
     """
     import matplotlib
 
@@ -66,6 +70,7 @@ def analyze(
         dwell_times,
         fit_decay,
         flid,
+        g2_cw,
         g2_log,
         intensity_trace,
         lifetime_trace,
@@ -106,6 +111,29 @@ def analyze(
             "assumptions": list(r.assumptions),
             "warnings": list(r.warnings),
         }, "g2_pulsed.png"
+
+    def cw_dip():
+        det, origin = _detector_parameters(stream, detectors)
+        r = g2_cw(stream, background=background, **det)
+        save_figure(r.plot().figure, out / "g2_cw.png")
+        lo, hi = r.interval()
+        return {
+            "g2_zero": r.g2_zero,
+            "g2_zero_stderr": r.g2_zero_stderr,
+            "interval_95": [lo, hi],
+            "dip_time_ns": r.dip_time_ns,
+            "dip_time_stderr_ns": r.dip_time_stderr_ns,
+            "shoulder": r.shoulder,
+            "offset_ps": r.offset_ps,
+            "jitter_sigma_ps": r.jitter_ps,
+            "jitter_fitted": r.jitter_fitted,
+            "signal_fraction": r.signal_fraction,
+            "background": r.background,
+            "detectors": det,
+            "detectors_from": origin,
+            "assumptions": list(r.assumptions),
+            "warnings": list(r.warnings),
+        }, "g2_cw.png"
 
     def longdelay():
         tmax = tau_max_s or min(1.0, duration / 4)
@@ -189,6 +217,7 @@ def analyze(
 
     steps = [
         ("g2_pulsed", pulsed),
+        *([("g2_cw", cw_dip)] if stream.is_t2 else []),  # pulsed streams: g2_pulsed
         ("g2_log", longdelay),
         ("decay", lifetimes),
         ("trace", trace),
@@ -205,3 +234,34 @@ def analyze(
     summary = jsonable(summary)
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+_DETECTOR_KEYS = {
+    "dead_time_ns": "dead_time_ns",
+    "afterpulse_probability": "afterpulse_probability",
+    "jitter_fwhm_ps": "jitter_fwhm_ps",
+}
+
+
+def _detector_parameters(stream, given: dict | None) -> tuple[dict, dict]:
+    """The CW g2's detector parameters: those ``given``, the rest from the simsps model
+    the file records (its ``[detection]``), else none. Returns (parameters, where each
+    came from)."""
+    given = {k: v for k, v in (given or {}).items() if v is not None}
+    unknown = set(given) - set(_DETECTOR_KEYS)
+    if unknown:
+        raise ValueError(f"unknown detector parameters {sorted(unknown)}")
+    out, origin = dict(given), {k: "given" for k in given}
+    toml = stream.meta.get("model_toml")
+    if toml and len(out) < len(_DETECTOR_KEYS):
+        import tomllib
+
+        try:
+            det = tomllib.loads(toml).get("detection", {})
+        except tomllib.TOMLDecodeError:
+            det = {}
+        for key, field in _DETECTOR_KEYS.items():
+            if key not in out and field in det:
+                out[key] = float(det[field])
+                origin[key] = "the file's simsps model"
+    return out, origin

@@ -33,6 +33,19 @@ def _positive(kind):
     return parse
 
 
+def _non_negative(kind):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not (math.isfinite(value) and value >= 0):
+            raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
+        return value
+
+    return parse
+
+
 def _seed(text):
     try:
         value = int(text)
@@ -96,7 +109,14 @@ def _parser() -> argparse.ArgumentParser:
         "--format",
         choices=sorted(RECORD_FORMATS),
         default=None,
-        help="PTU record type (default picoharp-t3)",
+        help="PTU record type (default picoharp-t3; hydraharp-t2 under CW)",
+    )
+    s.add_argument(
+        "--excitation",
+        choices=("pulsed", "cw"),
+        default=None,
+        help="pulsed laser or continuous wave (default: the model's excitation.mode); "
+        "CW gives T2 time tags (no laser sync)",
     )
     s.add_argument("--emitters", type=int, default=1, help="identical NCs in the spot (default 1)")
     s.add_argument("--quiet", action="store_true", help="no progress bar or summary")
@@ -114,9 +134,9 @@ def _parser() -> argparse.ArgumentParser:
     z = sub.add_parser(
         "analyze",
         help="every analysis of one file: PNGs and summary.json",
-        description="Pulsed and long-delay g2, decay fit, intensity trace with "
-        "two-level dwell statistics, FLID; figures and a JSON "
-        "summary in DIR.",
+        description="Pulsed g2 (T3) or the CW dip around zero (T2), long-delay g2, "
+        "decay fit, intensity trace with two-level dwell statistics, FLID; figures "
+        "and a JSON summary in DIR.",
     )
     z.add_argument("file", type=Path, metavar="FILE", help="PTU or Photon-HDF5 file")
     z.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
@@ -142,6 +162,29 @@ def _parser() -> argparse.ArgumentParser:
         help="background for the g2 corrections: a count rate in cps (both "
         "channels together) or a file measured on an empty spot (default: "
         "the pulsed g2's inter-peak floor, no prompt background)",
+    )
+    z.add_argument(
+        "--dead-time",
+        type=_non_negative(float),
+        default=None,
+        metavar="NS",
+        help="detectors' dead time for the CW g2 (default: the simsps model in the file, else 0)",
+    )
+    z.add_argument(
+        "--afterpulse",
+        type=_non_negative(float),
+        default=None,
+        metavar="P",
+        help="detectors' afterpulse probability for the CW g2 (default: the simsps "
+        "model in the file, else 0)",
+    )
+    z.add_argument(
+        "--jitter",
+        type=_non_negative(float),
+        default=None,
+        metavar="PS",
+        help="one detector's timing jitter FWHM for the CW g2 (default: the simsps "
+        "model in the file, else fitted)",
     )
     z.set_defaults(parser=z)
 
@@ -178,7 +221,7 @@ def _parser() -> argparse.ArgumentParser:
 # ---------------------------------------------------------------------------- commands
 def _cmd_simulate(a) -> int:
     from .. import load_model, simulate_chunks
-    from ..io import write
+    from ..io import RECORD_FORMATS, write
     from ..params.model import parse_override
 
     suffix = a.out.suffix.lower()
@@ -191,7 +234,14 @@ def _cmd_simulate(a) -> int:
     t0 = time.perf_counter()
     try:
         overrides = dict(parse_override(t) for t in a.overrides)
+        if a.excitation is not None:
+            overrides["excitation.mode"] = a.excitation
         model = load_model(a.model, overrides)
+        if model.is_cw and a.format and RECORD_FORMATS[a.format].mode == "T3":
+            raise UsageError(
+                f"--format {a.format}: CW excitation has no laser sync for T3 records; "
+                "write T2 (--format picoharp-t2 or hydraharp-t2, or .h5)"
+            )
         chunks = simulate_chunks(
             model, a.duration, a.power, a.seed, emitters=a.emitters, progress=not a.quiet
         )
@@ -274,6 +324,9 @@ def _cmd_analyze(a) -> int:
         bin_s=a.bin_s,
         tau_max_s=a.tau_max,
         background=background,
+        detectors=dict(
+            dead_time_ns=a.dead_time, afterpulse_probability=a.afterpulse, jitter_fwhm_ps=a.jitter
+        ),
         progress=sys.stderr.isatty(),
     )
     lines = [f"analysed {a.file}: {s['photons']} photons in {s['duration_s']:g} s -> {a.out}/"]
@@ -286,6 +339,12 @@ def _cmd_analyze(a) -> int:
         lines.append(
             f"  g2(0) = {num(g['g2_zero'])} raw, {num(g['g2_zero_corrected'])} +- "
             f"{num(g['g2_zero_stderr'])} background-corrected"
+        )
+    if "g2_cw" in s:
+        g = s["g2_cw"]
+        lines.append(
+            f"  g2(0) = {num(g['g2_zero'])} +- {num(g['g2_zero_stderr'])} (CW dip "
+            f"{num(g['dip_time_ns'], '.2f')} ns, background {g['background']})"
         )
     if "g2_log" in s:
         g = s["g2_log"]

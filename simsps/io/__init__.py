@@ -46,10 +46,11 @@ def read(path) -> PhotonStream:
 
 def write(path, data, fmt: str | None = None) -> Path:
     """Write a stream, or an iterable of time-ordered chunks (streamed), by file extension:
-    ``.ptu`` (``fmt`` = ``picoharp-t3`` or ``hydraharp-t3``) or ``.h5``/``.hdf5``."""
+    ``.ptu`` (``fmt``: a record type of :data:`RECORD_FORMATS`, default ``picoharp-t3`` for
+    a T3 stream and ``hydraharp-t2`` for a T2 one) or ``.h5``/``.hdf5``."""
     suffix = Path(path).suffix.lower()
     if suffix == ".ptu":
-        return write_ptu(path, data, fmt or "picoharp-t3")
+        return write_ptu(path, data, fmt)
     if suffix in (".h5", ".hdf5"):
         if fmt not in (None, "photon-hdf5"):
             raise ValueError(f"format {fmt!r} does not apply to a Photon-HDF5 file")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numba
 import numpy as np
 
 from .records import RecordType
@@ -122,77 +123,123 @@ def overflow_records(fmt: RecordType, gaps) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ---------------------------------------------------------------------------- decoding
+@numba.njit(nogil=True, cache=True)
+def _decode_t3(rec, pico, overflow_counts, wrap, wraps0):
+    """One pass over T3 records: (sync, dtime, channel, marker sync, marker bits, wraps)."""
+    n = len(rec)
+    sync = np.empty(n, np.int64)
+    dtime = np.empty(n, np.uint32)
+    channel = np.empty(n, np.uint8)
+    m_sync = np.empty(n, np.int64)
+    m_bits = np.empty(n, np.uint8)
+    k = m = 0
+    wraps = np.int64(wraps0)
+    for r in rec:
+        r = np.uint32(r)
+        if pico:
+            ch = r >> 28
+            dt = (r >> 16) & 0xFFF
+            ns = r & 0xFFFF
+            if ch == 0xF:
+                if dt == 0:
+                    wraps += 1
+                else:
+                    m_sync[m] = wraps * wrap + ns
+                    m_bits[m] = dt & 0xF
+                    m += 1
+                continue
+            # channel codes 1-4; 0 and 5-14 should not occur and read as 4 (as ptufile does)
+            c = ch - 1 if (ch >= 1 and ch <= 4) else 4
+        else:
+            ch = (r >> 25) & 0x3F
+            dt = (r >> 10) & 0x7FFF
+            ns = r & 0x3FF
+            if r >> 31:
+                if ch == 0x3F:
+                    wraps += max(ns, 1) if overflow_counts else 1
+                elif ch >= 1 and ch <= 15:
+                    m_sync[m] = wraps * wrap + ns
+                    m_bits[m] = ch
+                    m += 1
+                continue
+            c = ch
+        sync[k] = wraps * wrap + ns
+        dtime[k] = dt
+        channel[k] = c
+        k += 1
+    return sync[:k], dtime[:k], channel[:k], m_sync[:m], m_bits[:m], wraps
+
+
 def decode_t3(rec: np.ndarray, fmt: RecordType, wraps0: int) -> T3Records:
     """Photons and markers of a run of T3 records after ``wraps0`` wraps."""
-    if fmt.layout == "picoharp":
-        ch = rec >> 28
-        dtime = (rec >> 16) & 0xFFF
-        nsync = rec & 0xFFFF
-        special = ch == 0xF
-        is_ovf = special & (dtime == 0)
-        ovf = is_ovf.astype(np.int64)
-        marker = special & ~is_ovf
-        bits = dtime & 0xF
-        # channel codes 1-4; 0 and 5-14 should not occur and read as 4 (as ptufile does)
-        channel = np.where((ch >= 1) & (ch <= 4), ch - 1, 4)
-    else:
-        special = (rec >> 31) == 1
-        ch = (rec >> 25) & 0x3F
-        dtime = (rec >> 10) & 0x7FFF
-        nsync = rec & 0x3FF
-        is_ovf = special & (ch == 0x3F)
-        if fmt.overflow_counts:
-            ovf = np.where(is_ovf, np.maximum(nsync, 1), 0).astype(np.int64)
-        else:
-            ovf = is_ovf.astype(np.int64)
-        marker = special & (ch >= 1) & (ch <= 15)
-        bits = ch
-        channel = ch
-    photon = ~special
-    wraps = wraps0 + np.cumsum(ovf)
-    sync = wraps * fmt.wrap + nsync
-    return T3Records(
-        sync=sync[photon],
-        dtime=dtime[photon],
-        channel=channel[photon],
-        marker_sync=sync[marker],
-        marker_bits=bits[marker].astype(np.uint8),
-        wraps=int(wraps[-1]) if len(wraps) else wraps0,
+    sync, dtime, channel, m_sync, m_bits, wraps = _decode_t3(
+        np.ascontiguousarray(rec, np.uint32),
+        fmt.layout == "picoharp",
+        bool(fmt.overflow_counts),
+        int(fmt.wrap),
+        int(wraps0),
     )
+    return T3Records(sync, dtime, channel, m_sync, m_bits, int(wraps))
+
+
+@numba.njit(nogil=True, cache=True)
+def _decode_t2(rec, pico, overflow_counts, wrap, wraps0):
+    """One pass over T2 records: (tag, channel, marker tag, marker bits, wraps, last tag)."""
+    n = len(rec)
+    tag = np.empty(n, np.int64)
+    channel = np.empty(n, np.uint8)
+    m_tag = np.empty(n, np.int64)
+    m_bits = np.empty(n, np.uint8)
+    k = m = 0
+    wraps = np.int64(wraps0)
+    last = np.int64(-1)
+    for r in rec:
+        r = np.uint32(r)
+        if pico:
+            ch = r >> 28
+            t = np.int64(r & 0x0FFFFFFF)
+            if ch == 0xF:
+                low = r & 0xF
+                if low == 0:
+                    wraps += 1
+                    last = wraps * wrap
+                else:
+                    last = wraps * wrap + t
+                    m_tag[m] = last
+                    m_bits[m] = low
+                    m += 1
+                continue
+            c = ch if ch < 5 else 5  # 5-14 should not occur (read as 5, as ptufile does)
+        else:
+            ch = (r >> 25) & 0x3F
+            t = np.int64(r & 0x1FFFFFF)
+            if r >> 31:
+                if ch == 0x3F:
+                    wraps += max(t, 1) if overflow_counts else 1
+                    last = wraps * wrap
+                else:
+                    last = wraps * wrap + t
+                    if ch <= 15:  # channel 0: the sync input
+                        m_tag[m] = last
+                        m_bits[m] = ch
+                        m += 1
+                continue
+            c = ch
+        last = wraps * wrap + t
+        tag[k] = last
+        channel[k] = c
+        k += 1
+    return tag[:k], channel[:k], m_tag[:m], m_bits[:m], wraps, last
 
 
 def decode_t2(rec: np.ndarray, fmt: RecordType, wraps0: int) -> T2Records:
     """Photons and markers of a run of T2 records after ``wraps0`` wraps. HydraHarp-kind
     sync-input events become markers with bits :data:`SYNC_MARKER`."""
-    if fmt.layout == "picoharp":
-        ch = rec >> 28
-        time = (rec & 0x0FFFFFFF).astype(np.int64)
-        special = ch == 0xF
-        low = rec & 0xF
-        is_ovf = special & (low == 0)
-        ovf = is_ovf.astype(np.int64)
-        marker = special & ~is_ovf
-        bits = low
-        ch = np.where(ch < 5, ch, 5)  # 5-14 should not occur (read as 5, as ptufile does)
-    else:
-        special = (rec >> 31) == 1
-        ch = (rec >> 25) & 0x3F
-        time = (rec & 0x1FFFFFF).astype(np.int64)
-        is_ovf = special & (ch == 0x3F)
-        if fmt.overflow_counts:
-            ovf = np.where(is_ovf, np.maximum(time, 1), 0)
-        else:
-            ovf = is_ovf.astype(np.int64)
-        marker = special & (ch <= 15)  # channel 0: the sync input
-        bits = ch
-    photon = ~special
-    wraps = wraps0 + np.cumsum(ovf)
-    tag = wraps * fmt.t2_wrap + np.where(is_ovf, 0, time)
-    return T2Records(
-        tag=tag[photon],
-        channel=ch[photon],
-        marker_tag=tag[marker],
-        marker_bits=bits[marker].astype(np.uint8),
-        wraps=int(wraps[-1]) if len(wraps) else wraps0,
-        last_tag=int(tag[-1]) if len(tag) else -1,
+    tag, channel, m_tag, m_bits, wraps, last = _decode_t2(
+        np.ascontiguousarray(rec, np.uint32),
+        fmt.layout == "picoharp",
+        bool(fmt.overflow_counts),
+        int(fmt.t2_wrap),
+        int(wraps0),
     )
+    return T2Records(tag, channel, m_tag, m_bits, int(wraps), int(last))

@@ -44,6 +44,7 @@ _USER_TAGS = (
     ("power", TagType.FLOAT8),
     ("duration_s", TagType.FLOAT8),
     ("emitters", TagType.INT8),
+    ("excitation", TagType.ANSI_STRING),  # "pulsed" or "cw"
     ("model_toml", TagType.ANSI_STRING),
     # a sweep's run (simsps.sweep.files): its number, point, replica and key id
     ("sweep_run", TagType.INT8),
@@ -272,15 +273,18 @@ class PTUWriter(CommitOnExit):
 def write_ptu(
     path,
     data: PhotonStream | Iterable[PhotonStream],
-    fmt: str = "picoharp-t3",
+    fmt: str | None = None,
     *,
     meta: dict | None = None,
 ) -> Path:
-    """Write a stream, or an iterable of time-ordered chunks (e.g. ``simulate_chunks``)."""
+    """Write a stream, or an iterable of time-ordered chunks (e.g. ``simulate_chunks``);
+    ``fmt`` default: ``picoharp-t3`` for a T3 stream, ``hydraharp-t2`` for a T2 one."""
     chunks = iter([data]) if isinstance(data, PhotonStream) else iter(data)
     first = next(chunks, None)
     if first is None:
         raise ValueError("nothing to write: no chunks")
+    if fmt is None:
+        fmt = "hydraharp-t2" if first.is_t2 else "picoharp-t3"
     meta = {**first.meta, **(meta or {})}
     t2 = RECORD_FORMATS.get(fmt) is not None and RECORD_FORMATS[fmt].mode == "T2"
     res = None if t2 else first.resolution_ps  # T2: the instrument's tag unit

@@ -213,7 +213,14 @@ def _make_progress(progress, total_s: float):
     if progress is True or progress == "tqdm":
         from tqdm.auto import tqdm
 
-        return tqdm(total=round(total_s, 3), unit="s", desc="simulate", leave=False, delay=1.0)
+        return tqdm(
+            total=round(total_s, 3),
+            unit="s",
+            desc="simulate",
+            leave=False,
+            delay=1.0,
+            bar_format="{l_bar}{bar}| {n:.3g}/{total:.3g} s [{elapsed}<{remaining}, {rate_fmt}]",
+        )
     return progress  # any object with update(n) and close()
 
 
