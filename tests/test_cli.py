@@ -243,3 +243,82 @@ def test_cw_simulate_t2_then_analyze_shows_the_dip(tmp_path, capsys):
     assert g["detectors_from"]["dead_time_ns"] == "the file's simsps model"
     assert (out / "g2_cw.png").stat().st_size > 10_000
     assert "g2_pulsed" in summary["skipped"] and "decay" in summary["skipped"]
+
+
+@pytest.mark.parametrize("mode", ["pulsed", "cw"])
+def test_truth_sidecar_matches_the_file_and_the_photons_states(tmp_path, mode):
+    """``--truth f.npz``: one row per photon record of the PTU (its times and channels, read
+    back by ptufile), and a switch table that explains every emitter photon's charge state
+    (the kernel's labels, drawn independently of the replayed trajectory)."""
+    import ptufile
+
+    ptu, npz = tmp_path / "f.ptu", tmp_path / "f.npz"
+    argv = ["simulate", "zn-treated", "--excitation", mode, "--duration", "0.5", "--seed", "4"]
+    argv += ["--emitters", "2", "--out", str(ptu), "--truth", str(npz), "--quiet"]
+    assert main(argv) == 0
+    z = np.load(npz)
+    with ptufile.PtuFile(ptu) as f:
+        rec = f.decode_records(f.read_records())
+    photons = rec[rec["channel"] >= 0]
+    m = simsps.load_model("zn-treated", {"excitation.mode": mode})
+    if mode == "pulsed":  # sync x period + bin x resolution, from the model's numbers
+        period, res = round(1e12 / m.excitation.rep_rate_hz), round(m.detection.resolution_ps)
+        t = photons["time"].astype(np.int64) * period + photons["dtime"].astype(np.int64) * res
+    else:
+        t = photons["time"].astype(np.int64)
+    np.testing.assert_array_equal(z["time_ps"], t)
+    np.testing.assert_array_equal(z["channel"], photons["channel"])
+    assert len(z["source"]) == len(t) and len(z["initial_state"]) == 2
+    em = z["emitter"] < 2
+    assert em.mean() > 0.5 and set(np.unique(z["emitter"][em])) == {0, 1}
+    # every emitter photon's state from the switch table at its pulse
+    clock = float(z["clock_period_ps"])
+    pulse = (z["arrival_ps"] - np.nan_to_num(z["emission_delay_ps"]).astype(np.int64)) // clock
+    n_switch = 0
+    for k in (0, 1):
+        sel = z["switch_emitter"] == k
+        sw, st = z["switch_pulse"][sel], z["switch_state"][sel]
+        assert np.all(np.diff(sw) > 0) and np.all(st[1:] != st[:-1])
+        np.testing.assert_array_equal(z["switch_time_ps"][sel], sw * round(clock))
+        mine = em & (z["emitter"] == k)
+        i = np.searchsorted(sw, pulse[mine], side="right")
+        want = np.where(i == 0, z["initial_state"][k], st[np.maximum(i - 1, 0)])
+        assert np.mean(want == z["state"][mine]) > 0.99  # CW: detection a few ns later
+        n_switch += len(sw)
+    assert n_switch > 100
+    # negative control: another seed's trajectory does not explain the states
+    from simsps.sim.blink_truth import iter_switches
+
+    s0, chunks = iter_switches(m, 0.5, 1.0, 5, emitters=2)
+    c = list(chunks)
+    e, p, st = (np.concatenate([getattr(x, f) for x in c]) for f in ("emitter", "pulse", "state"))
+    mine = em & (z["emitter"] == 0)
+    i = np.searchsorted(p[e == 0], pulse[mine], side="right")
+    want = np.where(i == 0, s0[0], st[e == 0][np.maximum(i - 1, 0)])
+    assert np.mean(want == z["state"][mine]) < 0.9
+
+
+def test_truth_sidecar_bad_input_and_no_leftovers(tmp_path, capsys):
+    ptu = tmp_path / "f.ptu"
+    base = ["simulate", "zn-treated", "--duration", "0.01", "--out", str(ptu), "--quiet"]
+    assert main(base + ["--truth", str(tmp_path / "t.parquet")]) == 2
+    assert ".npz" in capsys.readouterr().err
+    assert main(base + ["--truth", str(tmp_path / "nodir" / "t.npz")]) == 2
+    assert main(base + ["--truth", str(ptu)]) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_simulate_with_frame_markers(tmp_path, capsys):
+    out = tmp_path / "m.ptu"
+    argv = ["simulate", "zn-treated", "--duration", "0.25", "--out", str(out), "--quiet"]
+    assert main(argv + ["--marker-every", "0.1", "--marker-bits", "4"]) == 0
+    r = read(out)
+    np.testing.assert_array_equal(r.markers.time_ps, [0, 10**11, 2 * 10**11])
+    assert r.markers.bits.tolist() == [4, 4, 4]
+    assert main(["info", str(out)]) == 0 and "3 (not photons)" in capsys.readouterr().out
+    h5 = ["simulate", "zn-treated", "--duration", "0.1", "--out", str(tmp_path / "m.h5")]
+    assert main(h5 + ["--marker-every", "0.1"]) == 2
+    assert "Photon-HDF5 has no marker" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:  # argparse's own check
+        main(argv + ["--marker-every", "0.1", "--marker-bits", "16"])
+    assert e.value.code == 2 and "--marker-bits" in capsys.readouterr().err

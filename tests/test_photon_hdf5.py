@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 import simsps
 from simsps.io import TTTRFileError, read, write
+from simsps.io.summary import summarize
 
 from .helpers import assert_damaged_file_fails_cleanly
 
@@ -65,6 +66,11 @@ def test_t2_stream_round_trip_validated_by_phconvert(tmp_path):
         h5.close()
     r = read(p)
     assert r.is_t2 and r.equal_records(s) and r.duration_s == pytest.approx(s.duration_s)
+    info = summarize(p)  # `simsps info` on a T2 file: times, no sync
+    assert info["mode"] == "T2" and info["sync_rate_hz"] is None
+    assert info["first_time_ps"] == t[0] and info["last_time_ps"] == t[-1]
+    assert info["photons_per_channel"] == {c: int(k) for c, k in enumerate(np.bincount(ch))}
+    assert info["duration_s"] == pytest.approx(s.duration_s)
 
 
 def test_files_get_the_umask_permissions(tmp_path, sim):

@@ -142,3 +142,62 @@ def test_t2_file_reads_in_tttrlib(tmp_path):
     res = d.header.macro_time_resolution  # s per macro time unit
     np.testing.assert_array_equal(np.round(d.macro_times * res * 1e12).astype(np.int64), s.time_ps)
     np.testing.assert_array_equal(d.routing_channels, s.channel)
+
+
+@pytest.mark.parametrize("fmt", sorted(simsps.io.RECORD_FORMATS))
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(seed=st.integers(0, 2**32 - 1), n_markers=st.integers(0, 40))
+def test_markers_written_among_photons_decode_as_ptufile_does(tmp_path, fmt, seed, n_markers):
+    """Markers of a stream (over many wraps, some on a photon's sync) go into the file in
+    time order; ptufile and simsps read them back where they were put (a PicoHarp T2
+    marker keeps its bits in the tag's 4 low bits: within 16 tag units)."""
+    gen = np.random.default_rng(seed)
+    t2 = simsps.io.RECORD_FORMATS[fmt].mode == "T2"
+    period, res = 400_000, 128
+    sync = np.unique(gen.integers(0, 1 << 21, 300))  # one photon per sync: T2 order too
+    dtime = gen.integers(0, 3000, len(sync))
+    channel = gen.integers(0, 2, len(sync))
+    m_sync = np.sort(np.concatenate([gen.integers(0, 1 << 21, n_markers), sync[:2]]))
+    bits = gen.integers(1, 16, len(m_sync)).astype(np.uint8)
+    s = simsps.PhotonStream(
+        sync, dtime, channel, float(period), float(res), n_pulses=1 << 21,
+        markers=simsps.stream.Markers(m_sync * period, bits),
+    )  # fmt: skip
+    p = write_ptu(tmp_path / f"m-{fmt}.ptu", s, fmt)
+    r = read(p)
+    with ptufile.PtuFile(p) as f:
+        rec = f.decode_records(f.read_records())
+        unit_ps = f.global_resolution * 1e12
+    mk = rec[rec["marker"] > 0]
+    np.testing.assert_array_equal(mk["marker"], bits)
+    np.testing.assert_array_equal(r.markers.bits, bits)
+    want = m_sync * period  # ps
+    got_pq = np.round(mk["time"].astype(np.int64) * unit_ps).astype(np.int64)
+    tol = 16 * unit_ps if fmt == "picoharp-t2" else 0
+    assert np.all(np.abs(got_pq - want) <= tol) and np.all(np.abs(r.markers.time_ps - want) <= tol)
+    photons = rec[rec["channel"] >= 0]
+    assert len(photons) == len(s) and r.equal_records(s if not t2 else r)
+    np.testing.assert_array_equal(photons["channel"], channel)
+    # negative control: markers dropped from the stream are missing from the file
+    q = read(
+        write_ptu(tmp_path / "none.ptu", simsps.PhotonStream(sync, dtime, channel, period, res))
+    )
+    assert q.markers is None or len(q.markers) == 0
+
+
+def test_periodic_markers_cover_the_run_once_whatever_the_chunks(tmp_path):
+    from simsps.io.markers import with_periodic_markers
+
+    m = simsps.load_model("zn-treated")
+    for chunk_pulses in (1 << 18, 1 << 20):
+        chunks = simsps.simulate_chunks(m, 0.5, 1.0, 1, chunk_pulses=chunk_pulses)
+        p = write_ptu(tmp_path / f"c{chunk_pulses}.ptu", with_periodic_markers(chunks, 0.07, 3))
+        r = read(p)
+        want = np.round(np.arange(8) * 0.07 * 2.5e6).astype(np.int64) * 400_000
+        np.testing.assert_array_equal(r.markers.time_ps, want)
+        assert set(r.markers.bits.tolist()) == {3}
+        assert r.equal_records(simsps.simulate(m, 0.5, 1.0, 1))
+    with pytest.raises(ValueError, match="positive"):
+        next(with_periodic_markers(iter([]), 0.0))

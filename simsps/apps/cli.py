@@ -7,6 +7,7 @@ option, parameter out of range, unknown model or output kind).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import sys
@@ -119,6 +120,29 @@ def _parser() -> argparse.ArgumentParser:
         "CW gives T2 time tags (no laser sync)",
     )
     s.add_argument("--emitters", type=int, default=1, help="identical NCs in the spot (default 1)")
+    s.add_argument(
+        "--marker-every",
+        type=_positive(float),
+        default=None,
+        metavar="S",
+        help="PTU only: a marker record (e.g. a frame marker) at t = 0, S, 2S, ... seconds",
+    )
+    s.add_argument(
+        "--marker-bits",
+        type=int,
+        default=1,
+        choices=range(1, 16),
+        metavar="B",
+        help="the bits of those markers, 1-15 (default 1)",
+    )
+    s.add_argument(
+        "--truth",
+        type=Path,
+        default=None,
+        metavar="FILE.npz",
+        help="also write the ground truth: one row per photon record (source, charge state, "
+        "NC, emission delay) and the true blink switch times of each NC",
+    )
     s.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     s.set_defaults(parser=s)
 
@@ -231,6 +255,10 @@ def _cmd_simulate(a) -> int:
         raise UsageError(f"--format {a.format} applies to .ptu output only")
     if a.emitters < 1:
         raise UsageError(f"--emitters {a.emitters} must be at least 1")
+    if a.marker_every is not None and suffix != ".ptu":
+        raise UsageError("--marker-every: Photon-HDF5 has no marker records; write .ptu")
+    if a.marker_every is not None and a.marker_every < 1e-6:
+        raise UsageError(f"--marker-every {a.marker_every:g}: at least 1e-6 s")
     t0 = time.perf_counter()
     try:
         overrides = dict(parse_override(t) for t in a.overrides)
@@ -248,12 +276,36 @@ def _cmd_simulate(a) -> int:
         first = next(chunks)  # checks duration, power and seed before any file exists
     except ValueError as e:
         raise UsageError(str(e)) from None
+    sidecar = None
+    if a.truth is not None:
+        from ..io.truth_sidecar import TruthSidecar
+
+        if a.truth.resolve() == a.out.resolve():
+            raise UsageError(f"--truth {a.truth} is the --out file")
+        try:
+            sidecar = TruthSidecar(a.truth)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
 
     def all_chunks():
-        yield first
-        yield from chunks
+        for chunk in itertools.chain([first], chunks):
+            if sidecar is not None:
+                sidecar.add(chunk)
+            yield chunk
 
-    path = write(a.out, all_chunks(), a.format)
+    stream = all_chunks()
+    if a.marker_every is not None:
+        from ..io.markers import with_periodic_markers
+
+        stream = with_periodic_markers(stream, a.marker_every, a.marker_bits)
+    try:
+        path = write(a.out, stream, a.format)
+        if sidecar is not None:
+            _write_switches(sidecar, model, a, first.meta)
+    except BaseException:
+        if sidecar is not None:
+            sidecar.abort()
+        raise
     if not a.quiet:
         from ..io import summarize
 
@@ -264,6 +316,17 @@ def _cmd_simulate(a) -> int:
             f"seed {a.seed} [{time.perf_counter() - t0:.1f} s]"
         )
     return EXIT_OK
+
+
+def _write_switches(sidecar, model, a, meta) -> None:
+    """The true blink switches of the run's NCs into the sidecar, and commit it."""
+    from ..sim.blink_truth import iter_switches
+
+    state0, chunks = iter_switches(model, a.duration, a.power, a.seed, emitters=a.emitters)
+    period_ps = 1e12 / model.clock_hz
+    for c in chunks:
+        sidecar.add_switches(c.emitter, c.pulse, c.state, period_ps)
+    sidecar.close(initial_state=state0, clock_period_ps=period_ps, meta=meta)
 
 
 def _cmd_info(a) -> int:

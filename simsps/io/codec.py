@@ -76,31 +76,68 @@ def _gaps(wraps: np.ndarray, wraps_done: int) -> np.ndarray:
     return wraps - prev
 
 
+def _merge_markers(time, photon, markers, marker_word):
+    """Photons' ``time`` (sync or tag, sorted) and their records' low bits ``photon``
+    merged with ``markers`` = (time, bits) in time order, a marker before a photon of the
+    same time: (times, records without the time field)."""
+    if markers is None or not len(markers[0]):
+        return time, photon
+    m_time = np.asarray(markers[0], np.int64)
+    m_bits = np.asarray(markers[1], np.uint32)
+    if np.any((m_bits < 1) | (m_bits > 15)):
+        raise ValueError("marker bits must be 1..15")
+    t = np.concatenate([m_time, time])
+    is_photon = np.concatenate([np.zeros(len(m_time), bool), np.ones(len(time), bool)])
+    order = np.lexsort((is_photon, t))
+    return t[order], np.concatenate([marker_word(m_time, m_bits), photon])[order]
+
+
 def encode_t3(
-    fmt: RecordType, sync: np.ndarray, dtime: np.ndarray, channel: np.ndarray, wraps_done: int
+    fmt: RecordType,
+    sync: np.ndarray,
+    dtime: np.ndarray,
+    channel: np.ndarray,
+    wraps_done: int,
+    markers: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, int]:
-    """Records of photons (``sync`` absolute, sorted) after ``wraps_done`` wraps written."""
-    wraps = sync // fmt.wrap
-    photon = (sync - wraps * fmt.wrap).astype(np.uint32)
+    """Records of photons (``sync`` absolute, sorted) after ``wraps_done`` wraps written,
+    with ``markers`` = (sync, bits 1-15) among them."""
     if fmt.layout == "picoharp":
-        photon |= (dtime.astype(np.uint32) << 16) | ((channel.astype(np.uint32) + 1) << 28)
+        photon = (dtime.astype(np.uint32) << 16) | ((channel.astype(np.uint32) + 1) << 28)
+        word = lambda t, b: _PH_OVERFLOW | (b << 16)  # noqa: E731
     else:
-        photon |= (dtime.astype(np.uint32) << 10) | (channel.astype(np.uint32) << 25)
+        photon = (dtime.astype(np.uint32) << 10) | (channel.astype(np.uint32) << 25)
+        word = lambda t, b: np.uint32(1 << 31) | (b << 25)  # noqa: E731
+    sync, photon = _merge_markers(np.asarray(sync, np.int64), photon, markers, word)
+    wraps = sync // fmt.wrap
+    photon |= (sync - wraps * fmt.wrap).astype(np.uint32)
     n_ovf, overflow = overflow_records(fmt, _gaps(wraps, wraps_done))
     return _interleave(photon, n_ovf, overflow), int(wraps[-1]) if len(wraps) else wraps_done
 
 
 def encode_t2(
-    fmt: RecordType, tag: np.ndarray, channel: np.ndarray, wraps_done: int
+    fmt: RecordType,
+    tag: np.ndarray,
+    channel: np.ndarray,
+    wraps_done: int,
+    markers: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, int]:
-    """Records of T2 photons (``tag`` absolute in the file's unit, sorted)."""
+    """Records of T2 photons (``tag`` absolute in the file's unit, sorted), with
+    ``markers`` = (tag, bits 1-15) among them (a PicoHarp T2 marker keeps its bits in the
+    tag's low 4 bits: its time is known to 16 units)."""
     w = fmt.t2_wrap
-    wraps = tag // w
-    photon = (tag - wraps * w).astype(np.uint32)
     if fmt.layout == "picoharp":
-        photon |= channel.astype(np.uint32) << 28
+        photon = channel.astype(np.uint32) << 28
+        word = lambda t, b: _PH_OVERFLOW | b  # noqa: E731
     else:
-        photon |= channel.astype(np.uint32) << 25
+        photon = channel.astype(np.uint32) << 25
+        word = lambda t, b: np.uint32(1 << 31) | (b << 25)  # noqa: E731
+    tag, photon = _merge_markers(np.asarray(tag, np.int64), photon, markers, word)
+    wraps = tag // w
+    low = (tag - wraps * w).astype(np.uint32)
+    if fmt.layout == "picoharp" and markers is not None and len(markers[0]):
+        low = np.where(photon >> 28 == 0xF, low & np.uint32(~0xF & 0x0FFFFFFF), low)
+    photon |= low
     n_ovf, overflow = overflow_records(fmt, _gaps(wraps, wraps_done))
     return _interleave(photon, n_ovf, overflow), int(wraps[-1]) if len(wraps) else wraps_done
 

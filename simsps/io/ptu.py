@@ -190,22 +190,27 @@ class PTUWriter(CommitOnExit):
             raise ValueError("chunk has a different time base from the file")
         if stream.n_pulses is not None:
             self.n_pulses = max(self.n_pulses, int(stream.n_pulses))
-        if not len(stream):
+        markers = _markers_in(stream.markers, round(self.sync_period_ps))
+        if not len(stream) and markers is None:
             return
         sync, dtime, channel = stream.sync, stream.dtime, stream.channel
-        if sync[0] < self.last_sync or np.any(np.diff(sync) < 0):
-            raise ValueError("photons must be written in time order (sync not increasing)")
-        if int(dtime.max()) >= self.fmt.n_bins:
+        self._check_order(sync, markers, "sync")
+        if len(dtime) and int(dtime.max()) >= self.fmt.n_bins:
             raise ValueError(
                 f"microtime bin {int(dtime.max())} does not fit {self.fmt.writer} "
                 f"({self.fmt.dtime_bits} bits)"
             )
         self._check_channels(channel, self.fmt.max_channel)
-        records, self.wraps = encode_t3(self.fmt, sync, dtime, channel, self.wraps)
+        records, self.wraps = encode_t3(self.fmt, sync, dtime, channel, self.wraps, markers)
         self._fh.write(records.tobytes())
         self.n_records += len(records)
-        self.last_sync = int(sync[-1])
+        self.last_sync = _last(sync, markers, self.last_sync)
         self.n_pulses = max(self.n_pulses, self.last_sync + 1)
+
+    def _check_order(self, times, markers, what: str) -> None:
+        for t, name in ((times, "photons"), (None if markers is None else markers[0], "markers")):
+            if t is not None and len(t) and (t[0] < self.last_sync or np.any(np.diff(t) < 0)):
+                raise ValueError(f"{name} must be written in time order ({what} not increasing)")
 
     def _check_channels(self, channel, max_ch: int) -> None:
         if len(channel) and int(channel.max()) > max_ch:
@@ -219,15 +224,15 @@ class PTUWriter(CommitOnExit):
         tag = t // int(unit) if float(unit).is_integer() else np.floor(t / unit).astype(np.int64)
         dur = stream.duration_s * 1e12
         self.duration_ps = max(self.duration_ps, int(round(dur)))
-        if not len(stream):
+        markers = _markers_in(stream.markers, unit)
+        if not len(stream) and markers is None:
             return
-        if tag[0] < self.last_sync or np.any(np.diff(tag) < 0):
-            raise ValueError("photons must be written in time order (times not increasing)")
+        self._check_order(tag, markers, "times")
         self._check_channels(stream.channel, self.fmt.t2_max_channel)
-        records, self.wraps = encode_t2(self.fmt, tag, stream.channel, self.wraps)
+        records, self.wraps = encode_t2(self.fmt, tag, stream.channel, self.wraps, markers)
         self._fh.write(records.tobytes())
         self.n_records += len(records)
-        self.last_sync = int(tag[-1])
+        self.last_sync = _last(tag, markers, self.last_sync)
         self.duration_ps = max(self.duration_ps, int(round((self.last_sync + 1) * unit)))
 
     def _patch(self, name: str, value: int) -> None:
@@ -268,6 +273,24 @@ class PTUWriter(CommitOnExit):
             self._fh = None
         if self._tmp is not None and self._tmp.exists():
             self._tmp.unlink()
+
+
+def _last(times, markers, before: int) -> int:
+    """The latest time written so far (photons or markers)."""
+    last = int(times[-1]) if len(times) else before
+    return max(last, int(markers[0][-1])) if markers is not None else last
+
+
+def _markers_in(markers: Markers | None, unit) -> tuple[np.ndarray, np.ndarray] | None:
+    """A stream's markers as (time in ``unit``: sync periods for T3, tag units for T2,
+    bits); sync-input events (bits 0) are not written back."""
+    if markers is None or not len(markers):
+        return None
+    keep = markers.bits != 0
+    t = markers.time_ps[keep]
+    u = float(unit)
+    t = t // int(u) if u.is_integer() else np.floor(t / u).astype(np.int64)
+    return t, markers.bits[keep].astype(np.uint32)
 
 
 def write_ptu(

@@ -170,12 +170,15 @@ def _hdf5(path, progress: bool) -> dict:
         try:
             pd = f["photon_data"]
             ts, det = pd["timestamps"], pd["detectors"]
-            unit, tcspc, rate = time_base(pd, path)
-            nano = pd["nanotimes"]
+            t2 = "nanotimes" not in pd  # T2: absolute time tags, no laser sync
+            if t2:
+                unit = float(pd["timestamps_specs/timestamps_unit"][()])
+                tcspc, rate, nano = unit, None, None
+            else:
+                unit, tcspc, rate = time_base(pd, path)
+                nano = pd["nanotimes"]
         except KeyError as e:
-            raise TTTRFileError(
-                path, f"not a Photon-HDF5 TCSPC file: missing {e.args[0]}"
-            ) from None
+            raise TTTRFileError(path, f"not a Photon-HDF5 file: missing {e.args[0]}") from None
         n = ts.shape[0]
         counts = np.zeros(0, np.int64)
         with _bar(progress, n, "reading") as bar:
@@ -203,8 +206,23 @@ def _hdf5(path, progress: bool) -> dict:
             "resolution_ps": round(tcspc * 1e12, 6),
             "timestamps_unit_s": unit,
             "photons_per_channel": {int(c): int(k) for c, k in enumerate(counts) if k},
-            "first_sync": int(sync_of(ts[:1], nano[:1], unit, tcspc, rate)[0]) if n else None,
-            "last_sync": int(sync_of(ts[-1:], nano[-1:], unit, tcspc, rate)[0]) if n else None,
+            **(
+                {
+                    "mode": "T2",
+                    "first_time_ps": int(round(float(ts[0]) * unit * 1e12)) if n else None,
+                    "last_time_ps": int(round(float(ts[-1]) * unit * 1e12)) if n else None,
+                }
+                if t2
+                else {
+                    "mode": "T3",
+                    "first_sync": int(sync_of(ts[:1], nano[:1], unit, tcspc, rate)[0])
+                    if n
+                    else None,
+                    "last_sync": int(sync_of(ts[-1:], nano[-1:], unit, tcspc, rate)[0])
+                    if n
+                    else None,
+                }
+            ),
             "duration_s": duration,
             "simsps": user_meta(f, skip=("model_toml",)),
         }
