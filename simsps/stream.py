@@ -300,6 +300,21 @@ class PhotonStream:
             t += np.round(self.dtime * self.resolution_ps).astype(np.int64)
         return t
 
+    def merge_channels(self, groups) -> "PhotonStream":
+        """The stream with each group of detectors as one channel: ``groups[k]`` (channel
+        numbers) becomes channel ``k``, e.g. ``[[0, 1], [2, 3]]`` for the two arms of a
+        four-detector HBT, so a pair estimator uses every cross-arm pair. Photons of
+        channels in no group are dropped."""
+        lut = np.full(256, 255, np.uint8)
+        for k, g in enumerate(groups):
+            for c in np.atleast_1d(g):
+                if not 0 <= int(c) < 255 or lut[int(c)] != 255:
+                    raise ValueError(f"channel {c!r} is out of range or in two groups")
+                lut[int(c)] = k
+        new = lut[self.channel]
+        out = self.take(np.flatnonzero(new != 255))
+        return dataclasses.replace(out, channel=new[new != 255])
+
     def take(self, idx) -> "PhotonStream":
         truth = None if self.truth is None else self.truth.take(idx)
         if self.is_t2:

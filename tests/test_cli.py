@@ -322,3 +322,33 @@ def test_simulate_with_frame_markers(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:  # argparse's own check
         main(argv + ["--marker-every", "0.1", "--marker-bits", "16"])
     assert e.value.code == 2 and "--marker-bits" in capsys.readouterr().err
+
+
+def test_four_detectors_from_simulate_to_analyze(tmp_path, capsys):
+    """--set detection.channels=4: four channels in the PTU (ptufile reads them) and in
+    Photon-HDF5 (the arms in its setup, phconvert validates), and analyze pairs the arms."""
+    import ptufile
+
+    ptu, h5 = tmp_path / "four.ptu", tmp_path / "four.h5"
+    argv = ["simulate", "zn-treated", "--duration", "1", "--set", "detection.channels=4"]
+    argv += ["--set", "detection.efficiency=0.1", "--quiet", "--out"]
+    assert main(argv + [str(ptu)]) == 0 and main(argv + [str(h5)]) == 0
+    with ptufile.PtuFile(ptu) as f:
+        rec = f.decode_records(f.read_records())
+        assert f.tags["HW_InpChannels"] == 4
+    counts = np.bincount(rec["channel"][rec["channel"] >= 0])
+    assert len(counts) == 4 and counts.min() > 0.2 * counts.sum() / 4
+    phconvert = pytest.importorskip("phconvert")
+    d = phconvert.hdf5.load_photon_hdf5(str(h5))
+    try:
+        spec = d.root.photon_data.measurement_specs.detectors_specs
+        assert spec.split_ch1.read().tolist() == [0, 1] and spec.split_ch2.read().tolist() == [2, 3]
+    finally:
+        d.close()
+    assert main(["info", str(ptu), "--json"]) == 0
+    assert set(json.loads(capsys.readouterr().out)["photons_per_channel"]) == {"0", "1", "2", "3"}
+    out = tmp_path / "report"
+    assert main(["analyze", str(ptu), "--out", str(out), "--tau-max", "0.05"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["hbt_arms"] == [[0, 1], [2, 3]]
+    assert summary["g2_pulsed"]["g2_zero_corrected"] < 0.5

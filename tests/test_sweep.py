@@ -97,6 +97,7 @@ def test_vary_syntax():
         ({"power": [1.0, -2.0]}, {}, "power = -2.0"),
         ({"power": [1.0]}, {"set": {"power": 2.0}}, "both varied and set"),
         ({"power": [1.0]}, {"replicas": 0}, "replicas"),
+        ({"detection.channels": [2, 4]}, {}, "two-detector HBT"),
     ],
 )
 def test_bad_sweeps_are_refused_naming_the_problem(vary, kw, message):

@@ -91,8 +91,21 @@ def analyze(
         "warnings": [],
     }
 
+    # more than two detectors: the cross-correlations pair the HBT's two arms (channels
+    # present, first half against second half), so every cross-arm pair counts
+    present = np.flatnonzero(np.bincount(stream.channel)) if len(stream) else np.zeros(0, int)
+    pairs = stream
+    if len(present) > 2:
+        arms = [present[: len(present) // 2].tolist(), present[len(present) // 2 :].tolist()]
+        pairs = stream.merge_channels(arms)
+        summary["hbt_arms"] = arms
+        summary["warnings"].append(
+            f"{len(present)} detectors: g2 of the arms {arms[0]} x {arms[1]}, each arm "
+            "counted as one detector (dead-time and afterpulse corrections are per arm)"
+        )
+
     def pulsed():
-        r = pulsed_g2(stream, background="floor" if background is None else background)
+        r = pulsed_g2(pairs, background="floor" if background is None else background)
         save_figure(r.plot().figure, out / "g2_pulsed.png")
         lo, hi = r.interval()
         return {
@@ -114,7 +127,7 @@ def analyze(
 
     def cw_dip():
         det, origin = _detector_parameters(stream, detectors)
-        r = g2_cw(stream, background=background, **det)
+        r = g2_cw(pairs, background=background, **det)
         save_figure(r.plot().figure, out / "g2_cw.png")
         lo, hi = r.interval()
         return {
@@ -137,7 +150,7 @@ def analyze(
 
     def longdelay():
         tmax = tau_max_s or min(1.0, duration / 4)
-        r = g2_log(stream, tau_max_s=tmax, background=background)
+        r = g2_log(pairs, tau_max_s=tmax, background=background)
         save_figure(r.plot().figure, out / "g2_log.png")
         f = r.fit
         return {

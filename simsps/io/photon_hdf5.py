@@ -111,9 +111,7 @@ class PhotonHDF5Writer(CommitOnExit):
                 detectors=stream.channel.astype(np.uint8),
                 measurement_specs=dict(
                     measurement_type="generic",
-                    detectors_specs=dict(
-                        split_ch1=np.array([0], np.uint8), split_ch2=np.array([1], np.uint8)
-                    ),
+                    detectors_specs=_hbt_arms(meta),
                 ),
             )
             if rate is not None:
@@ -134,9 +132,7 @@ class PhotonHDF5Writer(CommitOnExit):
                 measurement_specs=dict(
                     measurement_type="generic",
                     laser_repetition_rate=rate,
-                    detectors_specs=dict(
-                        split_ch1=np.array([0], np.uint8), split_ch2=np.array([1], np.uint8)
-                    ),
+                    detectors_specs=_hbt_arms(meta),
                 ),
             )
         user = {"simsps": {k: _h5_value(v) for k, v in meta.items() if k != "ptu_tags"}}
@@ -277,6 +273,15 @@ class PhotonHDF5Writer(CommitOnExit):
             self._h5 = None
         if self._tmp is not None and self._tmp.exists():
             self._tmp.unlink()
+
+
+def _hbt_arms(meta: dict) -> dict:
+    """The detectors of the HBT's two arms (``detectors`` in the stream's meta, default 2:
+    channels 0 .. n/2 - 1 and n/2 .. n - 1, as :mod:`simsps.sim.kernel` routes them)."""
+    n = int(meta.get("detectors", 2))
+    return dict(
+        split_ch1=np.arange(n // 2, dtype=np.uint8), split_ch2=np.arange(n // 2, n, dtype=np.uint8)
+    )
 
 
 def _make_extendible(group, name: str, dtype) -> None:

@@ -45,6 +45,7 @@ _USER_TAGS = (
     ("duration_s", TagType.FLOAT8),
     ("emitters", TagType.INT8),
     ("excitation", TagType.ANSI_STRING),  # "pulsed" or "cw"
+    ("detectors", TagType.INT8),  # detection.channels
     ("model_toml", TagType.ANSI_STRING),
     # a sweep's run (simsps.sweep.files): its number, point, replica and key id
     ("sweep_run", TagType.INT8),
@@ -143,7 +144,7 @@ class PTUWriter(CommitOnExit):
             ("CreatorSW_Name", -1, TagType.ANSI_STRING, "simsps"),
             ("CreatorSW_Version", -1, TagType.ANSI_STRING, __version__),
             ("HW_Type", -1, TagType.ANSI_STRING, self.fmt.hardware),
-            ("HW_InpChannels", -1, TagType.INT8, 2),
+            ("HW_InpChannels", -1, TagType.INT8, int(m.get("detectors", 2))),
             ("Measurement_Mode", -1, TagType.INT8, 2 if self.t2 else 3),
             ("Measurement_SubMode", -1, TagType.INT8, 0 if self.t2 else 1),
             ("MeasDesc_BinningFactor", -1, TagType.INT8, 1),

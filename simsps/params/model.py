@@ -28,6 +28,7 @@ __all__ = [
 ]
 
 DWELL_KINDS = ("exponential", "power_law")
+MAX_CHANNELS = 4  # detectors the kernel's packed event fields can label
 
 
 class ModelError(ValueError):
@@ -41,6 +42,11 @@ def num(lo: float, hi: float, *, open_lo: bool = False, doc: str = "") -> Any:
 
 def flag(doc: str = "") -> Any:
     return static_field(metadata={"kind": bool, "doc": doc})
+
+
+def count(lo: int, hi: int, doc: str = "") -> Any:
+    """A whole number fixed per compiled kernel (it sets array shapes): static."""
+    return static_field(metadata={"kind": int, "range": (lo, hi), "doc": doc})
 
 
 def choice(options: tuple[str, ...], doc: str = "") -> Any:
@@ -125,7 +131,15 @@ class Bleaching:
 @pytree_dataclass
 class Detection:
     efficiency: float = num(0.0, 1.0, doc="collection x detector efficiency per emitted photon")
-    split_ratio: float = num(0.0, 1.0, doc="probability a photon goes to channel 0 (HBT split)")
+    channels: int = count(
+        2,
+        MAX_CHANNELS,
+        doc="detectors: the HBT's two arms hold channels 0 .. n/2 - 1 and n/2 .. n - 1 "
+        "(a further 50:50 split within each arm; 2: one detector per arm)",
+    )
+    split_ratio: float = num(
+        0.0, 1.0, doc="probability a photon takes the first HBT arm (channel 0 of two)"
+    )
     jitter_fwhm_ps: float = num(0.0, 1e5, doc="Gaussian timing jitter per detection")
     irf_offset_ns: float = num(0.0, 1e5, doc="arrival of the laser pulse in the microtime window")
     dead_time_ns: float = num(0.0, 1e5, doc="non-paralysable dead time per channel")
@@ -239,6 +253,8 @@ def _toml_value(v: Any) -> str:
         return "true" if v else "false"
     if isinstance(v, str):
         return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, int):
+        return str(v)
     return repr(float(v))
 
 
@@ -260,6 +276,11 @@ def _check_value(dotted: str, field: dataclasses.Field, value: Any, origin: str)
     if kind is bool:
         if not isinstance(value, bool):
             raise ModelError(f"{where} = {value!r}: expected true or false")
+        return value
+    if kind is int:
+        lo, hi = meta["range"]
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise ModelError(f"{where} = {value!r}: expected a whole number in [{lo}, {hi}]")
         return value
     if kind is str:
         options = meta["options"]

@@ -57,6 +57,9 @@ from .kernel import (
     _unit,
     _unit16_rows,
     _words,
+    channel_bits,
+    n_channels,
+    route,
 )
 from .switching import chunk_switches, grey_pulses
 
@@ -235,11 +238,15 @@ def _lane(w, cwp: CWParams, level0, state0, switch_ps, block_ps):
 def _extras(w, kp: KernelParams):
     """What a slot's detection needs besides the ladder, from its words: the delay of its
     arrival after emission (IRF offset + jitter, whole ps, >= 0), its channel and its
-    afterpulse decisions."""
+    afterpulse decisions (the channel as the tag's bits, :func:`kernel.channel_bits`)."""
     n = _normal(w[3])
     late = jnp.rint(jnp.maximum(kp.offset_ps + kp.jitter_ps * n, 0.0)).astype(jnp.int32)
-    channel = (_unit16_rows(w[2])[0] > kp.split).astype(jnp.uint8)
-    return late, channel, w[4]
+    u = _unit16_rows(w[2])[0]
+    if n_channels(kp) == 2:
+        channel = (u > kp.split).astype(jnp.uint8)
+    else:
+        channel = route(u, kp.split, kp.arms)
+    return late, channel_bits(channel), w[4]
 
 
 def _block_slots(w, key_data, kp: KernelParams, lane: _Lane, bleach_ps, period):

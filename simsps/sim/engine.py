@@ -112,17 +112,17 @@ def kernel_params(m: Model, n_mean: float, *, with_noise: bool = True) -> Kernel
     # the prompt background (scatter, substrate PL) follows the laser: proportional to
     # power; under CW it has no pulse to follow and joins the uniform background
     prompt = bg.prompt_cps * n_mean
+    n_ch = det.channels
     rates = (
         np.array(
-            [det.dark_cps, det.dark_cps, bg.rate_cps + prompt, 0.0]
-            if m.is_cw
-            else [det.dark_cps, det.dark_cps, bg.rate_cps, prompt]
+            [det.dark_cps] * n_ch
+            + ([bg.rate_cps + prompt, 0.0] if m.is_cw else [bg.rate_cps, prompt])
         )
         if with_noise
-        else np.zeros(4)
+        else np.zeros(n_ch + 2)
     )
     total = rates.sum()
-    bg_cum = np.cumsum(rates) / total if total > 0 else np.array([0.25, 0.5, 0.75, 1.0])
+    bg_cum = np.cumsum(rates) / total if total > 0 else np.arange(1, n_ch + 3) / (n_ch + 2)
     f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
     return KernelParams(
         q_max=f32(q_max),
@@ -133,6 +133,7 @@ def kernel_params(m: Model, n_mean: float, *, with_noise: bool = True) -> Kernel
         jitter_ps=f32(det.jitter_fwhm_ps / (2 * math.sqrt(2 * math.log(2)))),
         offset_ps=f32(det.irf_offset_ns * 1e3),
         split=f32(det.split_ratio),
+        arms=f32([n_ch // 2, n_ch - n_ch // 2]),
         period_ps=f32(m.sync_period_ps),
         bg_lam=f32(total * BLOCK_PULSES * period_s),
         bg_cum=f32(bg_cum),
@@ -319,6 +320,7 @@ def simulate_population(
 _SHARED = {
     "excitation": None,
     "detection": (
+        "channels",
         "dead_time_ns",
         "afterpulse_probability",
         "afterpulse_time_constant_ns",
@@ -345,8 +347,8 @@ def _check_population(models, power, spot):
             key = _differs(getattr(m, sec), getattr(models[0], sec), fields)
             if key is not None:
                 raise ValueError(
-                    f"all NCs of one call share the laser and the detectors' dead time, "
-                    f"afterpulsing and microtime bin: {sec}.{key} of model {m.name!r} "
+                    f"all NCs of one call share the laser and the detectors' number, dead "
+                    f"time, afterpulsing and microtime bin: {sec}.{key} of model {m.name!r} "
                     f"differs from that of {models[0].name!r}"
                 )
     try:
@@ -475,6 +477,7 @@ def _population_chunks(
                 power=float(powers[members[0]]),
                 duration_s=duration,
                 excitation=mk.excitation.mode,
+                detectors=mk.detection.channels,
                 emitters=len(members),
                 spot=k,
                 first_emitter=int(members[0]),
@@ -562,7 +565,10 @@ def _population_chunks(
         return sig, bg, over, blink_next, blink_over, grey, None
 
     bar = _make_progress(progress, duration)
-    carry = HostCarry.initial(n_spots) if on_host else initial_carry(n_spots, caps.queue)
+    n_ch = m.detection.channels
+    carry = (
+        HostCarry.initial(n_spots, n_ch) if on_host else initial_carry(n_spots, caps.queue, n_ch)
+    )
     spot_members_dev = jnp.asarray(spot_members)
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="simsps-step")
     try:

@@ -22,7 +22,7 @@ import numba
 import numpy as np
 
 from ..stream import NO_EMITTER, Source, State
-from .kernel import AFTERPULSE_PAIR, BLOCK_PULSES
+from .kernel import AFTERPULSE_PAIR, BLOCK_PULSES, CHANNEL_HIGH_SHIFT
 from .step import FAR_PAST, MEMBER_SHIFT, PARENT_SHIFT, SECOND_SHIFT, SOURCE_SHIFT, STATE_SHIFT
 from .threefry import threefry2x32_host
 
@@ -51,12 +51,12 @@ class HostCarry:
 
     incident: list
     afterpulses: list
-    last1: np.ndarray  # (S, 2, 2) int64
+    last1: np.ndarray  # (S, n channels, 2) int64
     last2: np.ndarray
 
     @staticmethod
-    def initial(n_spots: int) -> "HostCarry":
-        far = np.zeros((n_spots, 2, 2), np.int64)
+    def initial(n_spots: int, n_channels: int = 2) -> "HostCarry":
+        far = np.zeros((n_spots, n_channels, 2), np.int64)
         far[:, :, 0] = FAR_PAST
         return HostCarry(
             [_empty_queue() for _ in range(n_spots)],
@@ -226,8 +226,10 @@ def _noise(pos, t, valid, channel, source, ap_a, ap_b, end, period, thr, out, n)
             a = ap_a[b, k]
             o_p[n] = pulse + tt // period
             o_t[n] = tt % period
+            ch = np.int64(channel[b, k])
             o_m[n] = (
-                np.int64(channel[b, k])
+                (ch & 1)
+                | ((ch & 2) << (CHANNEL_HIGH_SHIFT - 1))
                 | (np.int64(source[b, k]) << SOURCE_SHIFT)
                 | (np.int64((a >> 16) < thr) << PARENT_SHIFT)
                 | (np.int64((a & 0xFFFF) < thr) << SECOND_SHIFT)
@@ -325,6 +327,12 @@ def _heap_pop(h, n):
 
 
 @numba.njit(inline="always", **_JIT)
+def _ch(meta):
+    """The channel of packed fields (:func:`simsps.sim.kernel.channel_of`)."""
+    return (meta & 1) | ((meta >> (CHANNEL_HIGH_SHIFT - 1)) & 2)
+
+
+@numba.njit(inline="always", **_JIT)
 def _keep(p, t, c, lp, lt, period, dead):
     """Non-paralysable dead time: keep (p, t) on channel ``c`` when it is at least a dead
     time after the last kept event ``(lp[c], lt[c])`` there (which it then becomes)."""
@@ -340,7 +348,7 @@ def _small_before(s, js, p, t, lp, lt, period, dead, kept, n):
     (kernel photons go first among equal times); returns (js, n) after them."""
     sp, st, sm = s[0], s[1], s[2]
     while js < len(sp) and (sp[js] < p or (sp[js] == p and st[js] < t)):
-        if _keep(sp[js], st[js], sm[js] & 1, lp, lt, period, dead):
+        if _keep(sp[js], st[js], _ch(sm[js]), lp, lt, period, dead):
             kept[0][n], kept[1][n], kept[2][n] = sp[js], st[js], -1 - js
             n += 1
         js += 1
@@ -356,8 +364,8 @@ def _first_pass(sig_pos, sig_t, sig_valid, sig_tag, refs, s, last1, end, period,
     kernel photon's reference by :func:`_ref`, a small-set event's ``-1 - index``. Returns
     how many; ``last1`` updated."""
     n_mem, nb, _, c = sig_t.shape
-    lp = np.array([last1[0, 0], last1[1, 0]])
-    lt = np.array([last1[0, 1], last1[1, 1]])
+    lp = last1[:, 0].copy()
+    lt = last1[:, 1].copy()
     js = n = 0
     if n_mem == 1:
         for b in range(nb):
@@ -379,7 +387,7 @@ def _first_pass(sig_pos, sig_t, sig_valid, sig_tag, refs, s, last1, end, period,
                         continue
                     t = np.int64(sig_t[0, b, j, k])
                     js, n = _small_before(s, js, p, t, lp, lt, period, dead, kept, n)
-                    if _keep(p, t, sig_tag[0, b, j, k] & 1, lp, lt, period, dead):
+                    if _keep(p, t, _ch(sig_tag[0, b, j, k]), lp, lt, period, dead):
                         kept[0][n], kept[1][n], kept[2][n] = p, t, _ref(0, b, k, j, bits)
                         n += 1
     else:
@@ -387,12 +395,12 @@ def _first_pass(sig_pos, sig_t, sig_valid, sig_tag, refs, s, last1, end, period,
             p, t, r = refs[0][i], refs[1][i], refs[2][i]
             mi, b, k, j = _unref(r, bits)
             js, n = _small_before(s, js, p, t, lp, lt, period, dead, kept, n)
-            if _keep(p, t, sig_tag[mi, b, j, k] & 1, lp, lt, period, dead):
+            if _keep(p, t, _ch(sig_tag[mi, b, j, k]), lp, lt, period, dead):
                 kept[0][n], kept[1][n], kept[2][n] = p, t, r
                 n += 1
     # the small set's events past the last kernel photon (end: past every event)
     js, n = _small_before(s, js, np.int64(1) << 62, 0, lp, lt, period, dead, kept, n)
-    for ch in range(2):
+    for ch in range(len(lp)):
         last1[ch, 0], last1[ch, 1] = lp[ch], lt[ch]
     return n
 
@@ -423,8 +431,8 @@ def _second_pass(sig_tag, sig_decide, sig_keys, sig_delay, s, kept, n_kept, queu
     for q in range(len(queued[0])):
         _heap_push(h, nh, queued[0][q], queued[1][q], queued[2][q])
         nh += 1
-    lp = np.array([last2[0, 0], last2[1, 0]])
-    lt = np.array([last2[0, 1], last2[1, 1]])
+    lp = last2[:, 0].copy()
+    lt = last2[:, 1].copy()
     kp, kt, kr = kept
     o_sync, o_dtime, o_channel, o_source, o_state, o_emitter, o_delay, o_arrival = out
     k_out = i = 0
@@ -451,7 +459,7 @@ def _second_pass(sig_tag, sig_decide, sig_keys, sig_delay, s, kept, n_kept, queu
             i += 1
         else:
             break
-        xc = xm & 1
+        xc = _ch(xm)
         if _keep(xp, xt, xc, lp, lt, period, dead):
             sync = start + xp
             o_sync[k_out] = sync
@@ -475,7 +483,7 @@ def _second_pass(sig_tag, sig_decide, sig_keys, sig_delay, s, kept, n_kept, queu
         # afterpulses of a first-pass avalanche (kept by the second pass or not: the error
         # of order p * rate * dead that simsps.sim.step describes)
         if is_event and (xm >> PARENT_SHIFT) & 1:
-            meta = xc | _AFTERPULSE_META
+            meta = (xc & 1) | ((xc & 2) << (CHANNEL_HIGH_SHIFT - 1)) | _AFTERPULSE_META
             t1 = xt + dead + table[ap >> 16]
             p1, t1 = xp + t1 // period, t1 % period
             _heap_push(h, nh, p1, t1, meta)
@@ -484,7 +492,7 @@ def _second_pass(sig_tag, sig_decide, sig_keys, sig_delay, s, kept, n_kept, queu
                 t2 = t1 + dead + table[ap & 0xFFFF]
                 _heap_push(h, nh, p1 + t2 // period, t2 % period, meta)
                 nh += 1
-    for ch in range(2):
+    for ch in range(len(lp)):
         last2[ch, 0], last2[ch, 1] = lp[ch], lt[ch]
     q = _alloc(nh)
     for r in range(nh):  # the heap pops in order
@@ -603,7 +611,7 @@ def _spot_step(
         res_is_int, members, truth, bits, out,
     )  # fmt: skip
     for last in (last1, last2):
-        for c in range(2):
+        for c in range(last.shape[0]):
             last[c, 0] = max(last[c, 0] - end, FAR_PAST)
     nt = k if truth else 0
     cols = (out[0][:k], out[1][:k], out[2][:k], out[3][:nt], out[4][:nt], out[5][:nt],

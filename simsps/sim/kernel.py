@@ -59,12 +59,38 @@ SLOT_QUANTUM = 64  # the smallest capacity; capacities are buckets (see _quantis
 _TWO_PI = np.float32(2 * np.pi)
 _NOISE_STREAM = 1 << 16  # counter offset of the noise words within a block
 SIGNAL_PAIRS = 4  # word pairs drawn for every candidate slot
-# a photon's tag byte (the low bits of simsps.sim.step's packed fields): channel in bit 0
-SOURCE_SHIFT, STATE_SHIFT = 1, 4
+# a photon's tag byte (the low bits of simsps.sim.step's packed fields): channel bit 0 in
+# bit 0 and its bit 1 in bit 7 (bits 5-6 are the step's afterpulse flags)
+SOURCE_SHIFT, STATE_SHIFT, CHANNEL_HIGH_SHIFT = 1, 4, 7
 AFTERPULSE_PAIR = 4  # + photon (0 BX, 1 X): a detected photon's afterpulse words, on demand
 
-# noise categories, in the order of KernelParams.bg_cum
-DARK0, DARK1, UNIFORM, PROMPT = 0, 1, 2, 3
+# noise categories, in the order of KernelParams.bg_cum: dark counts of channel 0 .. n - 1,
+# then the uniform and the prompt background (n + 0, n + 1)
+UNIFORM, PROMPT = 0, 1  # after the n dark categories
+
+
+def channel_bits(channel):
+    """A channel (0-3) as the tag's bits: bit 0 and bit ``CHANNEL_HIGH_SHIFT``."""
+    return (channel & 1) | ((channel & 2) << (CHANNEL_HIGH_SHIFT - 1))
+
+
+def channel_of(bits):
+    """The channel of tag (or packed) bits: the inverse of :func:`channel_bits`."""
+    return (bits & 1) | ((bits >> (CHANNEL_HIGH_SHIFT - 1)) & 2)
+
+
+def route(u, split, arms):
+    """The detector of a photon from its uniform ``u`` in [0, 1): the first HBT arm when
+    ``u <= split`` (channels 0 .. arms[0] - 1), else the second (arms[0] .. + arms[1] - 1),
+    the rest of ``u`` choosing uniformly within the arm. With one detector per arm it is
+    ``u > split``, bit for bit."""
+    in_a = u <= split
+    frac = jnp.where(
+        in_a, u / jnp.maximum(split, 1e-30), (u - split) / jnp.maximum(1.0 - split, 1e-30)
+    )
+    n = jnp.where(in_a, arms[..., 0], arms[..., 1])
+    k = jnp.minimum(jnp.floor(jnp.clip(frac, 0.0, 1.0) * n), n - 1.0)
+    return (k + jnp.where(in_a, 0.0, arms[..., 0])).astype(jnp.uint8)
 
 
 @pytree_dataclass
@@ -78,10 +104,11 @@ class KernelParams:
     tau2_ps: jax.Array  # (2,) BX, charged BX lifetimes
     jitter_ps: jax.Array  # () Gaussian sigma
     offset_ps: jax.Array  # ()
-    split: jax.Array  # () probability of channel 0
+    split: jax.Array  # () probability of the first HBT arm
+    arms: jax.Array  # (2,) detectors in each arm (n // 2, n - n // 2)
     period_ps: jax.Array  # ()
     bg_lam: jax.Array  # () expected noise events per block
-    bg_cum: jax.Array  # (4,) cumulative fractions: dark ch0, dark ch1, uniform, prompt
+    bg_cum: jax.Array  # (n + 2,) cumulative fractions: dark ch0 .. ch n-1, uniform, prompt
     prompt_tau_ps: jax.Array  # ()
 
 
@@ -108,6 +135,11 @@ class NoiseSlots(NamedTuple):
     ap_a: jax.Array  # (C,) uint32 afterpulse decisions: this event's (high 16), its
     #                  afterpulse's (low 16)
     ap_b: jax.Array  # (C,) uint32 afterpulse delay quantiles: 1st (high 16), 2nd (low 16)
+
+
+def n_channels(kp: KernelParams) -> int:
+    """The number of detectors (static: the length of the noise categories less two)."""
+    return kp.bg_cum.shape[-1] - 2
 
 
 def _quantise(n: float) -> int:
@@ -205,14 +237,17 @@ def _signal(key_data, kp: KernelParams, state_at, bleach_rel, block_local, n_slo
     has_bx = (cat == Outcome.BX_ONLY) | (cat == Outcome.BOTH)
     valid = ok & jnp.where(is_x, cat != Outcome.BX_ONLY, has_bx)
     t = jnp.rint(jnp.maximum(delay + kp.offset_ps + kp.jitter_ps * n, 0.0))
-    channel = (c > kp.split).astype(jnp.uint8)
+    if n_channels(kp) == 2:
+        channel = (c > kp.split).astype(jnp.uint8)
+    else:
+        channel = route(c, kp.split, kp.arms[None, :])
     g8 = grey.astype(jnp.uint8)
     src = jnp.where(
         is_x,
         jnp.uint8(Source.EXCITON) + g8 * jnp.uint8(Source.TRION - Source.EXCITON),
         jnp.uint8(Source.BIEXCITON) + g8 * jnp.uint8(Source.CHARGED_BIEXCITON - Source.BIEXCITON),
     )
-    tag = channel | (src << SOURCE_SHIFT) | (g8 << STATE_SHIFT)
+    tag = channel_bits(channel) | (src << SOURCE_SHIFT) | (g8 << STATE_SHIFT)
     return SignalSlots(
         valid=valid,
         pos=pos,
@@ -231,17 +266,22 @@ def _noise(key_data, kp: KernelParams, n_slots):
     valid = jnp.arange(n_slots) < count
     pos = jnp.minimum(jnp.floor((1.0 - u[0]) * BLOCK_PULSES), BLOCK_PULSES - 1).astype(jnp.int32)
     x = u[1]
-    cat = jnp.sum(x[:, None] > kp.bg_cum[None, :3], axis=1)
+    n_ch = n_channels(kp)
+    cat = jnp.sum(x[:, None] > kp.bg_cum[None, :-1], axis=1)
     lo = jnp.where(cat == 0, 0.0, kp.bg_cum[jnp.maximum(cat - 1, 0)])
     frac = (x - lo) / jnp.maximum(kp.bg_cum[cat] - lo, 1e-30)  # uniform within category
-    ch_split = (frac > kp.split).astype(jnp.uint8)
-    channel = jnp.where(cat == DARK0, 0, jnp.where(cat == DARK1, 1, ch_split)).astype(jnp.uint8)
+    if n_ch == 2:
+        ch_split = (frac > kp.split).astype(jnp.uint8)
+    else:
+        ch_split = route(frac, kp.split, kp.arms)
+    dark = cat < n_ch
+    channel = jnp.where(dark, cat, ch_split).astype(jnp.uint8)
     nz, _ = _normal_pair(u[3], u[4])
     prompt_t = kp.offset_ps + kp.jitter_ps * nz - jnp.log(u[5]) * kp.prompt_tau_ps
     uniform_t = (1.0 - u[2]) * kp.period_ps
-    t = jnp.where(cat == PROMPT, jnp.maximum(prompt_t, 0.0), uniform_t)
+    t = jnp.where(cat == n_ch + PROMPT, jnp.maximum(prompt_t, 0.0), uniform_t)
     source = jnp.select(
-        [cat <= DARK1, cat == UNIFORM], [Source.DARK, Source.BACKGROUND], Source.PROMPT_BACKGROUND
+        [dark, cat == n_ch + UNIFORM], [Source.DARK, Source.BACKGROUND], Source.PROMPT_BACKGROUND
     ).astype(jnp.uint8)
     return NoiseSlots(
         valid=valid,

@@ -128,15 +128,24 @@ class _Telegraph:
         return out
 
 
+def route(rng, n: int, det) -> np.ndarray:
+    """Detectors of ``n`` photons: the HBT arm (the first with ``split_ratio``), then one of
+    the arm's detectors uniformly (channels 0 .. c/2 - 1 and c/2 .. c - 1 of c)."""
+    second = rng.random(n) >= det.split_ratio
+    if det.channels == 2:
+        return second.astype(int)
+    n_a = det.channels // 2
+    within = np.where(second, rng.integers(0, det.channels - n_a, n), rng.integers(0, n_a, n))
+    return np.where(second, n_a, 0) + within
+
+
 def _noise(m: Model, rng, pulses: np.ndarray, period_ps: int, sigma_ps: float, n_mean: float):
     """Dark counts per channel, uniform and prompt background (proportional to power):
     Poisson per pulse."""
     period_s = period_ps * 1e-12
     det, bg = m.detection, m.background
     out = []
-    kinds = [
-        (det.dark_cps, Source.DARK, 0),
-        (det.dark_cps, Source.DARK, 1),
+    kinds = [(det.dark_cps, Source.DARK, c) for c in range(det.channels)] + [
         (bg.rate_cps, Source.BACKGROUND, -1),
         (bg.prompt_cps * n_mean, Source.PROMPT_BACKGROUND, -1),
     ]
@@ -150,7 +159,7 @@ def _noise(m: Model, rng, pulses: np.ndarray, period_ps: int, sigma_ps: float, n
             rel = np.maximum(rel, 0.0)
         else:
             rel = rng.random(n) * period_ps
-        ch = np.full(n, channel) if channel >= 0 else (rng.random(n) >= det.split_ratio).astype(int)
+        ch = np.full(n, channel) if channel >= 0 else route(rng, n, det)
         out.append(
             dict(
                 t=p * period_ps + np.rint(rel).astype(np.int64),
@@ -269,7 +278,7 @@ def simulate_reference(
         ):
             hit = emitted & (rng.random(count) < det.efficiency)
             k = int(hit.sum())
-            channel = (rng.random(k) >= det.split_ratio).astype(int)
+            channel = route(rng, k, det)
             rel = np.maximum(
                 delay[hit] + det.irf_offset_ns * 1e3 + sigma * rng.standard_normal(k), 0
             )

@@ -23,7 +23,7 @@ import numpy as np
 from ..params.model import Model
 from ..physics.excitation import check_power
 from ..stream import NO_EMITTER, PhotonStream, Source, State, Truth
-from .reference import _detectors, _Telegraph
+from .reference import _detectors, _Telegraph, route
 
 __all__ = ["simulate_reference_cw"]
 
@@ -161,19 +161,16 @@ def simulate_reference_cw(
     parts = [
         dict(
             t=np.rint(times + rel).astype(np.int64),
-            channel=(rng.random(n) >= det.split_ratio).astype(int),
+            channel=route(rng, n, det),
             source=src,
             state=state,
             delay=np.full(n, np.nan),
         )
     ]
-    for rate, source, channel in (
-        (det.dark_cps, Source.DARK, 0),
-        (det.dark_cps, Source.DARK, 1),
-        (bg.rate_cps + bg.prompt_cps * p, Source.BACKGROUND, -1),
-    ):
+    noise = [(det.dark_cps, Source.DARK, c) for c in range(det.channels)]
+    for rate, source, channel in noise + [(bg.rate_cps + bg.prompt_cps * p, Source.BACKGROUND, -1)]:
         k = rng.poisson(rate * duration_s)
-        ch = np.full(k, channel) if channel >= 0 else (rng.random(k) >= det.split_ratio)
+        ch = np.full(k, channel) if channel >= 0 else route(rng, k, det)
         parts.append(
             dict(
                 t=np.floor(rng.random(k) * t_end).astype(np.int64),

@@ -57,6 +57,8 @@ from .kernel import (
     STATE_SHIFT,
     NoiseSlots,
     SignalSlots,
+    channel_bits,
+    channel_of,
 )
 from .threefry import threefry2x32
 
@@ -129,8 +131,8 @@ class Queue(NamedTuple):
 class Carry(NamedTuple):
     incident: Queue  # incident events past the chunk end
     afterpulses: Queue  # afterpulses past the chunk end
-    last1: jax.Array  # (2, 2) int32 (pulse, t) per channel: last kept by the first pass
-    last2: jax.Array  # (2, 2) int32 the same for the second pass
+    last1: jax.Array  # (n, 2) int32 (pulse, t) per channel: last kept by the first pass
+    last2: jax.Array  # (n, 2) int32 the same for the second pass
 
 
 class Records(NamedTuple):
@@ -159,8 +161,8 @@ class Capacities(NamedTuple):
 
 
 # ---- packing of the per-event small fields into one int32 ------------------------------
-# bit 0 channel, bits 1-3 source, bit 4 state, bit 5 afterpulses, bit 6 its afterpulse
-# afterpulses again, bits 8-23 emitter (member of the spot)
+# bit 0 channel (bit 0), bits 1-3 source, bit 4 state, bit 5 afterpulses, bit 6 its
+# afterpulse afterpulses again, bit 7 channel (bit 1), bits 8-23 emitter (member of the spot)
 
 
 PARENT_SHIFT, SECOND_SHIFT, MEMBER_SHIFT = 5, 6, 8  # SOURCE_SHIFT, STATE_SHIFT: the kernel's tag
@@ -170,7 +172,7 @@ def pack(channel, source, state, parent, second, member):
     """The packed int32 fields (the numba step writes the same bits with the shifts)."""
     i = lambda x: jnp.asarray(x).astype(jnp.int32)  # noqa: E731
     return (
-        i(channel)
+        channel_bits(i(channel))
         | (i(source) << SOURCE_SHIFT)
         | (i(state) << STATE_SHIFT)
         | (i(parent) << PARENT_SHIFT)
@@ -180,7 +182,7 @@ def pack(channel, source, state, parent, second, member):
 
 
 def _channel(meta):
-    return meta & 1
+    return channel_of(meta)
 
 
 def _empty_queue(q: int) -> Queue:
@@ -193,8 +195,8 @@ def _empty_queue(q: int) -> Queue:
     )
 
 
-def initial_carry(n_spots: int, queue: int) -> Carry:
-    far = jnp.array([[FAR_PAST, 0], [FAR_PAST, 0]], jnp.int32)
+def initial_carry(n_spots: int, queue: int, n_channels: int = 2) -> Carry:
+    far = jnp.array([[FAR_PAST, 0]] * n_channels, jnp.int32)
     one = Carry(_empty_queue(queue), _empty_queue(queue), far, far)
     return jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (n_spots,) + x.shape), one)
 
@@ -283,22 +285,25 @@ def _place(size, pos, *cols):
 def _dead_time(pulse, t, meta, valid, last, det: DetectorParams):
     """Exact non-paralysable dead time per channel over time-ordered events.
 
-    Returns (keep mask, new last (2, 2) per channel as (pulse, t))."""
+    Returns (keep mask, new last (n, 2) per channel as (pulse, t))."""
     n = pulse.shape[0]
+    n_ch = last.shape[0]
     ch = _channel(meta)
-    in0 = valid & (ch == 0)
-    in1 = valid & (ch == 1)
-    c0 = jnp.cumsum(in0.astype(jnp.int32))
-    c1 = jnp.cumsum(in1.astype(jnp.int32))
-    n0 = c0[-1]
-    # stable partition: channel 0's events, then channel 1's, each in time order
-    gpos = jnp.where(in0, c0 - 1, jnp.where(in1, n0 + c1 - 1, -1))
+    # stable partition: channel 0's events, then channel 1's, ..., each in time order
+    ins = [valid & (ch == c) for c in range(n_ch)]
+    cums = [jnp.cumsum(x.astype(jnp.int32)) for x in ins]
+    sizes = jnp.stack([c[-1] for c in cums])
+    ends = jnp.cumsum(sizes)  # one past each group
+    starts = ends - sizes
+    gpos = jnp.full(n, -1, jnp.int32)
+    for c in range(n_ch):
+        gpos = jnp.where(ins[c], starts[c] + cums[c] - 1, gpos)
     gp, gt = _place(n, gpos, pulse, t)
-    n_valid = n0 + c1[-1]
+    n_valid = ends[-1]
     i = jnp.arange(n, dtype=jnp.int32)
     g_valid = i < n_valid
-    first = (i == 0) | (i == n0)
-    g_ch = (i >= n0).astype(jnp.int32)
+    g_ch = jnp.sum((i[:, None] >= ends[None, :-1]).astype(jnp.int32), axis=1)
+    first = i == starts[g_ch]
     carry_p, carry_t = last[g_ch, 0], last[g_ch, 1]
     prev_p = jnp.where(first, carry_p, jnp.roll(gp, 1))
     prev_t = jnp.where(first, carry_t, jnp.roll(gt, 1))
@@ -324,10 +329,9 @@ def _dead_time(pulse, t, meta, valid, last, det: DetectorParams):
         lambda s: jnp.any(~s[0]), body, (resolved, keep, ref_p, ref_t)
     )
     # the last kept time of each channel: the reference of its last event
-    e0, e1 = jnp.maximum(n0 - 1, 0), jnp.maximum(n_valid - 1, 0)
-    last0 = jnp.where(n0 > 0, jnp.stack([ref_p[e0], ref_t[e0]]), last[0])
-    last1 = jnp.where(n_valid > n0, jnp.stack([ref_p[e1], ref_t[e1]]), last[1])
-    return keep[jnp.clip(gpos, 0, n - 1)] & valid, jnp.stack([last0, last1])
+    e = jnp.maximum(ends - 1, 0)
+    new_last = jnp.where((sizes > 0)[:, None], jnp.stack([ref_p[e], ref_t[e]], axis=1), last)
+    return keep[jnp.clip(gpos, 0, n - 1)] & valid, new_last
 
 
 # ---- small sets ------------------------------------------------------------------------

@@ -183,6 +183,10 @@ def _axis(key: str, values) -> np.ndarray:
         raise ValueError(f"vary {key!r}: {vals!r} are not numbers") from None
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"vary {key!r}: the values must be finite, got {vals!r}")
+    if key != POWER and _field_kind(key) is int:  # a whole-number key stays whole
+        if not np.all(arr == np.round(arr)):
+            raise ValueError(f"vary {key!r}: whole numbers, got {vals!r}")
+        return arr.astype(np.int64)
     return arr
 
 
@@ -270,6 +274,12 @@ def point_models(model: Model, design: Design, fixed: Mapping[str, Any]):
             m = model.replace(over) if over else model
         except ModelError as e:
             raise ModelError(f"sweep point {i} ({_fmt(point)}): {e}") from None
+        if m.detection.channels != 2:
+            raise ModelError(
+                f"sweep point {i} ({_fmt(point)}): detection.channels = "
+                f"{m.detection.channels}: a sweep's statistics use a two-detector HBT; "
+                "simulate more detectors with simsps.simulate"
+            )
         if not (math.isfinite(power) and power > 0):
             raise ValueError(
                 f"sweep point {i} ({_fmt(point)}): power = {power!r} is out of range: "
