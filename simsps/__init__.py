@@ -11,13 +11,21 @@ lowest first: ``stream`` (the shared type), ``params`` (TOML presets, validated)
 (files), ``analysis`` (estimators),
 ``apps`` (cli, analyze report, reproduce, demo)."""
 
-from ._jax_setup import configure as _configure_jax
+from ._signals import deferred_sigint as _deferred_sigint
 
-_configure_jax()
+with _deferred_sigint():  # a Ctrl-C inside jax's or numba's import would be lost, or crash
+    from ._jax_setup import configure as _configure_jax
 
-from .params.model import Model, ModelError, load_model, preset_names  # noqa: E402
-from .sim.engine import simulate, simulate_chunks, simulate_population, simulate_population_chunks  # noqa: E402
-from .stream import PhotonStream, Source, State, Truth  # noqa: E402
+    _configure_jax()
+
+    from .params.model import Model, ModelError, load_model, preset_names
+    from .sim.engine import (
+        simulate,
+        simulate_chunks,
+        simulate_population,
+        simulate_population_chunks,
+    )
+    from .stream import PhotonStream, Source, State, Truth
 
 __version__ = "0.1.0"
 

@@ -12,6 +12,9 @@ import numpy as np
 __all__ = ["PhotonStream", "Truth", "Markers", "Source", "State", "NO_EMITTER", "MODES"]
 
 NO_EMITTER = np.iinfo(np.uint16).max
+# no TCSPC acquisition lasts 11.6 days; absolute times in int64 ps overflow at 106 days:
+# the longest stream simsps simulates or reads
+MAX_DURATION_S = 1e6
 
 
 class Source(enum.IntEnum):

@@ -15,7 +15,11 @@ ALPHA = 1e-3  # significance level of every statistical test
 # The coverage tests take minutes each: under `pytest -n 2 --dist worksteal` (make test)
 # each worker's half of the queue starts with half of them, and the short tests fill in
 # by stealing, so the wall time is about half the total instead of one worker's backlog.
-LONG = ("tests/test_coverage.py::", "tests/test_g2_cw.py::test_interval_coverage")
+LONG = (
+    "tests/test_coverage.py::",
+    "tests/test_g2_cw.py::test_interval_coverage",
+    "tests/test_fuzz.py::test_fuzz_campaign",
+)
 
 
 def pytest_collection_modifyitems(config, items):

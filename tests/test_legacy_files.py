@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import simsps
-from simsps.io import TTTRFileError, read
+from simsps.io import TTTRFileError, TTTRFileWarning, read
 from simsps.io.codec import encode_t2, encode_t3
 from simsps.io.legacy import legacy_info
 from simsps.io.records import BY_CODE
@@ -141,7 +141,6 @@ def test_damaged_legacy_files_are_refused_naming_the_problem(tmp_path):
     rec, _ = encode_t3(BY_CODE[0x00010303], sync, dtime, ch, 0)
     good = _pt3(rec)
     cases = {
-        "truncated": (good[:-40], "truncated"),
         "short header": (good[:300], "truncated header"),
         "no sync rate": (_pt3(rec, rate0=0), "sync count rate 0"),
         "version": (good.replace(b"2.0\0\0\0", b"9.9\0\0\0", 1), "file format '9.9'"),
@@ -153,3 +152,11 @@ def test_damaged_legacy_files_are_refused_naming_the_problem(tmp_path):
         with pytest.raises(TTTRFileError, match=message) as e:
             read(path)
         assert path.name in str(e.value)
+    cut = tmp_path / "truncated.pt3"
+    cut.write_bytes(good[:-40])  # the records it holds, with a warning
+    full = tmp_path / "full.pt3"
+    full.write_bytes(good)
+    whole = read(full)
+    with pytest.warns(TTTRFileWarning, match=f"announces {len(rec)} records, the file holds"):
+        r = read(cut)
+    assert 0 < len(r) < len(whole) and r.equal_records(whole.take(np.arange(len(r))))

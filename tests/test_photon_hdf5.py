@@ -12,6 +12,8 @@ from simsps.io.summary import summarize
 from .helpers import assert_damaged_file_fails_cleanly
 
 phconvert = pytest.importorskip("phconvert")
+# what simsps writes reads back without a single header complaint
+pytestmark = pytest.mark.filterwarnings("error::simsps.io.TTTRFileWarning")
 
 
 @pytest.fixture(scope="module")

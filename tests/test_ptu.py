@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import simsps
-from simsps.io import PTUWriter, TTTRFileError, read, write_ptu
+from simsps.io import PTUWriter, TTTRFileError, TTTRFileWarning, read, write_ptu
 
 from .helpers import assert_damaged_file_fails_cleanly
 
@@ -143,15 +143,22 @@ def test_bad_files_raise_tttr_file_error(tmp_path, sim):
         "empty.ptu": b"",
         "magic.ptu": b"NOTAPTU!" + data[8:],
         "header.ptu": data[:200],
-        "records.ptu": data[:-4000],
     }
     for name, content in cases.items():
         (tmp_path / name).write_bytes(content)
         with pytest.raises(TTTRFileError) as e:
             read(tmp_path / name)
         assert name in str(e.value)
-    with pytest.raises(TTTRFileError, match="cannot read"):
+    with pytest.raises(TTTRFileError, match="no such file"):
         read(tmp_path / "missing.ptu")
+    # a file cut short (a crashed acquisition): the records it holds, and a warning naming
+    # both counts; the header's length, which they contradict, is dropped with a warning
+    cut = tmp_path / "records.ptu"
+    cut.write_bytes(data[:-4000])
+    with pytest.warns(TTTRFileWarning, match="the file holds"):
+        r = read(cut)
+    n = len(r)
+    assert 0 < n < len(sim) and r.equal_records(sim.take(np.arange(n)))
 
 
 @settings(

@@ -16,6 +16,8 @@ from .conftest import rng
 from .test_real_files import DATA
 
 ptufile = pytest.importorskip("ptufile")
+# what simsps writes reads back without a single header complaint
+pytestmark = pytest.mark.filterwarnings("error::simsps.io.TTTRFileWarning")
 
 
 def _random_records(kind, n, gen):

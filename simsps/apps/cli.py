@@ -293,11 +293,16 @@ def _cmd_simulate(a) -> int:
                 sidecar.add(chunk)
             yield chunk
 
+    from .._signals import final_output
+
+    # the last file written is the point of no return for a Ctrl-C
+    final_output(a.truth if a.truth is not None else a.out)
     stream = all_chunks()
     if a.marker_every is not None:
         from ..io.markers import with_periodic_markers
 
         stream = with_periodic_markers(stream, a.marker_every, a.marker_bits)
+    path = None
     try:
         path = write(a.out, stream, a.format)
         if sidecar is not None:
@@ -305,6 +310,8 @@ def _cmd_simulate(a) -> int:
     except BaseException:
         if sidecar is not None:
             sidecar.abort()
+            if path is not None:  # the run did not finish: no half of its output stays
+                path.unlink(missing_ok=True)
         raise
     if not a.quiet:
         from ..io import summarize
@@ -428,6 +435,12 @@ def _cmd_analyze(a) -> int:
     print("\n".join(lines))
     for w in s["warnings"]:
         print(f"warning: {w}", file=sys.stderr)
+    if not s["figures"]:
+        print(
+            f"simsps analyze: error: every analysis of {a.file} was skipped (see above)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     return EXIT_OK
 
 
@@ -533,6 +546,12 @@ _COMMANDS = {
 
 
 def main(argv=None) -> int:
+    from .._signals import install_cli_handlers, seen
+
+    install_cli_handlers()  # a Ctrl-C a library swallows still stops every commit
+    if seen():  # one came while simsps was being imported
+        print("simsps: interrupted", file=sys.stderr)
+        return 130
     parser = _parser()
     a = parser.parse_args(argv)  # exits with 2 on bad usage, 0 on --help
     try:

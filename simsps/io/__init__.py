@@ -6,14 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..stream import PhotonStream
-from .errors import TTTRFileError
+from .errors import TTTRFileError, TTTRFileWarning
 from .legacy import iter_legacy, read_legacy
 from .photon_hdf5 import PhotonHDF5Writer, read_photon_hdf5, write_photon_hdf5
 from .ptu import RECORD_FORMATS, PTUWriter, iter_ptu, ptu_info, read_ptu, write_ptu
 from .summary import file_kind, summarize
+from .validate import guarded
 
 __all__ = [
     "TTTRFileError",
+    "TTTRFileWarning",
     "RECORD_FORMATS",
     "PTUWriter",
     "read",
@@ -32,6 +34,7 @@ __all__ = [
 ]
 
 
+@guarded
 def read(path) -> PhotonStream:
     """Read a TTTR file into a :class:`PhotonStream` (kind from its content): PTU (T3 or
     T2, every PicoQuant record type), Photon-HDF5, or PicoQuant's older .pt2 / .pt3 /

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["TTTRFileError"]
+__all__ = ["TTTRFileError", "TTTRFileWarning"]
 
 
 class TTTRFileError(ValueError):
@@ -14,3 +14,8 @@ class TTTRFileError(ValueError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+class TTTRFileWarning(UserWarning):
+    """A file is readable but its header disagrees with its records (e.g. the record
+    count); the message says what was read instead."""

@@ -15,7 +15,6 @@ are refused with that reason.
 from __future__ import annotations
 
 import math
-import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,16 @@ from ..stream import Markers, PhotonStream
 from .codec import decode_t2, decode_t3
 from .errors import TTTRFileError
 from .records import BY_CODE
+from .validate import (
+    MAX_CHANNEL,
+    check_duration,
+    check_memory,
+    guarded,
+    guarded_iter,
+    record_count,
+    regular_file,
+    time_base,
+)
 
 __all__ = ["LegacyInfo", "legacy_info", "iter_legacy", "read_legacy", "IDENTS"]
 
@@ -77,6 +86,11 @@ class _Cursor:
         self.pos += n
 
 
+def _channels(path, channel) -> None:
+    if len(channel) and int(channel.max()) > MAX_CHANNEL:
+        raise TTTRFileError(path, f"channel {int(channel.max())} > {MAX_CHANNEL}")
+
+
 def _read_head(path: Path, size: int = 1 << 16) -> bytes:
     try:
         with open(path, "rb") as fh:
@@ -85,9 +99,11 @@ def _read_head(path: Path, size: int = 1 << 16) -> bytes:
         raise TTTRFileError(path, f"cannot read: {e.strerror}") from None
 
 
+@guarded
 def legacy_info(path) -> LegacyInfo:
     """The header of a legacy PicoQuant file, checked against the file's size."""
     path = Path(path)
+    size = regular_file(path)
     head = _read_head(path)
     ident = _text(head[:16])
     version = _text(head[16:22])
@@ -111,15 +127,11 @@ def legacy_info(path) -> LegacyInfo:
     else:
         raise TTTRFileError(path, f"not a PicoQuant file (ident {ident!r})")
     info.update(path=str(path), ident=ident, version=version, header_bytes=c.pos)
-    size = os.path.getsize(path)
-    available = (size - c.pos) // 4
     if info["n_records"] < 0:
         raise TTTRFileError(path, f"negative record count {info['n_records']}")
-    if available < info["n_records"]:
-        raise TTTRFileError(
-            path,
-            f"truncated: header announces {info['n_records']} records, the file holds {available}",
-        )
+    info["n_records"] = record_count(path, info["n_records"], c.pos, size)
+    period, res = time_base(path, info["sync_period_ps"], info["resolution_ps"], info["mode"])
+    info.update(sync_period_ps=period, resolution_ps=res)
     return LegacyInfo(**info)
 
 
@@ -230,7 +242,14 @@ def _hydraharp(c: _Cursor, path, version: str) -> dict:
 
 def iter_legacy(path, chunk_records: int = 1 << 22) -> Iterator[PhotonStream]:
     """Photon chunks of a legacy file (one chunk in memory at a time)."""
-    info = legacy_info(path)
+    from .ptu import check_chunk
+
+    chunk_records = check_chunk(chunk_records)
+    return _iter_legacy(legacy_info(path), chunk_records)
+
+
+@guarded_iter
+def _iter_legacy(info: LegacyInfo, chunk_records: int) -> Iterator[PhotonStream]:
     kind = info.kind
     meta = {
         "source_file": info.path,
@@ -253,6 +272,8 @@ def iter_legacy(path, chunk_records: int = 1 << 22) -> Iterator[PhotonStream]:
             if info.mode == "T2":
                 d = decode_t2(rec, kind, wraps)
                 wraps, last = d.wraps, max(last, d.last_tag)
+                check_duration(info.path, (last + 1) * unit * 1e-12)
+                _channels(info.path, d.channel)
                 to_ps = lambda x: np.round(x * unit).astype(np.int64)  # noqa: E731
                 yield PhotonStream.t2(
                     to_ps(d.tag),
@@ -267,6 +288,8 @@ def iter_legacy(path, chunk_records: int = 1 << 22) -> Iterator[PhotonStream]:
                 continue
             d = decode_t3(rec, kind, wraps)
             wraps = d.wraps
+            check_duration(info.path, max(wraps * kind.wrap, 1) * info.sync_period_ps * 1e-12)
+            _channels(info.path, d.channel)
             last_sync = int(d.sync[-1]) + 1 if len(d.sync) else 0
             yield PhotonStream(
                 sync=d.sync,
@@ -282,8 +305,10 @@ def iter_legacy(path, chunk_records: int = 1 << 22) -> Iterator[PhotonStream]:
             )
 
 
+@guarded
 def read_legacy(path) -> PhotonStream:
     """The whole photon stream of a legacy PicoQuant file."""
+    check_memory(path, legacy_info(path).n_records)
     parts = list(iter_legacy(path))
     if parts:
         return PhotonStream.concat(parts)

@@ -17,21 +17,30 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
-import tempfile
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
 from ..stream import PhotonStream, Truth
-from ._atomic import CommitOnExit, file_mode
-from .errors import TTTRFileError
+from . import validate
+from ._atomic import CommitOnExit, Staging, check_free_space
+from .errors import TTTRFileError, TTTRFileWarning
+from .validate import (
+    MAX_CHANNEL,
+    MAX_DURATION_S,
+    check_duration,
+    check_memory,
+    guarded,
+    regular_file,
+)
 
 __all__ = ["PhotonHDF5Writer", "write_photon_hdf5", "read_photon_hdf5"]
 
 
 _PHOTON_FIELDS = ("timestamps", "detectors", "nanotimes")
+_MARGIN = 4 << 20  # bytes kept free for HDF5's metadata and the validation's flush
 _TRUTH_FIELDS = ("source", "state", "emitter", "emission_delay_ps", "arrival_ps")
 
 
@@ -52,6 +61,7 @@ class PhotonHDF5Writer(CommitOnExit):
         self.duration_s = 0.0
         self._n_bins = 0
         self._tmp = None
+        self._stage = None
         self._h5 = None
         self._first = True
         self._time_base = None
@@ -59,6 +69,12 @@ class PhotonHDF5Writer(CommitOnExit):
         self._counts = np.zeros(0, np.int64)
 
     def write(self, stream: PhotonStream) -> None:
+        try:
+            self._write(stream)
+        except OSError as e:  # the temporary goes on abort
+            raise TTTRFileError(self.path, f"cannot write: {e.strerror or e}") from None
+
+    def _write(self, stream: PhotonStream) -> None:
         base = (stream.mode, stream.sync_period_ps, stream.resolution_ps)
         if self._time_base is None:
             self._time_base = base
@@ -176,11 +192,9 @@ class PhotonHDF5Writer(CommitOnExit):
         if not cw:
             data["setup"]["laser_repetition_rates"] = [rate]
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent
-        )
-        os.close(fd)
-        self._tmp = Path(tmp)
+        self._stage = Staging(self.path)
+        tmp = self._tmp = self._stage.create()
+        check_free_space(tmp, _MARGIN)
         with contextlib.redirect_stdout(io.StringIO()):  # phconvert prints progress
             phconvert.hdf5.save_photon_hdf5(
                 data, h5_fname=tmp, overwrite=True, validate=True, warnings=False, close=True
@@ -197,6 +211,10 @@ class PhotonHDF5Writer(CommitOnExit):
                 _make_extendible(self._h5["user/simsps_truth"], name, getattr(t, name).dtype)
 
     def _append(self, stream: PhotonStream) -> None:
+        # HDF5 does not survive a full disk (h5py swallowed ENOSPC, then crashed on close):
+        # refuse a chunk the disk cannot take, uncompressed, with room for the metadata
+        per_photon = 11 + (27 if self._truth else 0)
+        check_free_space(self._tmp, len(stream) * per_photon + _MARGIN)
         ts = self._timestamps(stream)
         if int(ts[0]) < self._last:
             raise ValueError("photons must be written in time order (times not increasing)")
@@ -250,6 +268,7 @@ class PhotonHDF5Writer(CommitOnExit):
             for name, value in (("filename", self.path.name), ("filename_full", self.path)):
                 if name in ident:
                     _replace(ident, name, np.bytes_(str(value)))
+            check_free_space(self._tmp, _MARGIN)
             f.flush()
             f.close()
             self._h5 = None
@@ -260,19 +279,21 @@ class PhotonHDF5Writer(CommitOnExit):
                 contextlib.redirect_stdout(io.StringIO()),
             ):
                 phconvert.hdf5.assert_valid_photon_hdf5(h5, warnings=False)
-            os.chmod(self._tmp, file_mode())
-            os.replace(self._tmp, self.path)
+            return self._stage.commit()
+        except OSError as e:
+            self.abort()
+            raise TTTRFileError(self.path, f"cannot write: {e.strerror or e}") from None
         except BaseException:
             self.abort()
             raise
-        return self.path
 
     def abort(self) -> None:
         if self._h5 is not None:
-            self._h5.close()
+            with contextlib.suppress(Exception):
+                self._h5.close()
             self._h5 = None
-        if self._tmp is not None and self._tmp.exists():
-            self._tmp.unlink()
+        if self._stage is not None:
+            self._stage.abort()
 
 
 def _hbt_arms(meta: dict) -> dict:
@@ -349,11 +370,13 @@ def timestamps_to_sync(ts: np.ndarray, unit_s: float, rate_hz: float) -> np.ndar
     return np.floor(np.asarray(ts, np.float64) / ticks * (1 + 1e-12)).astype(np.int64)
 
 
+@guarded
 def read_photon_hdf5(path) -> PhotonStream:
     """Photon-HDF5 file -> PhotonStream (truth restored when simsps wrote it)."""
     import h5py
 
     path = Path(path)
+    regular_file(path)
     try:
         f = h5py.File(path, "r")
     except OSError as e:
@@ -363,10 +386,6 @@ def read_photon_hdf5(path) -> PhotonStream:
             return _read_open(f, path)
     except KeyError as e:
         raise TTTRFileError(path, f"not a Photon-HDF5 TCSPC file: missing {e.args[0]}") from None
-    except (OSError, ValueError, TypeError, IndexError) as e:
-        if isinstance(e, TTTRFileError):
-            raise
-        raise TTTRFileError(path, f"corrupt Photon-HDF5 file ({type(e).__name__}: {e})") from None
 
 
 def time_base(pd, path) -> tuple[float, float, float]:
@@ -383,6 +402,9 @@ def time_base(pd, path) -> tuple[float, float, float]:
             f"invalid time base: timestamps unit {unit}, tcspc unit "
             f"{tcspc}, repetition rate {rate}",
         )
+    validate.time_base(path, 1e12 / rate, tcspc * 1e12, "T3")
+    if not 1e-15 <= unit <= 1.0:
+        raise TTTRFileError(path, f"impossible timestamps unit {unit} s")
     return unit, tcspc, rate
 
 
@@ -419,14 +441,36 @@ def _int_or_none(x) -> int | None:
     return n if n >= 0 else None
 
 
+def _column(pd, name: str, path: Path) -> np.ndarray:
+    """An integer photon column, checked for shape and type before it is read."""
+    ds = pd[name]
+    if not hasattr(ds, "shape") or len(ds.shape) != 1 or ds.dtype.kind not in "iu":
+        raise TTTRFileError(path, f"photon_data/{name} is not a 1-d integer array")
+    check_memory(path, ds.shape[0], bytes_per_record=8)
+    return ds[:]
+
+
+def _checked_photons(path: Path, ts: np.ndarray, det: np.ndarray) -> None:
+    if len(ts) and int(ts[0]) < 0:
+        raise TTTRFileError(path, "negative timestamps")
+    down = np.flatnonzero(np.diff(ts) < 0)
+    if len(down):
+        raise TTTRFileError(path, f"timestamps decrease at photon {int(down[0]) + 1}")
+    if len(det) and int(det.max()) > MAX_CHANNEL:
+        raise TTTRFileError(path, f"detector {int(det.max())} > {MAX_CHANNEL}")
+
+
 def _read_open(f, path: Path) -> PhotonStream:
     pd = f["photon_data"]
-    ts = pd["timestamps"][:].astype(np.int64)
-    det = pd["detectors"][:]
+    ts = _column(pd, "timestamps", path).astype(np.int64)
+    det = _column(pd, "detectors", path)
+    _checked_photons(path, ts, det)
     if "nanotimes" not in pd:  # no TCSPC: a T2 stream of the timestamps
         return _read_t2(f, pd, ts, det, path)
     unit, tcspc, rate = time_base(pd, path)
-    nano = pd["nanotimes"][:]
+    if len(ts):
+        check_duration(path, float(ts[-1]) * unit)
+    nano = _column(pd, "nanotimes", path)
     if not (len(ts) == len(det) == len(nano)):
         raise TTTRFileError(
             path,
@@ -438,6 +482,15 @@ def _read_open(f, path: Path) -> PhotonStream:
     meta = user_meta(f)
     if meta:
         n_pulses = _int_or_none(meta.get("n_pulses"))
+        least = int(sync[-1]) + 1 if len(sync) else 0
+        if n_pulses is not None and not (least <= n_pulses <= MAX_DURATION_S * rate):
+            warnings.warn(
+                f"{path}: user/simsps/n_pulses = {n_pulses} contradicts the photons; "
+                "the length comes from the last photon",
+                TTTRFileWarning,
+                stacklevel=3,
+            )
+            n_pulses = None
     if "user/simsps_truth" in f:
         g = f["user/simsps_truth"]
         truth = Truth(**{k: g[k][:] for k in _TRUTH_FIELDS}, bleach_time_s=g["bleach_time_s"][:])
@@ -456,8 +509,10 @@ def _read_open(f, path: Path) -> PhotonStream:
 
 def _read_t2(f, pd, ts, det, path: Path) -> PhotonStream:
     unit = float(pd["timestamps_specs/timestamps_unit"][()])
-    if not (np.isfinite(unit) and unit > 0):
+    if not (np.isfinite(unit) and 1e-15 <= unit <= 1e-3):
         raise TTTRFileError(path, f"invalid timestamps unit {unit}")
+    if len(ts):
+        check_duration(path, float(ts[-1]) * unit)
     if len(ts) != len(det):
         raise TTTRFileError(
             path, f"timestamps and detectors differ in length: {len(ts)}, {len(det)}"
@@ -474,7 +529,18 @@ def _read_t2(f, pd, ts, det, path: Path) -> PhotonStream:
         truth = Truth(**{k: g[k][:] for k in _TRUTH_FIELDS}, bleach_time_s=g["bleach_time_s"][:])
     duration = _int_or_none(meta.get("duration_ps"))
     if duration is None and "acquisition_duration" in f:
-        duration = int(round(float(f["acquisition_duration"][()]) * 1e12))
+        d = float(f["acquisition_duration"][()])
+        duration = int(round(d * 1e12)) if 0 <= d <= MAX_DURATION_S else None
+    if duration is not None and not (
+        duration * 1e-12 <= MAX_DURATION_S and (not len(t) or duration > int(t[-1]))
+    ):
+        warnings.warn(
+            f"{path}: the recorded duration ({duration} ps) contradicts the photons; "
+            "the length comes from the last photon",
+            TTTRFileWarning,
+            stacklevel=3,
+        )
+        duration = None
     meta["source_file"] = str(path)
     return PhotonStream.t2(
         np.asarray(t, np.int64),

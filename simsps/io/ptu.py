@@ -13,11 +13,11 @@ the codecs in :mod:`simsps.io.codec`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import math
-import os
-import tempfile
 import uuid
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -25,11 +25,23 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from ..stream import Markers, PhotonStream
-from ._atomic import CommitOnExit, file_mode
+from ._atomic import CommitOnExit, Staging
 from .codec import decode_t2, decode_t3, encode_t2, encode_t3, overflow_records
-from .errors import TTTRFileError
+from .errors import TTTRFileError, TTTRFileWarning
 from .ptu_header import TagType, encode_tags, read_header
 from .records import BY_CODE, WRITABLE, RecordType
+from .validate import (
+    MAX_CHANNEL,
+    MAX_DURATION_S,
+    check_duration,
+    check_memory,
+    guarded,
+    guarded_iter,
+    number,
+    record_count,
+    regular_file,
+    time_base,
+)
 
 __all__ = ["RECORD_FORMATS", "PTUWriter", "write_ptu", "read_ptu", "iter_ptu", "ptu_info"]
 
@@ -120,6 +132,7 @@ class PTUWriter(CommitOnExit):
         self.duration_ps = 0
         self._fh = None
         self._tmp = None
+        self._stage = None
 
     def _tags(self):
         m = self.meta
@@ -167,18 +180,26 @@ class PTUWriter(CommitOnExit):
 
     def open(self):
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent
-        )
-        self._tmp = Path(tmp)
-        self._fh = os.fdopen(fd, "w+b")
-        header, self._offsets = encode_tags(self._tags())
-        self._fh.write(header)
+        self._stage = Staging(self.path)
+        self._tmp = self._stage.create()
+        try:
+            self._fh = open(self._tmp, "w+b")
+            header, self._offsets = encode_tags(self._tags())
+            self._fh.write(header)
+        except OSError as e:
+            self.abort()
+            raise TTTRFileError(self.path, f"cannot write: {e.strerror or e}") from None
         return self
 
     def write(self, stream: PhotonStream) -> None:
         if self._fh is None:
             raise RuntimeError("PTUWriter is not open")
+        try:
+            self._write(stream)
+        except OSError as e:  # a full disk, a lost mount: the temporary goes on abort
+            raise TTTRFileError(self.path, f"cannot write: {e.strerror or e}") from None
+
+    def _write(self, stream: PhotonStream) -> None:
         if self.t2:
             self._write_t2(stream)
             return
@@ -243,6 +264,21 @@ class PTUWriter(CommitOnExit):
     def close(self) -> Path:
         if self._fh is None:
             return self.path
+        try:
+            self._finish()
+            self._fh.flush()
+            self._fh.close()
+            self._fh = None
+            return self._stage.commit()
+        except OSError as e:
+            self.abort()
+            raise TTTRFileError(self.path, f"cannot write: {e.strerror or e}") from None
+        except BaseException:
+            self.abort()
+            raise
+
+    def _finish(self) -> None:
+        """The tail of overflow records and the patched header counts."""
         if self.t2:
             units = int(self.duration_ps // self.resolution_ps)
             wrap, duration_ps = self.fmt.t2_wrap, self.duration_ps
@@ -260,20 +296,14 @@ class PTUWriter(CommitOnExit):
             self._patch(_T2_DURATION, self.duration_ps)
         else:
             self._patch("simsps_NumberOfPulses", self.n_pulses)
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        os.fchmod(self._fh.fileno(), file_mode())
-        self._fh.close()
-        self._fh = None
-        os.replace(self._tmp, self.path)
-        return self.path
 
     def abort(self) -> None:
         if self._fh is not None:
-            self._fh.close()
+            with contextlib.suppress(OSError):
+                self._fh.close()
             self._fh = None
-        if self._tmp is not None and self._tmp.exists():
-            self._tmp.unlink()
+        if self._stage is not None:
+            self._stage.abort()
 
 
 def _last(times, markers, before: int) -> int:
@@ -341,61 +371,57 @@ class PTUInfo:
         return self.kind.mode
 
 
-def _num(tags, key, path, kind=float):
-    if key not in tags or tags[key] is None:
-        raise TTTRFileError(path, f"PTU header lacks {key}")
-    try:
-        return kind(tags[key])
-    except (TypeError, ValueError):
-        raise TTTRFileError(path, f"PTU tag {key} = {tags[key]!r} is not a number") from None
-
-
+@guarded
 def ptu_info(path) -> PTUInfo:
-    """Header of a PTU file, checked against the file size."""
+    """Header of a PTU file, checked against the file size (:mod:`simsps.io.validate`)."""
     path = Path(path)
+    size = regular_file(path)
     try:
         with open(path, "rb") as fh:
-            tags, n_header = read_header(fh, path)
-            size = os.fstat(fh.fileno()).st_size
+            tags, n_header = read_header(fh, path, size)
     except OSError as e:
         raise TTTRFileError(path, f"cannot read: {e.strerror}") from None
-    rec_type = _num(tags, "TTResultFormat_TTTRRecType", path, int)
+    rec_type = number(tags, "TTResultFormat_TTTRRecType", path, int)
     kind = BY_CODE.get(rec_type)
     if kind is None:
         raise TTTRFileError(path, f"unsupported TTTR record type {rec_type:#010x}")
-    bits = int(tags.get("TTResultFormat_BitsPerRecord", 32) or 32)
+    bits = number(tags, "TTResultFormat_BitsPerRecord", path, int, default=32) or 32
     if bits != 32:
         raise TTTRFileError(path, f"{bits} bits per record; PicoQuant TTTR records have 32")
-    n_records = _num(tags, "TTResult_NumberOfRecords", path, int)
-    if n_records < 0:
-        raise TTTRFileError(path, f"negative record count {n_records}")
-    available = (size - n_header) // 4
-    if available < n_records:
-        raise TTTRFileError(
-            path, f"truncated: header announces {n_records} records, the file holds {available}"
-        )
+    announced = number(tags, "TTResult_NumberOfRecords", path, int)
+    n_records = record_count(path, announced, n_header, size)
     if kind.mode == "T2":  # the tags count the global resolution; a laser only if simsps says
-        res = _num(tags, "MeasDesc_GlobalResolution", path) * 1e12
+        res = number(tags, "MeasDesc_GlobalResolution", path) * 1e12
         laser = tags.get(_user_tag_name("laser_period_ps"))
         period = float(laser) if isinstance(laser, (int, float)) and laser > 0 else None
-        if not (math.isfinite(res) and res > 0):
-            raise TTTRFileError(path, f"invalid T2 time-tag unit {res} ps")
-        return PTUInfo(str(path), tags, n_header, rec_type, n_records, period, round(res, 6))
+        period, res = time_base(path, period, res, "T2")
+        return PTUInfo(str(path), tags, n_header, rec_type, n_records, period, res)
     if "MeasDesc_GlobalResolution" in tags:
-        period = _num(tags, "MeasDesc_GlobalResolution", path) * 1e12
+        period = number(tags, "MeasDesc_GlobalResolution", path) * 1e12
     else:
-        period = 1e12 / _num(tags, "TTResult_SyncRate", path)
-    res = _num(tags, "MeasDesc_Resolution", path) * 1e12
-    if not (math.isfinite(period) and period > 0 and math.isfinite(res) and res > 0):
-        raise TTTRFileError(
-            path, f"invalid time base: sync period {period} ps, resolution {res} ps"
-        )
-    return PTUInfo(str(path), tags, n_header, rec_type, n_records, round(period, 3), round(res, 6))
+        rate = number(tags, "TTResult_SyncRate", path)
+        if not rate > 0:
+            raise TTTRFileError(path, f"sync rate {rate} Hz and no global resolution")
+        period = 1e12 / rate
+    res = number(tags, "MeasDesc_Resolution", path) * 1e12
+    period, res = time_base(path, period, res, "T3")
+    return PTUInfo(str(path), tags, n_header, rec_type, n_records, period, res)
 
 
 def iter_ptu(path, chunk_records: int = 1 << 22) -> Iterator[PhotonStream]:
     """Photon chunks of a PTU file (T3 or T2) of any size (one chunk in memory at a time)."""
+    chunk_records = check_chunk(chunk_records)
     return _iter_records(ptu_info(path), chunk_records)
+
+
+def check_chunk(chunk_records) -> int:
+    if (
+        isinstance(chunk_records, bool)
+        or not isinstance(chunk_records, (int, np.integer))
+        or not 1 <= chunk_records <= 1 << 30
+    ):
+        raise ValueError(f"chunk_records = {chunk_records!r}: a whole number in 1 .. 2**30")
+    return int(chunk_records)
 
 
 def _to_ps(tag: np.ndarray, unit: float) -> np.ndarray:
@@ -405,12 +431,14 @@ def _to_ps(tag: np.ndarray, unit: float) -> np.ndarray:
     return np.round(tag * unit).astype(np.int64)
 
 
+@guarded_iter
 def _iter_records(info: PTUInfo, chunk_records: int) -> Iterator[PhotonStream]:
     path = info.path
     wraps = 0
     meta = _meta(info)
     kind = info.kind
     period = None if info.sync_period_ps is None else int(round(info.sync_period_ps))
+    length = _Length(info)
     with open(path, "rb") as fh:
         fh.seek(info.header_bytes)
         left = info.n_records
@@ -425,6 +453,7 @@ def _iter_records(info: PTUInfo, chunk_records: int) -> Iterator[PhotonStream]:
                 d = decode_t2(rec, kind, wraps)
                 wraps = d.wraps
                 last_tag = max(last_tag, d.last_tag)
+                check_duration(path, (last_tag + 1) * info.resolution_ps * 1e-12)
                 markers = (
                     Markers(_to_ps(d.marker_tag, info.resolution_ps), d.marker_bits)
                     if len(d.marker_tag)
@@ -432,16 +461,17 @@ def _iter_records(info: PTUInfo, chunk_records: int) -> Iterator[PhotonStream]:
                 )
                 yield PhotonStream.t2(
                     _to_ps(d.tag, info.resolution_ps),
-                    d.channel,
+                    _channels(path, d.channel),
                     resolution_ps=info.resolution_ps,
                     sync_period_ps=info.sync_period_ps,
-                    duration_ps=_t2_duration(info, last_tag),
+                    duration_ps=length.t2(last_tag, wraps, left == 0),
                     meta=meta,
                     markers=markers,
                 )
                 continue
             d = decode_t3(rec, kind, wraps)
             wraps = d.wraps
+            check_duration(path, max(wraps * kind.wrap, 1) * info.sync_period_ps * 1e-12)
             markers = (
                 Markers(d.marker_sync * np.int64(period), d.marker_bits)
                 if len(d.marker_sync)
@@ -450,30 +480,70 @@ def _iter_records(info: PTUInfo, chunk_records: int) -> Iterator[PhotonStream]:
             yield PhotonStream(
                 sync=d.sync,
                 dtime=d.dtime,
-                channel=d.channel,
+                channel=_channels(path, d.channel),
                 sync_period_ps=info.sync_period_ps,
                 resolution_ps=info.resolution_ps,
                 meta=meta,
-                n_pulses=_n_pulses(info, wraps, d.sync),
+                n_pulses=length.t3(wraps, d.sync, left == 0),
                 markers=markers,
             )
 
 
-def _t2_duration(info: PTUInfo, last_tag: int) -> int:
-    """A T2 file's length in ps: simsps's tag, else up to its last record (overflows
-    included: an instrument keeps writing them to the stop)."""
-    n = info.tags.get(_T2_DURATION)
-    if isinstance(n, int) and n > 0:
-        return n
-    return int(_to_ps(np.array([last_tag + 1]), info.resolution_ps)[0]) if last_tag >= 0 else 0
+def _channels(path, channel: np.ndarray) -> np.ndarray:
+    if len(channel) and int(channel.max()) > MAX_CHANNEL:
+        raise TTTRFileError(path, f"channel {int(channel.max())} > {MAX_CHANNEL}")
+    return channel
 
 
-def _n_pulses(info: PTUInfo, wraps: int, sync) -> int | None:
-    n = info.tags.get("simsps_NumberOfPulses")
-    if isinstance(n, int) and n > 0:
-        return n
-    last = int(sync[-1]) + 1 if len(sync) else 0
-    return max(last, wraps * BY_CODE[info.record_type].wrap) or None
+class _Length:
+    """The acquisition's length: simsps's tag (pulses; T2: ps) while the records agree with
+    it, else from the records (the last one, overflows included: an instrument keeps
+    writing them to the stop); a tag that contradicts them is dropped with a warning."""
+
+    def __init__(self, info: PTUInfo):
+        self.info = info
+        t2 = info.mode == "T2"
+        self.key = _T2_DURATION if t2 else "simsps_NumberOfPulses"
+        n = info.tags.get(self.key)
+        self.tag = None
+        self.last = 0
+        if isinstance(n, int) and not isinstance(n, bool) and n > 0:
+            span_s = n * 1e-12 if t2 else n * info.sync_period_ps * 1e-12
+            self.tag = n
+            if span_s > MAX_DURATION_S:
+                self._drop(f"{span_s:.3g} s")
+
+    def _drop(self, why: str) -> None:
+        warnings.warn(
+            f"{self.info.path}: header {self.key} = {self.info.tags.get(self.key)} "
+            f"contradicts the records ({why}); the length comes from the records",
+            TTTRFileWarning,
+            stacklevel=4,
+        )
+        self.tag = None
+
+    def _check(self, least: int, most: int | None) -> None:
+        if self.tag is not None and self.tag < least:
+            self._drop(f"they reach {least}")
+        elif self.tag is not None and most is not None and self.tag > most:
+            self._drop(f"they end by {most}")
+
+    def t3(self, wraps: int, sync, last_chunk: bool) -> int | None:
+        wrap = self.info.kind.wrap
+        self.last = max(self.last, int(sync[-1]) + 1 if len(sync) else 0)
+        self._check(self.last, (wraps + 1) * wrap if last_chunk else None)
+        if self.tag is not None:
+            return self.tag
+        return max(self.last, wraps * wrap) or None
+
+    def t2(self, last_tag: int, wraps: int, last_chunk: bool) -> int:
+        unit = self.info.resolution_ps
+        to_ps = lambda x: int(_to_ps(np.array([x]), unit)[0])  # noqa: E731
+        reached = to_ps(last_tag + 1) if last_tag >= 0 else 0
+        # an overflow record at the stop sits at the duration itself: 1 unit of slack
+        least = to_ps(last_tag) if last_tag >= 0 else 0
+        self._check(least, to_ps((wraps + 1) * self.info.kind.t2_wrap) if last_chunk else None)
+        return self.tag if self.tag is not None else reached
 
 
 def _meta(info: PTUInfo) -> dict:
@@ -489,19 +559,22 @@ def _meta(info: PTUInfo) -> dict:
     return meta
 
 
+@guarded
 def read_ptu(path) -> PhotonStream:
     """The whole photon stream of a PTU file (T3 or T2)."""
     info = ptu_info(path)
+    check_memory(path, info.n_records)
     parts = list(_iter_records(info, 1 << 22))
     if parts:
         return PhotonStream.concat(parts)
+    length = _Length(info)
     if info.mode == "T2":
         return PhotonStream.t2(
             [],
             [],
             resolution_ps=info.resolution_ps,
             sync_period_ps=info.sync_period_ps,
-            duration_ps=_t2_duration(info, -1),
+            duration_ps=length.t2(-1, 0, False),
             meta=_meta(info),
         )
     return PhotonStream(
@@ -511,5 +584,5 @@ def read_ptu(path) -> PhotonStream:
         sync_period_ps=info.sync_period_ps,
         resolution_ps=info.resolution_ps,
         meta=_meta(info),
-        n_pulses=_n_pulses(info, 0, []),
+        n_pulses=length.t3(0, [], False),
     )

@@ -81,8 +81,9 @@ def encode_tags(tags: list[Tag]) -> tuple[bytes, dict[str, int]]:
     return bytes(out), offsets
 
 
-def read_header(fh: BinaryIO, path) -> tuple[dict[str, Any], int]:
-    """Tags as ``{name: value}`` (indexed tags as ``name[i]``) and the header length."""
+def read_header(fh: BinaryIO, path, size: int | None = None) -> tuple[dict[str, Any], int]:
+    """Tags as ``{name: value}`` (indexed tags as ``name[i]``) and the header length; no
+    tag may claim more bytes than the file (``size``) has left."""
     start = fh.read(16)
     if len(start) < 16:
         raise TTTRFileError(path, f"file too short for a PTU header ({len(start)} bytes)")
@@ -107,8 +108,13 @@ def read_header(fh: BinaryIO, path) -> tuple[dict[str, Any], int]:
         key = name if index < 0 else f"{name}[{index}]"
         if kind in _VARIABLE:
             (length,) = struct.unpack("<q", value)
-            if length < 0 or length > 1 << 30:
-                raise TTTRFileError(path, f"corrupt PTU header: tag {name!r} claims {length} bytes")
+            room = (1 << 30) if size is None else size - fh.tell()
+            if length < 0 or length > min(room, 1 << 30):
+                raise TTTRFileError(
+                    path,
+                    f"corrupt PTU header: tag {name!r} claims {length} bytes"
+                    + (f", the file has {room} left" if length > room else ""),
+                )
             data = fh.read(length)
             if len(data) < length:
                 raise TTTRFileError(path, f"truncated PTU header inside tag {name!r}")

@@ -12,14 +12,17 @@ from .legacy import IDENTS, iter_legacy, legacy_info
 from .photon_hdf5 import sync_of, time_base, user_meta
 from .ptu import _iter_records, ptu_info
 from .records import BY_CODE
+from .validate import MAX_CHANNEL, MAX_DURATION_S, check_duration, guarded, regular_file
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _CHUNK = 1 << 22
 
 
+@guarded
 def file_kind(path) -> str:
-    """``"ptu"`` or ``"photon-hdf5"`` from the first bytes of the file."""
+    """``"ptu"``, ``"legacy"`` or ``"photon-hdf5"`` from the first bytes of the file."""
     path = Path(path)
+    regular_file(path)
     try:
         with open(path, "rb") as fh:
             magic = fh.read(8)
@@ -40,6 +43,7 @@ def file_kind(path) -> str:
     )
 
 
+@guarded
 def summarize(path, progress: bool = False) -> dict:
     """Header facts, photons per channel, duration and count rate of a TTTR file."""
     kind = file_kind(path)
@@ -75,7 +79,9 @@ def _bar(progress: bool, total: int, desc: str):
     )
 
 
-def _add(counts: np.ndarray, channel: np.ndarray) -> np.ndarray:
+def _add(counts: np.ndarray, channel: np.ndarray, path=None) -> np.ndarray:
+    if len(channel) and int(np.max(channel)) > MAX_CHANNEL:
+        raise TTTRFileError(path, f"detector {int(np.max(channel))} > {MAX_CHANNEL}")
     c = np.bincount(channel, minlength=len(counts)) if len(channel) else np.zeros(0, np.int64)
     n = max(len(c), len(counts))
     return np.pad(counts, (0, n - len(counts))) + np.pad(c, (0, n - len(c)))
@@ -173,6 +179,8 @@ def _hdf5(path, progress: bool) -> dict:
             t2 = "nanotimes" not in pd  # T2: absolute time tags, no laser sync
             if t2:
                 unit = float(pd["timestamps_specs/timestamps_unit"][()])
+                if not (np.isfinite(unit) and 1e-15 <= unit <= 1e-3):
+                    raise TTTRFileError(path, f"invalid timestamps unit {unit}")
                 tcspc, rate, nano = unit, None, None
             else:
                 unit, tcspc, rate = time_base(pd, path)
@@ -183,13 +191,13 @@ def _hdf5(path, progress: bool) -> dict:
         counts = np.zeros(0, np.int64)
         with _bar(progress, n, "reading") as bar:
             for i in range(0, n, _CHUNK):
-                counts = _add(counts, det[i : i + _CHUNK])
+                counts = _add(counts, det[i : i + _CHUNK], path)
                 bar.update(min(_CHUNK, n - i))
-        duration = (
-            float(f["acquisition_duration"][()])
-            if "acquisition_duration" in f
-            else (float(ts[-1]) * unit if n else 0.0)
-        )
+        last = float(ts[-1]) * unit if n else 0.0
+        check_duration(path, last)
+        duration = float(f["acquisition_duration"][()]) if "acquisition_duration" in f else last
+        if not last <= duration <= MAX_DURATION_S:
+            duration = last  # a recorded duration the photons contradict
         ident = f.get("identity")
         software = None
         if ident is not None and "software" in ident:

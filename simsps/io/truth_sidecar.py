@@ -34,14 +34,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from ..stream import PhotonStream
-from ._atomic import atomic_path
+from ._atomic import Staging
 
 __all__ = ["RECORD_COLUMNS", "SWITCH_COLUMNS", "TruthSidecar"]
 
@@ -74,7 +73,9 @@ class TruthSidecar:
             raise ValueError(f"--truth {self.path} is a directory")
         if not self.path.parent.is_dir():
             raise ValueError(f"--truth {self.path}: no directory {self.path.parent}")
-        self._dir = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
+        self._stage = Staging(self.path)
+        self._tmp = self._stage.create()
+        self._dir = self._stage.aux_dir()
         self._files = {}
         self._n = dict.fromkeys(list(RECORD_COLUMNS) + list(SWITCH_COLUMNS), 0)
         for k in self._n:
@@ -114,16 +115,16 @@ class TruthSidecar:
                 "clock_period_ps": np.float64(clock_period_ps),
                 "meta_json": np.asarray(json.dumps(meta or {}, default=str)),
             }
-            with atomic_path(self.path) as tmp:
-                with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
-                    for name, dt in (RECORD_COLUMNS | SWITCH_COLUMNS).items():
-                        self._member(z, name, np.dtype(dt), self._n[name])
-                    for name, a in extra.items():
-                        with z.open(f"{name}.npy", "w", force_zip64=True) as out:
-                            np.lib.format.write_array(out, a, allow_pickle=False)
-        finally:
-            self._cleanup()
-        return self.path
+            with zipfile.ZipFile(self._tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
+                for name, dt in (RECORD_COLUMNS | SWITCH_COLUMNS).items():
+                    self._member(z, name, np.dtype(dt), self._n[name])
+                for name, a in extra.items():
+                    with z.open(f"{name}.npy", "w", force_zip64=True) as out:
+                        np.lib.format.write_array(out, a, allow_pickle=False)
+            return self._stage.commit()
+        except BaseException:
+            self.abort()
+            raise
 
     def _member(self, z, name: str, dtype: np.dtype, n: int) -> None:
         header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False}
@@ -134,9 +135,6 @@ class TruthSidecar:
                 shutil.copyfileobj(src, out, 1 << 22)
 
     def abort(self) -> None:
-        self._cleanup()
-
-    def _cleanup(self) -> None:
         for fh in self._files.values():
             fh.close()
-        shutil.rmtree(self._dir, ignore_errors=True)
+        self._stage.abort()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -289,7 +290,10 @@ def _check_value(dotted: str, field: dataclasses.Field, value: Any, origin: str)
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ModelError(f"{where} = {value!r}: expected a number")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:
+        raise ModelError(f"{where} = {value!r} is out of range: too large for a float") from None
     lo, hi = meta["range"]
     open_lo = meta["open_lo"]
     interval = f"{'(' if open_lo else '['}{lo:g}, {hi:g}]"
@@ -298,8 +302,18 @@ def _check_value(dotted: str, field: dataclasses.Field, value: Any, origin: str)
     return value
 
 
+MODEL_KEYS = ("name", "description", "base")
+
+
 def _from_dict(data: Mapping[str, Any], origin: str) -> Model:
     meta = dict(data.get("model", {}))
+    for key in meta:
+        if key not in MODEL_KEYS:
+            hint = difflib.get_close_matches(str(key), MODEL_KEYS, n=1)
+            raise ModelError(
+                f"unknown key model.{key} in {origin}: [model] takes {', '.join(MODEL_KEYS)}"
+                + (f"; did you mean {hint[0]!r}?" if hint else "")
+            )
     unknown_sections = set(data) - set(SECTIONS) - {"model"} - set(SAMPLE_SECTION_NAMES)
     for sec in sorted(unknown_sections):
         hint = difflib.get_close_matches(sec, list(SECTIONS), n=1)
@@ -379,9 +393,9 @@ def preset_names() -> list[str]:
 
 
 def preset_path(name: str) -> Path:
-    fname = name.replace("-", "_") + ".toml"
+    fname = str(name).replace("-", "_") + ".toml"
     path = _presets_dir() / fname
-    if not path.is_file():
+    if str(name).replace("_", "-") not in preset_names() or not path.is_file():
         raise ModelError(
             f"unknown model {name!r}: presets are {', '.join(preset_names())}, "
             "or give a path to a .toml file"
@@ -390,6 +404,14 @@ def preset_path(name: str) -> Path:
 
 
 def _read_toml(path: Path) -> dict:
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise ModelError(f"cannot read model file {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(mode):  # a FIFO would block here for ever
+        raise ModelError(f"model file {path} is not a regular file")
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
@@ -399,16 +421,34 @@ def _read_toml(path: Path) -> dict:
         raise ModelError(f"cannot read model file {path}: {exc.strerror}") from None
 
 
-def _resolve(name_or_path: str | Path, depth: int = 0) -> tuple[dict, str]:
-    if depth > 8:
-        raise ModelError(f"model base chain too deep at {name_or_path!r}")
+def _resolve(
+    name_or_path: str | Path, chain: tuple[Path, ...] = (), here: Path | None = None
+) -> tuple[dict, str]:
+    """The merged tables of a model file and its ``[model] base`` chain; a relative base
+    path is taken from the including file's directory."""
     text = str(name_or_path)
-    is_path = text.endswith(".toml") or "/" in text or Path(text).is_file()
-    path = Path(text) if is_path else preset_path(text)
+    is_path = text.endswith(".toml") or "/" in text or (here is None and Path(text).is_file())
+    if is_path:
+        path = Path(text)
+        if here is not None and not path.is_absolute():
+            path = here / path
+    else:
+        path = preset_path(text)
+    path = path.resolve() if path.exists() else path
+    if path in chain:
+        loop = " -> ".join(p.name for p in (*chain, path))
+        raise ModelError(f"model base cycle: {loop}")
+    if len(chain) > 8:
+        raise ModelError(f"model base chain too deep at {name_or_path!r}")
     data = _read_toml(path)
-    base = data.get("model", {}).get("base")
+    model = data.get("model", {})
+    if not isinstance(model, Mapping):
+        raise ModelError(f"{path}: [model] must be a table")
+    base = model.get("base")
     if base is not None:
-        base_data, _ = _resolve(base, depth + 1)
+        if not isinstance(base, str):
+            raise ModelError(f"{path}: model.base = {base!r} must be a preset name or a path")
+        base_data, _ = _resolve(base, (*chain, path), path.parent)
         data = _deep_merge(base_data, data)
         data["model"].pop("base", None)
     return data, str(path)
@@ -431,9 +471,13 @@ def parse_override(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise ModelError(f"override {text!r} is not of the form key=value")
     key, raw = (s.strip() for s in text.split("=", 1))
+    if "\n" in raw or "\r" in raw:
+        raise ModelError(f"override {text!r}: one value per --set (no line breaks)")
     try:
-        value = tomllib.loads(f"v = {raw}")["v"]
+        parsed = tomllib.loads(f"v = {raw}")
     except tomllib.TOMLDecodeError:
-        value = raw
+        parsed = {"v": raw}  # a bare word: a string
+    if set(parsed) != {"v"}:
+        raise ModelError(f"override {text!r}: one key=value per --set")
     _split_key(key)
-    return key, value
+    return key, parsed["v"]

@@ -7,10 +7,18 @@ import numpy as np
 __all__ = ["excitation_classes", "check_power"]
 
 
+MAX_POWER = 1e3  # Psat: 1000 excitations per pulse, far past any saturation curve
+
+
 def check_power(power: float) -> float:
-    p = float(power)
-    if not np.isfinite(p) or p <= 0:
-        raise ValueError(f"power = {power!r} is out of range: allowed (0, inf) in units of Psat")
+    try:
+        p = float(power)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"power = {power!r}: give a number in units of Psat") from None
+    if not np.isfinite(p) or p <= 0 or p > MAX_POWER:
+        raise ValueError(
+            f"power = {p:g} is out of range: allowed (0, {MAX_POWER:g}] in units of Psat"
+        )
     return p
 
 

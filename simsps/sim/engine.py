@@ -28,7 +28,7 @@ from ..physics import cw
 from ..physics.bleaching import bleach_probability_per_pulse, bleach_pulse_from_uniform
 from ..physics.cascade import outcome_probabilities, state_yields
 from ..physics.excitation import check_power
-from ..stream import NO_EMITTER, PhotonStream, Source, State, Truth
+from ..stream import MAX_DURATION_S, NO_EMITTER, PhotonStream, Source, State, Truth
 from . import keys, switching
 from .cw_kernel import cw_block_words, cw_capacity, cw_chunk_kernel, cw_params
 from .host_cw import host_cw_chunk
@@ -178,8 +178,20 @@ def _check_emitters(emitters):
         raise ValueError(f"emitters = {emitters!r} must be an integer in [1, 65534]")
 
 
+# the longest run: 2^46 clock periods (the blink switches' 48-bit fixed point, with room),
+# and at most MAX_DURATION_S (absolute times in int64 ps)
+MAX_CLOCK_TICKS = 1 << 46
+
+
+def max_duration_s(m: Model) -> float:
+    return min(MAX_DURATION_S, MAX_CLOCK_TICKS / m.clock_hz)
+
+
 def _check_args(duration_s, seed, chunk_pulses, emitters):
-    d = float(duration_s)
+    try:
+        d = float(duration_s)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"duration_s = {duration_s!r}: give a number of seconds") from None
     if not math.isfinite(d) or d <= 0:
         raise ValueError(f"duration_s = {duration_s!r} is out of range: allowed (0, inf) seconds")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
@@ -413,6 +425,11 @@ def _population_chunks(
         )
     clock_hz = m.clock_hz
     period_ps = m.sync_period_ps
+    if duration > max_duration_s(m):
+        raise ValueError(
+            f"duration_s = {duration_s!r} is out of range: allowed (0, {max_duration_s(m):.3g}] "
+            f"seconds ({'CW: 2^46 clock ticks of 1 ns' if cw_mode else 'about 11.6 days'})"
+        )
     n_pulses = int(round(duration * clock_hz))
     if n_pulses < 1:
         raise ValueError(f"duration_s = {duration_s!r} is shorter than one laser period")
@@ -656,14 +673,32 @@ def _population_chunks(
             bar.close()
 
 
-def _plan(total_blocks: int, chunk_blocks: int) -> list[tuple[int, int]]:
+class _Plan:
+    """(first block, number of blocks) of each chunk, computed on demand: a plan of any
+    length takes no memory."""
+
+    def __init__(self, total_blocks: int, nb: int):
+        self.total, self.nb = total_blocks, nb
+
+    def __len__(self) -> int:
+        return -(-self.total // self.nb)
+
+    def __getitem__(self, k: int) -> tuple[int, int]:
+        if not 0 <= k < len(self):
+            raise IndexError(k)
+        return (k * self.nb, self.nb)
+
+    def __iter__(self):
+        return (self[k] for k in range(len(self)))
+
+
+def _plan(total_blocks: int, chunk_blocks: int) -> _Plan:
     """(first block, number of blocks) of each chunk: all of one size, the chunk size or,
     for a shorter run, the power of two of blocks that covers it; the last chunk's pulses
     past the end are dropped. One kernel shape per run: a smaller last chunk would cost a
     new trace (about 1 s, even with the compilation cache) where computing the unused
     blocks of a full one costs about 1/100 of that."""
-    nb = min(chunk_blocks, _pow2ceil(total_blocks))
-    return [(block, nb) for block in range(0, total_blocks, nb)]
+    return _Plan(total_blocks, min(chunk_blocks, _pow2ceil(total_blocks)))
 
 
 class ColumnChunk(NamedTuple):
