@@ -34,8 +34,38 @@ __all__ = [
     "write_text_atomic",
     "file_mode",
     "check_free_space",
+    "write_errors",
+    "aborting",
     "interrupted",
 ]
+
+
+def cannot_write(path, e: OSError) -> TTTRFileError:
+    return TTTRFileError(path, f"cannot write: {e.strerror or e}")
+
+
+@contextlib.contextmanager
+def write_errors(path):
+    """An OSError of a write (a full disk, a lost mount) as TTTRFileError naming the file
+    (the writer's temporary goes when it is aborted)."""
+    try:
+        yield
+    except OSError as e:
+        raise cannot_write(path, e) from None
+
+
+@contextlib.contextmanager
+def aborting(writer):
+    """A writer's closing steps: on any error the writer aborts (its temporary removed)
+    and an OSError becomes TTTRFileError naming the file."""
+    try:
+        yield
+    except OSError as e:
+        writer.abort()
+        raise cannot_write(writer.path, e) from None
+    except BaseException:
+        writer.abort()
+        raise
 
 
 class CommitOnExit:

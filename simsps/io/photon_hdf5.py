@@ -25,7 +25,7 @@ import numpy as np
 
 from ..stream import PhotonStream, Truth
 from . import validate
-from ._atomic import CommitOnExit, Staging, check_free_space
+from ._atomic import CommitOnExit, Staging, aborting, check_free_space, write_errors
 from .errors import TTTRFileError, TTTRFileWarning
 from .validate import (
     MAX_CHANNEL,
@@ -69,10 +69,8 @@ class PhotonHDF5Writer(CommitOnExit):
         self._counts = np.zeros(0, np.int64)
 
     def write(self, stream: PhotonStream) -> None:
-        try:
+        with write_errors(self.path):  # the temporary goes on abort
             self._write(stream)
-        except OSError as e:  # the temporary goes on abort
-            raise TTTRFileError(self.path, f"cannot write: {e.strerror or e}") from None
 
     def _write(self, stream: PhotonStream) -> None:
         base = (stream.mode, stream.sync_period_ps, stream.resolution_ps)
@@ -241,7 +239,7 @@ class PhotonHDF5Writer(CommitOnExit):
             if self._time_base is None:
                 raise ValueError("nothing to write: no chunks")
             return self.path
-        try:
+        with aborting(self):
             f = self._h5
             mode, period, res = self._time_base
             if mode == "T2":
@@ -280,12 +278,6 @@ class PhotonHDF5Writer(CommitOnExit):
             ):
                 phconvert.hdf5.assert_valid_photon_hdf5(h5, warnings=False)
             return self._stage.commit()
-        except OSError as e:
-            self.abort()
-            raise TTTRFileError(self.path, f"cannot write: {e.strerror or e}") from None
-        except BaseException:
-            self.abort()
-            raise
 
     def abort(self) -> None:
         if self._h5 is not None:

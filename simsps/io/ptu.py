@@ -25,7 +25,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from ..stream import Markers, PhotonStream
-from ._atomic import CommitOnExit, Staging
+from ._atomic import CommitOnExit, Staging, aborting, write_errors
 from .codec import decode_t2, decode_t3, encode_t2, encode_t3, overflow_records
 from .errors import TTTRFileError, TTTRFileWarning
 from .ptu_header import TagType, encode_tags, read_header
@@ -182,22 +182,17 @@ class PTUWriter(CommitOnExit):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._stage = Staging(self.path)
         self._tmp = self._stage.create()
-        try:
+        with aborting(self):
             self._fh = open(self._tmp, "w+b")
             header, self._offsets = encode_tags(self._tags())
             self._fh.write(header)
-        except OSError as e:
-            self.abort()
-            raise TTTRFileError(self.path, f"cannot write: {e.strerror or e}") from None
         return self
 
     def write(self, stream: PhotonStream) -> None:
         if self._fh is None:
             raise RuntimeError("PTUWriter is not open")
-        try:
+        with write_errors(self.path):  # a full disk, a lost mount
             self._write(stream)
-        except OSError as e:  # a full disk, a lost mount: the temporary goes on abort
-            raise TTTRFileError(self.path, f"cannot write: {e.strerror or e}") from None
 
     def _write(self, stream: PhotonStream) -> None:
         if self.t2:
@@ -264,18 +259,12 @@ class PTUWriter(CommitOnExit):
     def close(self) -> Path:
         if self._fh is None:
             return self.path
-        try:
+        with aborting(self):
             self._finish()
             self._fh.flush()
             self._fh.close()
             self._fh = None
             return self._stage.commit()
-        except OSError as e:
-            self.abort()
-            raise TTTRFileError(self.path, f"cannot write: {e.strerror or e}") from None
-        except BaseException:
-            self.abort()
-            raise
 
     def _finish(self) -> None:
         """The tail of overflow records and the patched header counts."""
