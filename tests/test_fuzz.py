@@ -203,3 +203,26 @@ def test_fuzz_campaign_ten_thousand_cases(seeds, tmp_path):
     for name, frac in share.items():
         campaign(cases[name], int(np.ceil(SLOW_N * frac)))
     assert COUNT["cases"] - start >= SLOW_N
+
+
+@settings(_FAST, max_examples=15)
+@given(data=st.data())
+def test_analyze_on_damaged_files_exits_cleanly(seeds, tmp_path, data):
+    """``simsps analyze`` on a damaged file: exit 0 (what could be analysed) or 1 (named
+    error), never a traceback, within the time bound."""
+    from simsps.apps.cli import main
+
+    key = data.draw(
+        st.sampled_from([k for k in _kinds(seeds) if k.startswith(("pico", "hydra", "t"))])
+    )
+    key = key if not key.startswith("hydraharp_v20") else "hydraharp-t3.ptu"  # real: slow
+    gen = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    damage = damage_ptu_header if key.endswith(".ptu") and gen.random() < 0.5 else damage_bytes
+    p = tmp_path / f"case{os.path.splitext(key)[1]}"
+    p.write_bytes(damage(seeds[key], gen))
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rc = main(["analyze", str(p), "--out", str(tmp_path / "report"), "--tau-max", "0.005"])
+    assert rc in (0, 1)
+    assert time.perf_counter() - t0 < 60

@@ -10,6 +10,7 @@ import argparse
 import itertools
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -563,6 +564,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("simsps: interrupted; no partial file was left", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `simsps info f.ptu | head`: the reader went away, quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except (ValueError, OSError) as e:  # TTTRFileError is a ValueError
         print(f"simsps {a.command}: error: {e}", file=sys.stderr)
         return EXIT_FAILED
