@@ -4,7 +4,7 @@
   kernels, a SIGINT only sets a flag (a KeyboardInterrupt raised inside an extension's
   import or a garbage-collector callback is swallowed, or crashes the interpreter); it is
   raised when the import is done.
-* :func:`install_cli_handlers`: the ``simsps`` command remembers every SIGINT (and turns
+* :func:`cli_session`: the ``simsps`` command remembers every SIGINT (and turns
   SIGTERM into an orderly exit, 143), so a commit refuses even when a library caught the
   KeyboardInterrupt: :func:`interrupted`.
 """
@@ -17,7 +17,7 @@ import threading
 
 __all__ = [
     "deferred_sigint",
-    "install_cli_handlers",
+    "cli_session",
     "interrupted",
     "seen",
     "final_output",
@@ -79,17 +79,38 @@ def _on_sigint(signum, frame):
 
 
 def _on_sigterm(signum, frame):
+    if _FINAL["done"]:
+        return  # the output is in place: the run completes
     _SEEN.set()
     raise SystemExit(128 + signum)  # unwinds through the writers: their temporaries go
 
 
-def install_cli_handlers() -> None:
-    """For the ``simsps`` command (main thread only)."""
+@contextlib.contextmanager
+def cli_session():
+    """The ``simsps`` command's handlers for one call of its ``main`` (main thread only);
+    the previous handlers and a clean state come back afterwards (``main`` may be called
+    from Python: a notebook, the tests)."""
     if threading.current_thread() is not threading.main_thread():
+        yield
         return
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    _reset()
     _STRICT.set()
-    # a parent that ignores a signal (nohup, a background job of a script) keeps it ignored
-    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
-        signal.signal(signal.SIGINT, _on_sigint)
-    if signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN:
-        signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        # a parent that ignores a signal (nohup, a script's background job): still ignored
+        if before[signal.SIGINT] is not signal.SIG_IGN:
+            signal.signal(signal.SIGINT, _on_sigint)
+        if before[signal.SIGTERM] is not signal.SIG_IGN:
+            signal.signal(signal.SIGTERM, _on_sigterm)
+        yield
+    finally:
+        for sig, handler in before.items():
+            if handler is not None:
+                signal.signal(sig, handler)
+        _reset()
+
+
+def _reset() -> None:
+    _SEEN.clear()
+    _STRICT.clear()
+    _FINAL.update(target=None, done=False)

@@ -484,3 +484,67 @@ def test_analyze_fails_when_every_analysis_was_skipped(tmp_path, capsys):
     p = write_ptu(tmp_path / "two.ptu", s)
     assert main(["analyze", str(p), "--out", str(tmp_path / "r")]) == 1
     assert "every analysis" in capsys.readouterr().err
+
+
+# ---- from the review of this change ---------------------------------------------------
+
+
+def test_photon_hdf5_markers_declared_as_non_photon_ids_are_markers(tmp_path, sim):
+    """phconvert writes a PicoQuant file's markers as detector 64 + bits and lists them in
+    detectors_specs/non_photon_id1: they are read as markers, not refused, not photons."""
+    import h5py
+
+    p = write(tmp_path / "m.h5", sim)
+    with h5py.File(p, "r+") as f:
+        det = f["photon_data/detectors"]
+        d = det[:]
+        d[[5, 50]] = 65
+        det[...] = d
+        f["photon_data/measurement_specs/detectors_specs/non_photon_id1"] = np.array([65])
+    r = read(p)
+    keep = np.ones(len(sim), bool)
+    keep[[5, 50]] = False
+    assert len(r) == len(sim) - 2 and np.array_equal(r.channel, sim.channel[keep])
+    assert r.markers is not None and r.markers.bits.tolist() == [1, 1]
+    np.testing.assert_array_equal(r.markers.time_ps, sim.sync[[5, 50]] * 400_000)
+    assert summarize(p)["markers"] == 2
+
+
+def test_targets_with_glob_characters_and_similar_names(tmp_path, sim):
+    from simsps.io import PTUWriter
+
+    odd = tmp_path / "run[1].ptu"
+    w = PTUWriter(odd, sync_period_ps=400_000.0, resolution_ps=128.0).open()
+    with pytest.raises(TTTRFileError, match="another process is writing"):
+        write_ptu(odd, sim)  # the brackets are a name, not a pattern
+    write_ptu(tmp_path / "run[1].ptu.ptu", sim)  # another target: unaffected
+    w.write(sim)
+    w.close()
+    assert read(odd).equal_records(sim) and _leftovers(tmp_path) == []
+
+
+def test_main_called_from_python_restores_the_signal_handlers(tmp_path):
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    assert main(["simulate", "zn-treated", "--duration", "0.05", "--quiet", "--out",
+                 str(tmp_path / "a.ptu")]) == 0  # fmt: skip
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    from simsps import _signals
+
+    assert not _signals.interrupted() and not _signals.seen()
+
+
+def test_failed_truth_run_keeps_the_old_data_file(tmp_path, monkeypatch):
+    """--truth: the sidecar is committed first and the data file last; a failure before the
+    data file's commit leaves the old data file and no new truth file."""
+    out, truth = tmp_path / "d.ptu", tmp_path / "d.npz"
+    out.write_bytes(b"old data")
+    import simsps.io.ptu as ptu_mod
+
+    def fail(self):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(ptu_mod.PTUWriter, "_finish", fail)
+    argv = ["simulate", "zn-treated", "--duration", "0.05", "--quiet", "--out", str(out)]
+    assert main(argv + ["--truth", str(truth)]) == 1
+    assert out.read_bytes() == b"old data" and not truth.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.ptu"]

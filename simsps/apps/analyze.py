@@ -91,16 +91,18 @@ def analyze(
         "warnings": [],
     }
 
-    # more than two detectors: the cross-correlations pair the HBT's two arms (channels
-    # present, first half against second half), so every cross-arm pair counts
-    present = np.flatnonzero(np.bincount(stream.channel)) if len(stream) else np.zeros(0, int)
+    # a simsps stream of more than two detectors: the cross-correlations pair the HBT's
+    # two arms (channels 0 .. n/2 - 1 against n/2 .. n - 1, as simsps routes them), so
+    # every cross-arm pair counts; other files' g2 is that of channels 0 and 1
+    n_det = stream.meta.get("detectors")
     pairs = stream
-    if len(present) > 2:
-        arms = [present[: len(present) // 2].tolist(), present[len(present) // 2 :].tolist()]
+    if isinstance(n_det, (int, np.integer)) and n_det > 2:
+        n_det = int(n_det)
+        arms = [list(range(n_det // 2)), list(range(n_det // 2, n_det))]
         pairs = stream.merge_channels(arms)
         summary["hbt_arms"] = arms
         summary["warnings"].append(
-            f"{len(present)} detectors: g2 of the arms {arms[0]} x {arms[1]}, each arm "
+            f"{n_det} detectors: g2 of the arms {arms[0]} x {arms[1]}, each arm "
             "counted as one detector (dead-time and afterpulse corrections are per arm)"
         )
 

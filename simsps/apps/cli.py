@@ -288,31 +288,32 @@ def _cmd_simulate(a) -> int:
         except ValueError as e:
             raise UsageError(str(e)) from None
 
+    truth_done = []
+
     def all_chunks():
         for chunk in itertools.chain([first], chunks):
             if sidecar is not None:
                 sidecar.add(chunk)
             yield chunk
+        if sidecar is not None:  # the stream is complete: the sidecar goes in place first,
+            _write_switches(sidecar, model, a, first.meta)  # the data file's commit last
+            truth_done.append(True)
 
     from .._signals import final_output
 
-    # the last file written is the point of no return for a Ctrl-C
-    final_output(a.truth if a.truth is not None else a.out)
+    final_output(a.out)  # its commit is the point of no return for a Ctrl-C
     stream = all_chunks()
     if a.marker_every is not None:
         from ..io.markers import with_periodic_markers
 
         stream = with_periodic_markers(stream, a.marker_every, a.marker_bits)
-    path = None
     try:
         path = write(a.out, stream, a.format)
-        if sidecar is not None:
-            _write_switches(sidecar, model, a, first.meta)
     except BaseException:
         if sidecar is not None:
             sidecar.abort()
-            if path is not None:  # the run did not finish: no half of its output stays
-                path.unlink(missing_ok=True)
+            if truth_done:  # the data file did not come: no truth file without it
+                a.truth.unlink(missing_ok=True)
         raise
     if not a.quiet:
         from ..io import summarize
@@ -547,16 +548,13 @@ _COMMANDS = {
 
 
 def main(argv=None) -> int:
-    from .._signals import install_cli_handlers, seen
+    from .._signals import cli_session
 
-    install_cli_handlers()  # a Ctrl-C a library swallows still stops every commit
-    if seen():  # one came while simsps was being imported
-        print("simsps: interrupted", file=sys.stderr)
-        return 130
     parser = _parser()
     a = parser.parse_args(argv)  # exits with 2 on bad usage, 0 on --help
     try:
-        return _COMMANDS[a.command](a)
+        with cli_session():  # a Ctrl-C a library swallows still stops every commit
+            return _COMMANDS[a.command](a)
     except UsageError as e:
         a.parser.print_usage(sys.stderr)
         print(f"simsps {a.command}: error: {e}", file=sys.stderr)

@@ -1,14 +1,14 @@
 """Writes that leave nothing half-written.
 
 Every file simsps writes goes through a :class:`Staging`: a temporary file beside the
-target, ``.NAME.<time>-<pid>.part.EXT``, whose lock file (``... .lock``) its writer holds
-(``flock``) for as long as it lives, renamed over the target only when complete. So
+target, ``.NAME.<time>-<pid>.part.EXT``, written while the writer holds ``.NAME.lock``
+(``flock``), renamed over the target only when complete. So
 
 * an interrupted or failed write leaves the target as it was and removes its temporary;
-* a temporary whose writer was killed (SIGKILL, power cut) holds no lock: the next write to
-  the same target recognises it as stale and removes it;
-* two writers to one target: the later one sees the earlier one's locked temporary and
-  stops with an error naming it (the earlier one goes on);
+* a temporary whose writer was killed (SIGKILL, power cut) is found by the next write to the
+  same target, which holds the lock, and removed;
+* two writers to one target: the later one finds the lock taken and stops with an error
+  (the earlier one goes on);
 * a failed rename (the target is a directory, the disk went away) removes the temporary
   and names the problem;
 * a Ctrl-C that a library swallowed still stops the commit (:func:`interrupted`).
@@ -19,7 +19,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import glob
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -114,15 +116,28 @@ def check_free_space(path, need_bytes: int) -> None:
 
 class Staging:
     """The temporary file of one write to ``target``: :meth:`create` (the path to write),
-    then :meth:`commit` or :meth:`abort`."""
+    then :meth:`commit` or :meth:`abort`.
+
+    The writer holds ``.NAME.lock`` (``flock``) from :meth:`create` to the end: a second
+    writer to the same target fails at once; and while it is held, every temporary of the
+    target on disk belongs to a writer that died, so it is removed."""
 
     def __init__(self, target):
         self.target = Path(target)
         self.tmp: Path | None = None
         self._lock_fd: int | None = None
 
-    def _pattern(self) -> str:
-        return f".{self.target.name}.*.part{self.target.suffix}"
+    @property
+    def _lock_path(self) -> Path:
+        return self.target.with_name(f".{self.target.name}.lock")
+
+    def _temporaries(self) -> list[Path]:
+        name = self.target.name
+        pattern = re.compile(
+            rf"\.{re.escape(name)}\.\d{{20}}-\d+\.part{re.escape(self.target.suffix)}(\.d)?"
+        )
+        pre = f".{glob.escape(name)}.*"
+        return [p for p in self.target.parent.glob(pre) if pattern.fullmatch(p.name)]
 
     def create(self) -> Path:
         target = self.target
@@ -131,48 +146,41 @@ class Staging:
             raise TTTRFileError(target, f"no directory {parent}")
         if target.is_dir():
             raise TTTRFileError(target, "is a directory")
-        self._sweep(None)
-        key = f"{time.time_ns():020d}-{os.getpid()}"
-        tmp = parent / f".{target.name}.{key}.part{target.suffix}"  # the suffix: for tools
-        # the lock is on a file of its own (HDF5 locks the files it writes itself)
-        fd = os.open(_lock(tmp), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        self.tmp, self._lock_fd = tmp, fd
-        os.close(os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+        self._lock()
         try:
-            self._sweep(tmp.name)  # a writer that started just before this one wins
+            for stale in self._temporaries():  # their writers died (SIGKILL, power cut)
+                if stale.is_dir():
+                    shutil.rmtree(stale, ignore_errors=True)
+                else:
+                    with contextlib.suppress(OSError):
+                        stale.unlink()
+            key = f"{time.time_ns():020d}-{os.getpid()}"
+            self.tmp = parent / f".{target.name}.{key}.part{target.suffix}"  # suffix: for tools
+            os.close(os.open(self.tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
         except BaseException:
             self.abort()
             raise
-        return tmp
+        return self.tmp
 
-    def _sweep(self, mine: str | None) -> None:
-        """Remove stale temporaries of the target; stop if a live writer holds one (with
-        ``mine``: only one that started before this writer)."""
-        for other in sorted(self.target.parent.glob(self._pattern())):
-            if other.name == mine:
-                continue
-            try:
-                fd = os.open(_lock(other), os.O_RDONLY | os.O_CREAT, 0o600)
-            except OSError:
-                continue
+    def _lock(self) -> None:
+        path = self._lock_path
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                if mine is None or other.name < mine:
-                    raise TTTRFileError(
-                        self.target,
-                        f"another process is writing this file (its temporary {other.name} "
-                        "is locked); not writing it twice",
-                    ) from None
-                continue  # a later writer: it will give way
-            else:  # nobody holds it: its writer died
-                for p in (other, _lock(other)):
-                    with contextlib.suppress(OSError):
-                        p.unlink()
-                shutil.rmtree(_aux(other), ignore_errors=True)
-            finally:
                 os.close(fd)
+                raise TTTRFileError(
+                    self.target, "another process is writing this file; not writing it twice"
+                ) from None
+            try:  # the lock file may have been removed by its last holder meanwhile
+                same = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                self._lock_fd = fd
+                return
+            os.close(fd)
 
     def commit(self) -> Path:
         """Permissions from the umask, flushed to disk, renamed over the target."""
@@ -190,6 +198,7 @@ class Staging:
                 raise TTTRFileError(
                     self.target, f"cannot put the finished file in place: {e.strerror}"
                 ) from None
+            _fsync_dir(self.target.parent)
         except BaseException:
             self.abort()
             raise
@@ -214,13 +223,19 @@ class Staging:
             shutil.rmtree(_aux(self.tmp), ignore_errors=True)
         if self._lock_fd is not None:
             with contextlib.suppress(OSError):
-                _lock(self.tmp).unlink()
+                self._lock_path.unlink()  # still held: no one else can have it
             os.close(self._lock_fd)
             self._lock_fd = None
 
 
-def _lock(tmp: Path) -> Path:
-    return tmp.with_name(tmp.name + ".lock")
+def _fsync_dir(directory: Path) -> None:
+    """The rename itself on disk (best effort: not every file system allows it)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _aux(tmp: Path) -> Path:

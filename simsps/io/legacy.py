@@ -308,11 +308,11 @@ def _iter_legacy(info: LegacyInfo, chunk_records: int) -> Iterator[PhotonStream]
 @guarded
 def read_legacy(path) -> PhotonStream:
     """The whole photon stream of a legacy PicoQuant file."""
-    check_memory(path, legacy_info(path).n_records)
-    parts = list(iter_legacy(path))
+    info = legacy_info(path)
+    check_memory(path, info.n_records)
+    parts = list(_iter_legacy(info, 1 << 22))
     if parts:
         return PhotonStream.concat(parts)
-    info = legacy_info(path)
     if info.mode == "T2":
         return PhotonStream.t2([], [], resolution_ps=info.resolution_ps, duration_ps=0)
     return PhotonStream(

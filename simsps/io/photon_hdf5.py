@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
-from ..stream import PhotonStream, Truth
+from ..stream import Markers, PhotonStream, Truth
 from . import validate
 from ._atomic import CommitOnExit, Staging, aborting, check_free_space, write_errors
 from .errors import TTTRFileError, TTTRFileWarning
@@ -442,6 +443,23 @@ def _column(pd, name: str, path: Path) -> np.ndarray:
     return ds[:]
 
 
+_NON_PHOTON = re.compile(r"non_photon_id[1-9]\d*")
+
+
+def non_photon_ids(pd) -> np.ndarray:
+    """Detector IDs the file declares not photons (``detectors_specs/non_photon_idN``:
+    phconvert writes a PicoQuant file's markers so, as 64 + the marker bits)."""
+    import h5py
+
+    spec = pd.get("measurement_specs/detectors_specs")
+    ids: list[int] = []
+    if isinstance(spec, h5py.Group):
+        for k, v in spec.items():
+            if _NON_PHOTON.fullmatch(k) and isinstance(v, h5py.Dataset):
+                ids += np.ravel(v[()]).astype(np.int64).tolist()
+    return np.unique(np.asarray(ids, np.int64))
+
+
 def _checked_photons(path: Path, ts: np.ndarray, det: np.ndarray) -> None:
     if len(ts) and int(ts[0]) < 0:
         raise TTTRFileError(path, "negative timestamps")
@@ -456,9 +474,14 @@ def _read_open(f, path: Path) -> PhotonStream:
     pd = f["photon_data"]
     ts = _column(pd, "timestamps", path).astype(np.int64)
     det = _column(pd, "detectors", path)
-    _checked_photons(path, ts, det)
+    if len(ts) != len(det):
+        raise TTTRFileError(
+            path, f"timestamps and detectors differ in length: {len(ts)}, {len(det)}"
+        )
+    marker = np.isin(det, non_photon_ids(pd))
+    _checked_photons(path, ts, det[~marker])
     if "nanotimes" not in pd:  # no TCSPC: a T2 stream of the timestamps
-        return _read_t2(f, pd, ts, det, path)
+        return _read_t2(f, pd, ts, det, path, marker)
     unit, tcspc, rate = time_base(pd, path)
     if len(ts):
         check_duration(path, float(ts[-1]) * unit)
@@ -470,6 +493,11 @@ def _read_open(f, path: Path) -> PhotonStream:
             f"{len(ts)}, {len(det)}, {len(nano)}",
         )
     sync = sync_of(ts, nano, unit, tcspc, rate)
+    markers = None
+    if marker.any():  # markers sit at their sync
+        period = int(round(1e12 / rate))
+        markers = Markers(sync[marker] * period, (det[marker] & 0x3F).astype(np.uint8))
+        sync, nano, det = sync[~marker], nano[~marker], det[~marker]
     truth, n_pulses = None, None
     meta = user_meta(f)
     if meta:
@@ -486,6 +514,7 @@ def _read_open(f, path: Path) -> PhotonStream:
     if "user/simsps_truth" in f:
         g = f["user/simsps_truth"]
         truth = Truth(**{k: g[k][:] for k in _TRUTH_FIELDS}, bleach_time_s=g["bleach_time_s"][:])
+        truth = truth.take(~marker) if marker.any() else truth
     meta["source_file"] = str(path)
     return PhotonStream(
         sync=sync,
@@ -496,10 +525,11 @@ def _read_open(f, path: Path) -> PhotonStream:
         truth=truth,
         meta=meta,
         n_pulses=n_pulses,
+        markers=markers,
     )
 
 
-def _read_t2(f, pd, ts, det, path: Path) -> PhotonStream:
+def _read_t2(f, pd, ts, det, path: Path, marker) -> PhotonStream:
     unit = float(pd["timestamps_specs/timestamps_unit"][()])
     if not (np.isfinite(unit) and 1e-15 <= unit <= 1e-3):
         raise TTTRFileError(path, f"invalid timestamps unit {unit}")
@@ -511,6 +541,11 @@ def _read_t2(f, pd, ts, det, path: Path) -> PhotonStream:
         )
     unit_ps = round(unit * 1e12, 6)
     t = ts * np.int64(unit_ps) if float(unit_ps).is_integer() else np.round(ts * unit_ps)
+    t = np.asarray(t, np.int64)
+    markers = None
+    if marker.any():
+        markers = Markers(t[marker], (det[marker] & 0x3F).astype(np.uint8))
+        t, det = t[~marker], det[~marker]
     rate = None
     if "measurement_specs/laser_repetition_rate" in pd:
         rate = float(np.ravel(pd["measurement_specs/laser_repetition_rate"][()])[0])
@@ -519,6 +554,7 @@ def _read_t2(f, pd, ts, det, path: Path) -> PhotonStream:
     if "user/simsps_truth" in f:
         g = f["user/simsps_truth"]
         truth = Truth(**{k: g[k][:] for k in _TRUTH_FIELDS}, bleach_time_s=g["bleach_time_s"][:])
+        truth = truth.take(~marker) if marker.any() else truth
     duration = _int_or_none(meta.get("duration_ps"))
     if duration is None and "acquisition_duration" in f:
         d = float(f["acquisition_duration"][()])
@@ -535,11 +571,12 @@ def _read_t2(f, pd, ts, det, path: Path) -> PhotonStream:
         duration = None
     meta["source_file"] = str(path)
     return PhotonStream.t2(
-        np.asarray(t, np.int64),
+        t,
         det,
         resolution_ps=unit_ps,
         sync_period_ps=None if not rate else round(1e12 / rate, 3),
         duration_ps=duration,
         truth=truth,
         meta=meta,
+        markers=markers,
     )

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import TTTRFileError
-from .legacy import IDENTS, iter_legacy, legacy_info
-from .photon_hdf5 import sync_of, time_base, user_meta
+from .legacy import IDENTS, _iter_legacy, legacy_info
+from .photon_hdf5 import non_photon_ids, sync_of, time_base, user_meta
 from .ptu import _iter_records, ptu_info
 from .records import BY_CODE
 from .validate import MAX_CHANNEL, MAX_DURATION_S, check_duration, guarded, regular_file
@@ -143,7 +143,7 @@ def _legacy(path, progress: bool) -> dict:
     markers = 0
     duration = 0.0
     with _bar(progress, info.n_records, "reading") as bar:
-        for chunk in iter_legacy(path, _CHUNK):
+        for chunk in _iter_legacy(info, _CHUNK):
             counts = _add(counts, chunk.channel)
             markers += 0 if chunk.markers is None else len(chunk.markers)
             duration = chunk.duration_s
@@ -189,9 +189,14 @@ def _hdf5(path, progress: bool) -> dict:
             raise TTTRFileError(path, f"not a Photon-HDF5 file: missing {e.args[0]}") from None
         n = ts.shape[0]
         counts = np.zeros(0, np.int64)
+        not_photons = non_photon_ids(pd)
+        markers = 0
         with _bar(progress, n, "reading") as bar:
             for i in range(0, n, _CHUNK):
-                counts = _add(counts, det[i : i + _CHUNK], path)
+                d = det[i : i + _CHUNK]
+                m = np.isin(d, not_photons)
+                markers += int(m.sum())
+                counts = _add(counts, d[~m], path)
                 bar.update(min(_CHUNK, n - i))
         last = float(ts[-1]) * unit if n else 0.0
         check_duration(path, last)
@@ -214,6 +219,7 @@ def _hdf5(path, progress: bool) -> dict:
             "resolution_ps": round(tcspc * 1e12, 6),
             "timestamps_unit_s": unit,
             "photons_per_channel": {int(c): int(k) for c, k in enumerate(counts) if k},
+            "markers": markers,
             **(
                 {
                     "mode": "T2",

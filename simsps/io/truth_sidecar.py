@@ -75,11 +75,15 @@ class TruthSidecar:
             raise ValueError(f"--truth {self.path}: no directory {self.path.parent}")
         self._stage = Staging(self.path)
         self._tmp = self._stage.create()
-        self._dir = self._stage.aux_dir()
         self._files = {}
         self._n = dict.fromkeys(list(RECORD_COLUMNS) + list(SWITCH_COLUMNS), 0)
-        for k in self._n:
-            self._files[k] = open(self._dir / k, "wb")
+        try:
+            self._dir = self._stage.aux_dir()
+            for k in self._n:
+                self._files[k] = open(self._dir / k, "wb")
+        except BaseException:
+            self.abort()
+            raise
         self.bleach_time_s = np.empty(0)
 
     def _put(self, name: str, a) -> None:

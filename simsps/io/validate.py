@@ -169,7 +169,7 @@ def guarded(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except TTTRFileError:
+        except (TTTRFileError, BrokenPipeError):
             raise
         except (MemoryError, *_DAMAGE) as e:
             raise _mapped(_path_of(args, kwargs), e) from e
@@ -186,7 +186,7 @@ def guarded_iter(fn):
         try:
             it = fn(*args, **kwargs)
             yield from it
-        except TTTRFileError:
+        except (TTTRFileError, BrokenPipeError):
             raise
         except GeneratorExit:
             raise

@@ -426,9 +426,10 @@ def _population_chunks(
     clock_hz = m.clock_hz
     period_ps = m.sync_period_ps
     if duration > max_duration_s(m):
+        why = "2^46 clock ticks" if max_duration_s(m) < MAX_DURATION_S else "about 11.6 days"
         raise ValueError(
             f"duration_s = {duration_s!r} is out of range: allowed (0, {max_duration_s(m):.3g}] "
-            f"seconds ({'CW: 2^46 clock ticks of 1 ns' if cw_mode else 'about 11.6 days'})"
+            f"seconds ({why})"
         )
     n_pulses = int(round(duration * clock_hz))
     if n_pulses < 1:

@@ -83,7 +83,8 @@ def route(u, split, arms):
     """The detector of a photon from its uniform ``u`` in [0, 1): the first HBT arm when
     ``u <= split`` (channels 0 .. arms[0] - 1), else the second (arms[0] .. + arms[1] - 1),
     the rest of ``u`` choosing uniformly within the arm. With one detector per arm it is
-    ``u > split``, bit for bit."""
+    ``u > split``, bit for bit. ``u`` has 16 bits: the choice within an arm of share ``s``
+    has about ``2^16 s`` levels, so its split is exact to ~1/(2^16 s) (0.2 % at s = 0.01)."""
     in_a = u <= split
     frac = jnp.where(
         in_a, u / jnp.maximum(split, 1e-30), (u - split) / jnp.maximum(1.0 - split, 1e-30)

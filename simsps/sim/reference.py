@@ -312,6 +312,7 @@ def simulate_reference(
         power=n_mean,
         duration_s=float(duration_s),
         emitters=1,
+        detectors=m.detection.channels,
         generator="simsps.sim.reference",
     )
     return PhotonStream.from_arrivals(

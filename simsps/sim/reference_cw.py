@@ -203,6 +203,7 @@ def simulate_reference_cw(
         duration_s=float(duration_s),
         excitation="cw",
         emitters=1,
+        detectors=m.detection.channels,
         generator="simsps.sim.reference_cw",
     )
     return PhotonStream.t2(t, out["channel"], duration_ps=int(t_end), truth=truth, meta=meta)
