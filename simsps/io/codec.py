@@ -89,7 +89,7 @@ def _merge_markers(time, photon, markers, marker_word):
     t = np.concatenate([m_time, time])
     is_photon = np.concatenate([np.zeros(len(m_time), bool), np.ones(len(time), bool)])
     order = np.lexsort((is_photon, t))
-    return t[order], np.concatenate([marker_word(m_time, m_bits), photon])[order]
+    return t[order], np.concatenate([marker_word(m_bits), photon])[order]
 
 
 def encode_t3(
@@ -104,10 +104,10 @@ def encode_t3(
     with ``markers`` = (sync, bits 1-15) among them."""
     if fmt.layout == "picoharp":
         photon = (dtime.astype(np.uint32) << 16) | ((channel.astype(np.uint32) + 1) << 28)
-        word = lambda t, b: _PH_OVERFLOW | (b << 16)  # noqa: E731
+        word = lambda b: _PH_OVERFLOW | (b << 16)  # noqa: E731
     else:
         photon = (dtime.astype(np.uint32) << 10) | (channel.astype(np.uint32) << 25)
-        word = lambda t, b: np.uint32(1 << 31) | (b << 25)  # noqa: E731
+        word = lambda b: np.uint32(1 << 31) | (b << 25)  # noqa: E731
     sync, photon = _merge_markers(np.asarray(sync, np.int64), photon, markers, word)
     wraps = sync // fmt.wrap
     photon |= (sync - wraps * fmt.wrap).astype(np.uint32)
@@ -128,10 +128,10 @@ def encode_t2(
     w = fmt.t2_wrap
     if fmt.layout == "picoharp":
         photon = channel.astype(np.uint32) << 28
-        word = lambda t, b: _PH_OVERFLOW | b  # noqa: E731
+        word = lambda b: _PH_OVERFLOW | b  # noqa: E731
     else:
         photon = channel.astype(np.uint32) << 25
-        word = lambda t, b: np.uint32(1 << 31) | (b << 25)  # noqa: E731
+        word = lambda b: np.uint32(1 << 31) | (b << 25)  # noqa: E731
     tag, photon = _merge_markers(np.asarray(tag, np.int64), photon, markers, word)
     wraps = tag // w
     low = (tag - wraps * w).astype(np.uint32)

@@ -27,7 +27,7 @@ from .codec import decode_t2, decode_t3
 from .errors import TTTRFileError
 from .records import BY_CODE
 from .validate import (
-    MAX_CHANNEL,
+    check_channels,
     check_duration,
     check_memory,
     guarded,
@@ -84,11 +84,6 @@ class _Cursor:
         if self.pos + n > len(self.data):
             raise TTTRFileError(self.path, "truncated header")
         self.pos += n
-
-
-def _channels(path, channel) -> None:
-    if len(channel) and int(channel.max()) > MAX_CHANNEL:
-        raise TTTRFileError(path, f"channel {int(channel.max())} > {MAX_CHANNEL}")
 
 
 def _read_head(path: Path, size: int = 1 << 16) -> bytes:
@@ -273,7 +268,7 @@ def _iter_legacy(info: LegacyInfo, chunk_records: int) -> Iterator[PhotonStream]
                 d = decode_t2(rec, kind, wraps)
                 wraps, last = d.wraps, max(last, d.last_tag)
                 check_duration(info.path, (last + 1) * unit * 1e-12)
-                _channels(info.path, d.channel)
+                check_channels(info.path, d.channel)
                 to_ps = lambda x: np.round(x * unit).astype(np.int64)  # noqa: E731
                 yield PhotonStream.t2(
                     to_ps(d.tag),
@@ -289,7 +284,7 @@ def _iter_legacy(info: LegacyInfo, chunk_records: int) -> Iterator[PhotonStream]
             d = decode_t3(rec, kind, wraps)
             wraps = d.wraps
             check_duration(info.path, max(wraps * kind.wrap, 1) * info.sync_period_ps * 1e-12)
-            _channels(info.path, d.channel)
+            check_channels(info.path, d.channel)
             last_sync = int(d.sync[-1]) + 1 if len(d.sync) else 0
             yield PhotonStream(
                 sync=d.sync,

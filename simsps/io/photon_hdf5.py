@@ -29,8 +29,8 @@ from . import validate
 from ._atomic import CommitOnExit, Staging, aborting, check_free_space, write_errors
 from .errors import TTTRFileError, TTTRFileWarning
 from .validate import (
-    MAX_CHANNEL,
     MAX_DURATION_S,
+    check_channels,
     check_duration,
     check_memory,
     guarded,
@@ -466,8 +466,7 @@ def _checked_photons(path: Path, ts: np.ndarray, det: np.ndarray) -> None:
     down = np.flatnonzero(np.diff(ts) < 0)
     if len(down):
         raise TTTRFileError(path, f"timestamps decrease at photon {int(down[0]) + 1}")
-    if len(det) and int(det.max()) > MAX_CHANNEL:
-        raise TTTRFileError(path, f"detector {int(det.max())} > {MAX_CHANNEL}")
+    check_channels(path, det, "detector")
 
 
 def _read_open(f, path: Path) -> PhotonStream:
@@ -529,10 +528,16 @@ def _read_open(f, path: Path) -> PhotonStream:
     )
 
 
-def _read_t2(f, pd, ts, det, path: Path, marker) -> PhotonStream:
+def t2_unit(pd, path) -> float:
+    """The timestamps unit (s) of a ``photon_data`` group without nanotimes, checked."""
     unit = float(pd["timestamps_specs/timestamps_unit"][()])
     if not (np.isfinite(unit) and 1e-15 <= unit <= 1e-3):
         raise TTTRFileError(path, f"invalid timestamps unit {unit}")
+    return unit
+
+
+def _read_t2(f, pd, ts, det, path: Path, marker) -> PhotonStream:
+    unit = t2_unit(pd, path)
     if len(ts):
         check_duration(path, float(ts[-1]) * unit)
     if len(ts) != len(det):

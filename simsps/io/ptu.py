@@ -31,8 +31,8 @@ from .errors import TTTRFileError, TTTRFileWarning
 from .ptu_header import TagType, encode_tags, read_header
 from .records import BY_CODE, WRITABLE, RecordType
 from .validate import (
-    MAX_CHANNEL,
     MAX_DURATION_S,
+    check_channels,
     check_duration,
     check_memory,
     guarded,
@@ -236,9 +236,8 @@ class PTUWriter(CommitOnExit):
             )
 
     def _write_t2(self, stream: PhotonStream) -> None:
-        t = stream.time_ps
         unit = self.resolution_ps
-        tag = t // int(unit) if float(unit).is_integer() else np.floor(t / unit).astype(np.int64)
+        tag = _in_units(stream.time_ps, unit)
         dur = stream.duration_s * 1e12
         self.duration_ps = max(self.duration_ps, int(round(dur)))
         markers = _markers_in(stream.markers, unit)
@@ -307,10 +306,13 @@ def _markers_in(markers: Markers | None, unit) -> tuple[np.ndarray, np.ndarray] 
     if markers is None or not len(markers):
         return None
     keep = markers.bits != 0
-    t = markers.time_ps[keep]
+    return _in_units(markers.time_ps[keep], unit), markers.bits[keep].astype(np.uint32)
+
+
+def _in_units(t_ps: np.ndarray, unit) -> np.ndarray:
+    """Times in ps as whole units of ``unit`` ps, rounded down (exact for whole ps)."""
     u = float(unit)
-    t = t // int(u) if u.is_integer() else np.floor(t / u).astype(np.int64)
-    return t, markers.bits[keep].astype(np.uint32)
+    return t_ps // int(u) if u.is_integer() else np.floor(t_ps / u).astype(np.int64)
 
 
 def write_ptu(
@@ -440,6 +442,7 @@ def _iter_records(info: PTUInfo, chunk_records: int) -> Iterator[PhotonStream]:
             left -= n
             if kind.mode == "T2":
                 d = decode_t2(rec, kind, wraps)
+                check_channels(path, d.channel)
                 wraps = d.wraps
                 last_tag = max(last_tag, d.last_tag)
                 check_duration(path, (last_tag + 1) * info.resolution_ps * 1e-12)
@@ -450,7 +453,7 @@ def _iter_records(info: PTUInfo, chunk_records: int) -> Iterator[PhotonStream]:
                 )
                 yield PhotonStream.t2(
                     _to_ps(d.tag, info.resolution_ps),
-                    _channels(path, d.channel),
+                    d.channel,
                     resolution_ps=info.resolution_ps,
                     sync_period_ps=info.sync_period_ps,
                     duration_ps=length.t2(last_tag, wraps, left == 0),
@@ -459,6 +462,7 @@ def _iter_records(info: PTUInfo, chunk_records: int) -> Iterator[PhotonStream]:
                 )
                 continue
             d = decode_t3(rec, kind, wraps)
+            check_channels(path, d.channel)
             wraps = d.wraps
             check_duration(path, max(wraps * kind.wrap, 1) * info.sync_period_ps * 1e-12)
             markers = (
@@ -469,19 +473,13 @@ def _iter_records(info: PTUInfo, chunk_records: int) -> Iterator[PhotonStream]:
             yield PhotonStream(
                 sync=d.sync,
                 dtime=d.dtime,
-                channel=_channels(path, d.channel),
+                channel=d.channel,
                 sync_period_ps=info.sync_period_ps,
                 resolution_ps=info.resolution_ps,
                 meta=meta,
                 n_pulses=length.t3(wraps, d.sync, left == 0),
                 markers=markers,
             )
-
-
-def _channels(path, channel: np.ndarray) -> np.ndarray:
-    if len(channel) and int(channel.max()) > MAX_CHANNEL:
-        raise TTTRFileError(path, f"channel {int(channel.max())} > {MAX_CHANNEL}")
-    return channel
 
 
 class _Length:

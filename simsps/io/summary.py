@@ -9,10 +9,10 @@ import numpy as np
 
 from .errors import TTTRFileError
 from .legacy import IDENTS, _iter_legacy, legacy_info
-from .photon_hdf5 import non_photon_ids, sync_of, time_base, user_meta
+from .photon_hdf5 import non_photon_ids, sync_of, t2_unit, time_base, user_meta
 from .ptu import _iter_records, ptu_info
 from .records import BY_CODE
-from .validate import MAX_CHANNEL, MAX_DURATION_S, check_duration, guarded, regular_file
+from .validate import MAX_DURATION_S, check_channels, check_duration, guarded, regular_file
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _CHUNK = 1 << 22
@@ -80,8 +80,7 @@ def _bar(progress: bool, total: int, desc: str):
 
 
 def _add(counts: np.ndarray, channel: np.ndarray, path=None) -> np.ndarray:
-    if len(channel) and int(np.max(channel)) > MAX_CHANNEL:
-        raise TTTRFileError(path, f"detector {int(np.max(channel))} > {MAX_CHANNEL}")
+    check_channels(path, channel, "detector")
     c = np.bincount(channel, minlength=len(counts)) if len(channel) else np.zeros(0, np.int64)
     n = max(len(c), len(counts))
     return np.pad(counts, (0, n - len(counts))) + np.pad(c, (0, n - len(c)))
@@ -178,9 +177,7 @@ def _hdf5(path, progress: bool) -> dict:
             ts, det = pd["timestamps"], pd["detectors"]
             t2 = "nanotimes" not in pd  # T2: absolute time tags, no laser sync
             if t2:
-                unit = float(pd["timestamps_specs/timestamps_unit"][()])
-                if not (np.isfinite(unit) and 1e-15 <= unit <= 1e-3):
-                    raise TTTRFileError(path, f"invalid timestamps unit {unit}")
+                unit = t2_unit(pd, path)
                 tcspc, rate, nano = unit, None, None
             else:
                 unit, tcspc, rate = time_base(pd, path)

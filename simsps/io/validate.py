@@ -23,6 +23,8 @@ import struct
 import warnings
 from pathlib import Path
 
+import numpy as np
+
 from ..stream import MAX_DURATION_S
 from .errors import TTTRFileError, TTTRFileWarning
 
@@ -33,6 +35,7 @@ __all__ = [
     "number",
     "record_count",
     "time_base",
+    "check_channels",
     "check_duration",
     "guarded",
     "guarded_iter",
@@ -138,6 +141,12 @@ def time_base(path, period_ps: float | None, resolution_ps: float, mode: str):
             f"({period:g} ps)"
         )  # fmt: skip
     return period, res
+
+
+def check_channels(path, channel, what: str = "channel") -> None:
+    """No channel (detector) beyond what a PicoQuant record can hold."""
+    if len(channel) and int(np.max(channel)) > MAX_CHANNEL:
+        raise TTTRFileError(path, f"{what} {int(np.max(channel))} > {MAX_CHANNEL}")
 
 
 def check_duration(path, duration_s: float, what: str = "the records") -> None:

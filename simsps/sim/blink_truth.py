@@ -49,16 +49,8 @@ def iter_switches(
     kinds = switching.dwell_kinds(models)
     nb = CHUNK_BLOCKS
     n_dwells = switching.dwell_capacity(models, powers, nb * BLOCK_PULSES)
-    # the state at pulse 0 (the stationary start), from a zero-length look
-    _, _, state0, _, _ = host_switches(
-        switching.dwell_limbs(carry, laws, n_dwells=n_dwells, kinds=kinds),
-        carry,
-        0,
-        n_blocks=1,
-        n_dwells=n_dwells,
-        window=None,
-        block_pulses=BLOCK_PULSES,
-    )
+    # the state at pulse 0 (the stationary start): charged while any process is grey
+    state0 = np.asarray(carry.state).max(axis=1) > 0
 
     def chunks():
         nonlocal carry, n_dwells

@@ -226,10 +226,8 @@ def _noise(pos, t, valid, channel, source, ap_a, ap_b, end, period, thr, out, n)
             a = ap_a[b, k]
             o_p[n] = pulse + tt // period
             o_t[n] = tt % period
-            ch = np.int64(channel[b, k])
             o_m[n] = (
-                (ch & 1)
-                | ((ch & 2) << (CHANNEL_HIGH_SHIFT - 1))
+                _ch_bits(np.int64(channel[b, k]))
                 | (np.int64(source[b, k]) << SOURCE_SHIFT)
                 | (np.int64((a >> 16) < thr) << PARENT_SHIFT)
                 | (np.int64((a & 0xFFFF) < thr) << SECOND_SHIFT)
@@ -330,6 +328,12 @@ def _heap_pop(h, n):
 def _ch(meta):
     """The channel of packed fields (:func:`simsps.sim.kernel.channel_of`)."""
     return (meta & 1) | ((meta >> (CHANNEL_HIGH_SHIFT - 1)) & 2)
+
+
+@numba.njit(inline="always", **_JIT)
+def _ch_bits(ch):
+    """A channel as packed bits (:func:`simsps.sim.kernel.channel_bits`)."""
+    return (ch & 1) | ((ch & 2) << (CHANNEL_HIGH_SHIFT - 1))
 
 
 @numba.njit(inline="always", **_JIT)
@@ -483,7 +487,7 @@ def _second_pass(sig_tag, sig_decide, sig_keys, sig_delay, s, kept, n_kept, queu
         # afterpulses of a first-pass avalanche (kept by the second pass or not: the error
         # of order p * rate * dead that simsps.sim.step describes)
         if is_event and (xm >> PARENT_SHIFT) & 1:
-            meta = (xc & 1) | ((xc & 2) << (CHANNEL_HIGH_SHIFT - 1)) | _AFTERPULSE_META
+            meta = _ch_bits(xc) | _AFTERPULSE_META
             t1 = xt + dead + table[ap >> 16]
             p1, t1 = xp + t1 // period, t1 % period
             _heap_push(h, nh, p1, t1, meta)

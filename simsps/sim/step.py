@@ -181,10 +181,6 @@ def pack(channel, source, state, parent, second, member):
     )
 
 
-def _channel(meta):
-    return channel_of(meta)
-
-
 def _empty_queue(q: int) -> Queue:
     return Queue(
         pulse=jnp.full(q, BIG, jnp.int32),
@@ -288,7 +284,7 @@ def _dead_time(pulse, t, meta, valid, last, det: DetectorParams):
     Returns (keep mask, new last (n, 2) per channel as (pulse, t))."""
     n = pulse.shape[0]
     n_ch = last.shape[0]
-    ch = _channel(meta)
+    ch = channel_of(meta)
     # stable partition: channel 0's events, then channel 1's, ..., each in time order
     ins = [valid & (ch == c) for c in range(n_ch)]
     cums = [jnp.cumsum(x.astype(jnp.int32)) for x in ins]
@@ -372,7 +368,7 @@ def _afterpulses(pulse, t, meta, ap, parent, det: DetectorParams, cap: int):
     d2 = det.ap_table[(pa & 0xFFFF).astype(jnp.int32)]
     p1, t1 = _normalise(pp, pt + det.dead_ps + d1, det.period_ps)
     p2, t2 = _normalise(p1, t1 + det.dead_ps + d2, det.period_ps)
-    ch = _channel(pm)
+    ch = channel_of(pm)
     ap_meta = pack(ch, Source.AFTERPULSE, 0, 0, 0, 0)
     second = ok & (((pm >> SECOND_SHIFT) & 1) == 1)
     return (
@@ -542,7 +538,7 @@ def _spot_step(carry: Carry, sig: SignalSlots, bg: NoiseSlots, det, end, *, caps
         pulse=out[0],
         t=out[1],
         dtime=jnp.floor_divide(out[1], det.resolution_ps),
-        channel=_channel(meta).astype(jnp.uint8),
+        channel=channel_of(meta).astype(jnp.uint8),
         source=((meta >> SOURCE_SHIFT) & 7).astype(jnp.uint8) if truth else None,
         state=((meta >> STATE_SHIFT) & 1).astype(jnp.uint8) if truth else None,
         emitter=(meta >> MEMBER_SHIFT) if truth else None,
