@@ -464,9 +464,13 @@ class EdgeCoverage:
         return self.w * (photons - self._count(j, 1)) + self._near(j, 1)
 
     def _edge(self, x: float) -> int:
-        j = int(np.searchsorted(self.edges, x))
-        if j > self.nb or self.edges[j] != x:
-            raise ValueError(f"{x} is not a block edge")
+        """The block edge at ``x`` ps. The estimator passes the acquisition's end as
+        ``duration_s * 1e12``, which a whole number of periods need not survive (0.1 s:
+        99999999999.99998 ps): an edge within a rounding of ``x`` is it (edges are whole
+        periods apart)."""
+        j = int(np.argmin(np.abs(self.edges - x)))
+        if abs(self.edges[j] - x) > 1e-9 * max(abs(x), 1.0):
+            raise ValueError(f"{x} ps is not a block edge")
         return j
 
     def total(self, x0, x1):
