@@ -235,6 +235,37 @@ def test_an_accelerators_batched_calls_give_the_numbers_of_one_stream_per_run(
     assert not np.array_equal(other["values"]["peak_area"], want["values"]["peak_area"])
 
 
+def test_a_runs_error_stops_the_other_runs_of_its_task_and_is_raised(monkeypatch):
+    """A CPU's task runs its runs in threads: the first error stops the others before
+    their next chunk and is what the task raises (not the others' giving up)."""
+    import threading
+
+    from simsps.sweep import reduce
+    from simsps.sweep.run import run_task
+
+    plan = plan_sweep("zn-treated", {"power": [1.0, 2.0]}, 30.0, seed=1)  # 5 chunks each
+    real, calls, lock = reduce.Accumulator.add, [], threading.Lock()
+
+    def add(self, cols):
+        with lock:
+            calls.append(threading.current_thread().name)
+            first = len(calls) == 1
+        if first:
+            raise RuntimeError("a counter's error")
+        time.sleep(0.05)
+        return real(self, cols)
+
+    monkeypatch.setattr(reduce.Accumulator, "add", add)
+    with pytest.raises(RuntimeError, match="a counter's error"):
+        run_task(plan.payload(0, 2))
+    assert len(calls) <= 3, calls  # the other run stopped within a chunk (of its 5)
+    # control: without the error both runs count all their chunks
+    calls.clear()
+    monkeypatch.setattr(reduce.Accumulator, "add", lambda self, c: calls.append(1) or real(self, c))
+    run_task(plan.payload(0, 2))
+    assert len(calls) == 10
+
+
 # ---- the store: written as batches finish, resumed after a kill -------------------------
 
 
@@ -336,8 +367,16 @@ def test_slurm_cluster_job_script_without_submitting():
 # ---- files, command line, plots ---------------------------------------------------------
 
 
-def test_dataset_factory_writes_each_run_with_a_manifest(tmp_path, zn):
-    ds = sweep("zn-treated", {"power": [1.0, 3.0]}, 1.0, seed=2, write_files=tmp_path / "files")
+@pytest.mark.parametrize("fmt", ["ptu", "photon-hdf5"])
+def test_dataset_factory_writes_each_run_with_a_manifest(tmp_path, zn, fmt):
+    """Both runs of the task are written at once (a CPU's threads): phconvert's PyTables
+    and its stdout redirect take turns, and sys.stdout is the one it was."""
+    stdout = sys.stdout
+    ds = sweep(
+        "zn-treated", {"power": [1.0, 3.0]}, 1.0, seed=2, write_files=tmp_path / "files",
+        file_format=fmt,
+    )  # fmt: skip
+    assert sys.stdout is stdout
     import csv
 
     rows = list(csv.DictReader(open(tmp_path / "files" / "manifest.csv")))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import io
 import re
+import threading
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -36,6 +37,11 @@ from .validate import (
     guarded,
     regular_file,
 )
+
+# phconvert writes and validates through PyTables (not thread-safe) with its progress
+# printed to a redirected sys.stdout (process-wide): writers in several threads (a sweep's
+# dataset factory) take their turn
+_PHCONVERT = threading.Lock()
 
 __all__ = ["PhotonHDF5Writer", "write_photon_hdf5", "read_photon_hdf5"]
 
@@ -194,7 +200,7 @@ class PhotonHDF5Writer(CommitOnExit):
         self._stage = Staging(self.path)
         tmp = self._tmp = self._stage.create()
         check_free_space(tmp, _MARGIN)
-        with contextlib.redirect_stdout(io.StringIO()):  # phconvert prints progress
+        with _PHCONVERT, contextlib.redirect_stdout(io.StringIO()):  # it prints progress
             phconvert.hdf5.save_photon_hdf5(
                 data, h5_fname=tmp, overwrite=True, validate=True, warnings=False, close=True
             )
@@ -274,6 +280,7 @@ class PhotonHDF5Writer(CommitOnExit):
             import tables
 
             with (
+                _PHCONVERT,
                 tables.open_file(str(self._tmp), "r") as h5,
                 contextlib.redirect_stdout(io.StringIO()),
             ):
