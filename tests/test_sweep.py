@@ -479,6 +479,42 @@ def test_g2_zero_corrected_follows_the_closed_form_with_unit_z_spread(zn):
 # ---- the device's counts -----------------------------------------------------------------
 
 
+def test_first_decade_by_its_pairs_equals_its_grid(zn):
+    """g2_log's first gridded decade is counted by its pairs from the history when few
+    photons fall within its reach, else on its grid: every count is the same, whatever
+    the cuts between chunks (pairs across them come from the history)."""
+    from simsps.sim.engine import _population_chunks
+    from simsps.sweep.reduce import WALK_PHOTONS, Accumulator, walk_decade
+    from simsps.sweep.statistics import brightest_rate_cps, layout_of
+
+    m = zn.replace({"background.rate_cps": 3000.0})
+    lay = layout_of(m, 2.0)
+    rate = brightest_rate_cps(m, 2.0)
+    reach_s = float(lay.log.dec_edges[lay.log.dec_off[1] - 1] * lay.log.dec_r[0]) * 1e-12
+    assert walk_decade(lay.log, rate) is not None and rate * reach_s < WALK_PHOTONS
+    assert walk_decade(lay.log, 2 * WALK_PHOTONS / reach_s) is None  # bright: the grid
+    opts = dict(spot=None, chunk_pulses=1 << 20, progress=None, truth=True, ids=[3])
+    chunks = [c.columns[0] for c in _population_chunks([m], 2.0, [2.0], 6, stage="auto",
+                                                      columns=True, **opts)]  # fmt: skip
+    rng = np.random.default_rng(0)
+    pieces = []  # the chunks cut again at random photons
+    for c in chunks:
+        cuts = np.sort(rng.integers(0, len(c["sync"]), 3))
+        pieces += [{k: v[a:b] for k, v in c.items()} for a, b in zip([0, *cuts], [*cuts, None])]
+    grid, walk = Accumulator(lay), Accumulator(lay, rate_cps=rate)
+    for c in chunks:
+        grid.add(c)
+    for c in pieces:
+        walk.add(c)
+    grid.finish_log()
+    walk.finish_log()
+    first = slice(lay.log.dec_first[0], lay.log.dec_first[0] + lay.log.dec_off[1] - 1)
+    assert walk.log_abw[:, :, first].sum() > 1000  # the decade the walk counted
+    for name in ("rows", "block_counts", "truth_peaks", "micro", "trace", "log_abw", "cov_n",
+                 "cov_y"):  # fmt: skip
+        np.testing.assert_array_equal(getattr(walk, name), getattr(grid, name), err_msg=name)
+
+
 @pytest.mark.slow
 def test_counts_on_the_device_equal_the_hosts(zn):
     """The jitted reductions (what a GPU runs; here on the CPU backend, with the jitted

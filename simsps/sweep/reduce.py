@@ -14,7 +14,9 @@ no Python per photon, nothing kept but the counts), and holds what the estimator
   the split delay by their exact delay (from the same history), the rest on each decade's
   counting grid (cells of ``r`` ps: per channel the running photon count at every recent
   cell, read at ``q - E`` for every grid edge ``E`` once a cell is complete, weighted by the
-  photons in it), all by jackknife block; and, for the normalisation, the channel-0
+  photons in it), all by jackknife block (the first decade, when few photons fall within
+  its reach, by its pairs from the history instead: the same counts, cheaper than a cell
+  per cell between photons); and, for the normalisation, the channel-0
   photons near each block edge by their distance to it (count and sum per interval
   between the bins' delay limits: the coverage sums are piecewise linear in the distance);
 * the microtime histogram of each channel;
@@ -45,6 +47,10 @@ _JIT = dict(nogil=True, cache=True)
 _DARK = int(Source.DARK)
 _HISTORY = 1024  # photons within the pair window carried between chunks (grows if needed)
 TRACE_BIN_S = 0.01
+# g2_log's first gridded decade is counted by its pairs when fewer photons than this are
+# expected within its reach: per photon, a pair per photon within reach against a cell per
+# cell since the last photon and an edge per bin on the grid (equal near 8, measured)
+WALK_PHOTONS = 8.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,10 +121,30 @@ class Layout:
         return int(math.floor(self.duration_s / self.trace_bin_s + 1e-9))
 
 
-class Accumulator:
-    """The counts of one point (see the module doc); :meth:`add` one chunk's columns."""
+def walk_decade(lg: LogLayout | None, rate_cps: float | None):
+    """(cell, bin of each cell difference or -1, first and end cell difference) of g2_log's
+    first gridded decade when counting it by its pairs pays at ``rate_cps`` photons per
+    second (both channels), else None."""
+    if lg is None or rate_cps is None or not len(lg.dec_r):
+        return None
+    edges = lg.dec_edges[lg.dec_off[0] : lg.dec_off[1]]
+    r = int(lg.dec_r[0])
+    # the grid pairs a cell with cells at least edges[0] before it: never itself
+    if edges[0] < 1 or rate_cps * float(edges[-1] * r) * 1e-12 > WALK_PHOTONS:
+        return None
+    lut = np.full(int(edges[-1]), -1, np.int64)
+    for k in range(len(edges) - 1):
+        lut[edges[k] : edges[k + 1]] = lg.dec_first[0] + k
+    return r, lut, int(edges[0]), int(edges[-1])
 
-    def __init__(self, layout: Layout):
+
+class Accumulator:
+    """The counts of one point (see the module doc); :meth:`add` one chunk's columns.
+    ``rate_cps``: the point's expected photons per second (both channels; an upper bound
+    does), which picks how g2_log's first decade is counted (the counts do not depend on
+    it); None: on its grid."""
+
+    def __init__(self, layout: Layout, rate_cps: float | None = None):
         g = layout.geometry
         self.layout = layout
         self.rows = np.zeros((1 + g.n_blocks, g.n_fine), np.int64)
@@ -133,6 +159,7 @@ class Accumulator:
         self._h_c = np.zeros(_HISTORY, np.int8)
         self._h_b = np.zeros(_HISTORY, np.int32)
         self._h_e = np.zeros(_HISTORY, np.bool_)
+        self._h_q = np.zeros(_HISTORY, np.int64)  # cell of the first decade (walked)
         self._state = np.zeros(3, np.int64)  # history start, history end, current block
         lg = layout.log
         n_bins = lg.geometry.n_bins if lg else 0
@@ -151,6 +178,11 @@ class Accumulator:
         self._exact = lg.exact_edges if lg else np.zeros(1, np.int64)
         # the history holds the photons a pair of either estimator can still reach
         self._window = max(g.window_ps, int(self._exact[-1]) if len(self._exact) > 1 else 0)
+        walk = walk_decade(lg, rate_cps)
+        self._walk = walk or (1, np.zeros(1, np.int64), 0, 0)  # (r, lut, lo, hi); hi 0: off
+        self._history_ps = self._window
+        if walk is not None:  # and the first decade's pairs: cells less than hi apart
+            self._history_ps = max(self._window, (walk[3] + 1) * walk[0])
         self._finished = False
 
     def add(self, cols: dict) -> None:
@@ -168,10 +200,10 @@ class Accumulator:
             i = _accumulate(
                 sync, dtime, channel, source, has_source, i,
                 int(round(lay.period_ps)), int(res) if res.is_integer() else 0, res,
-                lay.pulses_per_trace_bin, g.block_ps, g.delay_ps, g.half, self._window, g.k,
-                self.rows, self.block_counts, self.truth_peaks, self.micro, self.trace,
-                self.other, self._h_t, self._h_c, self._h_b, self._h_e, self._state,
-                self._exact, self.log_abw,
+                lay.pulses_per_trace_bin, g.block_ps, g.delay_ps, g.half, self._window,
+                self._history_ps, g.k, self.rows, self.block_counts, self.truth_peaks,
+                self.micro, self.trace, self.other, self._h_t, self._h_c, self._h_b,
+                self._h_e, self._h_q, self._state, self._exact, self.log_abw, *self._walk,
             )  # fmt: skip
             if i < n:  # the history is full of photons within the window: more room
                 self._grow()
@@ -182,7 +214,7 @@ class Accumulator:
                 int(res) if res.is_integer() else 0, res, g.block_ps, lg.dec_r, lg.dec_first,
                 lg.dec_off, lg.dec_edges, lg.breakpoints, self.log_abw, self.cov_n,
                 self.cov_y, self._ring, self._k0, self._cell, self._pend, self._pend_blk,
-                self._gstate,
+                self._gstate, 1 if self._walk[3] else 0,
             )  # fmt: skip
 
     def finish_log(self) -> None:
@@ -198,7 +230,7 @@ class Accumulator:
     def _grow(self) -> None:
         h0, h1 = int(self._state[0]), int(self._state[1])
         size = 2 * len(self._h_t)
-        for name in ("_h_t", "_h_c", "_h_b", "_h_e"):
+        for name in ("_h_t", "_h_c", "_h_b", "_h_e", "_h_q"):
             old = getattr(self, name)
             new = np.zeros(size, old.dtype)
             new[: h1 - h0] = old[h0:h1]
@@ -208,11 +240,15 @@ class Accumulator:
 
 @numba.njit(**_JIT)
 def _accumulate(sync, dtime, channel, source, has_source, i0, period, res_int, res, ppb,
-                block_ps, delay, half, window, k, rows, block_counts, truth_peaks, micro,
-                trace, other, h_t, h_c, h_b, h_e, state, exact, log_abw):  # fmt: skip
+                block_ps, delay, half, window, history_ps, k, rows, block_counts, truth_peaks,
+                micro, trace, other, h_t, h_c, h_b, h_e, h_q, state, exact, log_abw, w_r,
+                w_lut, w_lo, w_hi):  # fmt: skip
     """Count the photons ``i0 ..`` of one chunk; returns the index reached (less than the
-    chunk's length when the history needs more room). Pairs with the history: the pulsed
-    fine bins and, below the split delay, g2_log's exact bins (``exact`` edges)."""
+    chunk's length when the history needs more room). Pairs with the history (the photons
+    of the last ``history_ps``): within ``window``, the pulsed fine bins and, below the
+    split delay, g2_log's exact bins (``exact`` edges); with ``w_hi`` > 0, g2_log's first
+    decade by cells of ``w_r`` ps (bin ``w_lut[dq]`` of cell differences ``w_lo <= dq <
+    w_hi``, as its grid counts them)."""
     h0, h1, blk = state[0], state[1], state[2]
     n_blocks = len(block_ps) - 1
     n_fine = 2 * half
@@ -228,6 +264,7 @@ def _accumulate(sync, dtime, channel, source, has_source, i0, period, res_int, r
                 break
             for j in range(h0, h1):
                 h_t[j - h0], h_c[j - h0], h_b[j - h0], h_e[j - h0] = h_t[j], h_c[j], h_b[j], h_e[j]
+                h_q[j - h0] = h_q[j]
             h1 -= h0
             h0 = 0
         s = sync[i]
@@ -254,33 +291,43 @@ def _accumulate(sync, dtime, channel, source, has_source, i0, period, res_int, r
             other[1] += 1
         if t >= block_ps[0] and t < block_ps[n_blocks]:
             block_counts[blk, c] += 1
-        # pairs with the earlier photons of the other channel within the window
-        while h0 < h1 and t - h_t[h0] >= window:
+        # pairs with the earlier photons of the other channel in the history
+        while h0 < h1 and t - h_t[h0] >= history_ps:
             h0 += 1
+        q = t // w_r if w_hi else np.int64(0)
         for j in range(h0, h1):
             if h_c[j] == c:
                 continue
             ba = blk if c == 0 else h_b[j]  # the blocks of the channel-0 and -1 photons
             bb = h_b[j] if c == 0 else blk
             dd = t - h_t[j]
-            d = dd if c == 1 else -dd  # t_1 - t_0
-            idx = (d - delay) * SUB // period + half
-            if idx >= 0 and idx < n_fine:
-                rows[0, idx] += 1
-                rows[1 + ba, idx] += 1
-                if bb != ba:
-                    rows[1 + bb, idx] += 1
-                if em and h_e[j]:
-                    m = (idx - half + SUB // 2) // SUB
-                    if -k <= m <= k:
-                        truth_peaks[m + k] += 1
-            if n_ex > 1 and dd >= e_lo and dd < e_hi:
-                kk = np.searchsorted(exact, dd, side="right") - 1
-                log_abw[0, ba, kk] += 1
-                log_abw[1, bb, kk] += 1
-                if ba == bb:
-                    log_abw[2, ba, kk] += 1
-        h_t[h1], h_c[h1], h_b[h1], h_e[h1] = t, c, blk, em
+            if dd < window:
+                d = dd if c == 1 else -dd  # t_1 - t_0
+                idx = (d - delay) * SUB // period + half
+                if idx >= 0 and idx < n_fine:
+                    rows[0, idx] += 1
+                    rows[1 + ba, idx] += 1
+                    if bb != ba:
+                        rows[1 + bb, idx] += 1
+                    if em and h_e[j]:
+                        m = (idx - half + SUB // 2) // SUB
+                        if -k <= m <= k:
+                            truth_peaks[m + k] += 1
+                if n_ex > 1 and dd >= e_lo and dd < e_hi:
+                    kk = np.searchsorted(exact, dd, side="right") - 1
+                    log_abw[0, ba, kk] += 1
+                    log_abw[1, bb, kk] += 1
+                    if ba == bb:
+                        log_abw[2, ba, kk] += 1
+            if w_hi:
+                dq = q - h_q[j]
+                if dq >= w_lo and dq < w_hi:
+                    kk = w_lut[dq]
+                    log_abw[0, ba, kk] += 1
+                    log_abw[1, bb, kk] += 1
+                    if ba == bb:
+                        log_abw[2, ba, kk] += 1
+        h_t[h1], h_c[h1], h_b[h1], h_e[h1], h_q[h1] = t, c, blk, em, q
         h1 += 1
         i += 1
     state[0], state[1], state[2] = h0, h1, blk
@@ -328,9 +375,10 @@ def _flush(d, dec_first, dec_off, dec_edges, abw, ring, k0, cell, pend, pend_blk
 @numba.njit(**_JIT)
 def _accumulate_log(sync, dtime, channel, period, res_int, res, block_ps, dec_r, dec_first,
                     dec_off, dec_edges, bp, abw, cov_n, cov_y, ring, k0, cell, pend,
-                    pend_blk, gstate):  # fmt: skip
-    """g2_log's gridded pairs (every decade's cells) and the coverage statistics of the
-    channel-0 photons near their block's edges, for one chunk."""
+                    pend_blk, gstate, d0):  # fmt: skip
+    """g2_log's gridded pairs (the cells of decades ``d0 ..``; those before are counted by
+    their pairs) and the coverage statistics of the channel-0 photons near their block's
+    edges, for one chunk."""
     n_blocks = len(block_ps) - 1
     n_dec = len(dec_r)
     size = ring.shape[2]
@@ -353,7 +401,7 @@ def _accumulate_log(sync, dtime, channel, period, res_int, res, block_ps, dec_r,
         while blk < n_blocks - 1 and t >= block_ps[blk + 1]:
             blk += 1
             k0[blk, 0], k0[blk, 1] = gstate[0], gstate[1]
-        for d in range(n_dec):
+        for d in range(d0, n_dec):
             r = dec_r[d]
             q = np.int64(t * inv[d])  # t // r, by a product, corrected
             if q * r > t:

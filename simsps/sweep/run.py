@@ -37,6 +37,7 @@ from .design import Design, make_design, point_id, point_models
 from .statistics import (
     N_SIDE_PEAKS,
     SCALARS,
+    brightest_rate_cps,
     default_g2_tau_max,
     finish,
     layout_of,
@@ -182,9 +183,7 @@ def plan_sweep(
         raise ValueError(f"{overlap[0]!r} is both varied and set: give it in one place")
     design = make_design(vary, replicas=replicas, n_points=n_points, method=method, seed=seed)
     points = point_models(model, design, fixed)
-    from ..physics.cascade import outcome_probabilities
-    from ..sim.engine import check_lifetimes, kernel_params
-    from ..sim.kernel import BLOCK_PULSES
+    from ..sim.engine import check_lifetimes
     from .reduce import TRACE_BIN_S
 
     periods = {float(m.sync_period_ps) for m, _ in points}
@@ -219,12 +218,7 @@ def plan_sweep(
         )
     # the intensity histogram's range: the brightest state's mean photons per 10 ms bin
     # (its detected photons per pulse, the noise, afterpulses of both), plus 8 sd
-    top = 0.0
-    for m, p in points:
-        photons = float(np.max(outcome_probabilities(m, p) @ [1.0, 1.0, 1.0, 2.0]))
-        noise = float(kernel_params(m, p).bg_lam) / BLOCK_PULSES
-        ap = 1 + 2 * m.detection.afterpulse_probability
-        top = max(top, (photons + noise) * ap * TRACE_BIN_S * m.excitation.rep_rate_hz)
+    top = max(brightest_rate_cps(m, p) for m, p in points) * TRACE_BIN_S
     max_counts = int(math.ceil(top + 8 * math.sqrt(top) + 10))
     micro = {lay.n_micro for lay in layouts}
     res = {float(m.detection.resolution_ps) for m, _ in points}
@@ -309,7 +303,7 @@ def _one_run(payload: dict, stop: threading.Event, run: tuple):
     flat, key_id, m, power = run
     duration = payload["duration_s"]
     layout = layout_of(m, duration, g2_tau_max_s=payload["g2_tau_max_s"], snap=payload["g2_snap"])
-    acc = Accumulator(layout)
+    acc = Accumulator(layout, rate_cps=brightest_rate_cps(m, power))
     chunks = _population_chunks(
         [m], duration, [power], payload["seed"], spot=None, chunk_pulses=DEFAULT_CHUNK_PULSES,
         progress=None, truth=payload["truth"], stage="auto", columns=True,
@@ -365,7 +359,9 @@ def _runs_in_batches(payload: dict) -> list:
             models[0], duration, g2_tau_max_s=payload["g2_tau_max_s"], snap=payload["g2_snap"]
         )
         on_device = _counting_on_device(payload.get("counting", "auto"), layout, payload)
-        accs = [Accumulator(layout) for _ in group]
+        accs = [
+            Accumulator(layout, rate_cps=brightest_rate_cps(m, p)) for m, p in zip(models, powers)
+        ]
         described = [
             (runs[j][0], runs[j][1], *divmod(runs[j][0], replicas), runs[j][2], runs[j][3])
             for j in group

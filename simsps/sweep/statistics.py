@@ -159,6 +159,20 @@ def layout_of(
     return Layout(period, float(model.detection.resolution_ps), n_pulses, geo, log)
 
 
+def brightest_rate_cps(model: Model, power: float) -> float:
+    """Photons per second of both detectors while the NC is in its brightest state: its
+    detected photons per pulse, the noise, the afterpulses of both (an upper bound of the
+    run's mean rate; what the counters and the intensity histogram are sized by)."""
+    from ..physics.cascade import outcome_probabilities
+    from ..sim.engine import kernel_params
+    from ..sim.kernel import BLOCK_PULSES
+
+    photons = float(np.max(outcome_probabilities(model, power) @ [1.0, 1.0, 1.0, 2.0]))
+    noise = float(kernel_params(model, power).bg_lam) / BLOCK_PULSES
+    ap = 1 + 2 * model.detection.afterpulse_probability
+    return (photons + noise) * ap * model.excitation.rep_rate_hz
+
+
 def independent_rate_cps(model: Model, power: float) -> float:
     """Photons independent of the emitter, both channels: what an empty spot measures
     (dark counts, uniform background, and the prompt background at this power)."""
