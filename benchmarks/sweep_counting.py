@@ -44,6 +44,8 @@ def main(argv=None) -> int:
     m = simsps.load_model("zn-treated")
     lay = layout_of(m, a.duration)
     lg = lay.log
+    if lg is None:
+        raise SystemExit(f"--duration {a.duration:g}: too short for g2 on log delays")
     reach_s = float(lg.dec_edges[lg.dec_off[1] - 1] * lg.dec_r[0]) * 1e-12
     print(
         f"zn-treated, {a.duration:g} s; g2_log's first decade: cells of "
@@ -60,7 +62,7 @@ def main(argv=None) -> int:
         ]  # fmt: skip
         n = sum(len(c["sync"]) for c in chunks)
         rate = brightest_rate_cps(m, power)
-        if walk_decade(lg, rate) is None:
+        if walk_decade(lay, rate) is None:
             print(f"{power:5g}  {n:7d}  {rate * reach_s:8.1f}  (too bright: the grid only)")
             continue
         count(lay, chunks[:1], None), count(lay, chunks[:1], rate)  # compile

@@ -236,34 +236,40 @@ def test_an_accelerators_batched_calls_give_the_numbers_of_one_stream_per_run(
 
 
 def test_a_runs_error_stops_the_other_runs_of_its_task_and_is_raised(monkeypatch):
-    """A CPU's task runs its runs in threads: the first error stops the others before
-    their next chunk and is what the task raises (not the others' giving up)."""
+    """A CPU's task runs its runs in threads: the first error (here the second run's, at
+    its first chunk) stops the others before their next chunk and is what the task raises,
+    at once, not when its turn in the runs' order comes."""
     import threading
 
-    from simsps.sweep import reduce
+    from simsps.sweep import reduce, run
     from simsps.sweep.run import run_task
 
     plan = plan_sweep("zn-treated", {"power": [1.0, 2.0]}, 30.0, seed=1)  # 5 chunks each
-    real, calls, lock = reduce.Accumulator.add, [], threading.Lock()
+    real_add, real_run = reduce.Accumulator.add, run._one_run
+    which, calls = threading.local(), {0: 0, 1: 0}
+
+    def one_run(payload, stop, r):
+        which.run = r[0]
+        return real_run(payload, stop, r)
 
     def add(self, cols):
-        with lock:
-            calls.append(threading.current_thread().name)
-            first = len(calls) == 1
-        if first:
+        calls[which.run] += 1
+        if which.run == 1:
             raise RuntimeError("a counter's error")
-        time.sleep(0.05)
-        return real(self, cols)
+        time.sleep(0.3)  # the first run is slow
+        return real_add(self, cols)
 
+    monkeypatch.setattr(run, "_one_run", one_run)
     monkeypatch.setattr(reduce.Accumulator, "add", add)
     with pytest.raises(RuntimeError, match="a counter's error"):
         run_task(plan.payload(0, 2))
-    assert len(calls) <= 3, calls  # the other run stopped within a chunk (of its 5)
+    assert calls[1] == 1 and calls[0] <= 2, calls  # not the first run's 5 chunks
     # control: without the error both runs count all their chunks
-    calls.clear()
-    monkeypatch.setattr(reduce.Accumulator, "add", lambda self, c: calls.append(1) or real(self, c))
+    monkeypatch.setattr(reduce.Accumulator, "add", lambda self, c: calls.__setitem__(
+        which.run, calls[which.run] + 1) or real_add(self, c))  # fmt: skip
+    calls.update({0: 0, 1: 0})
     run_task(plan.payload(0, 2))
-    assert len(calls) == 10
+    assert calls == {0: 5, 1: 5}
 
 
 # ---- the store: written as batches finish, resumed after a kill -------------------------
@@ -479,11 +485,12 @@ def test_g2_zero_corrected_follows_the_closed_form_with_unit_z_spread(zn):
 # ---- the device's counts -----------------------------------------------------------------
 
 
-def test_first_decade_by_its_pairs_equals_its_grid(zn):
+def test_first_decade_by_its_pairs_equals_its_grid(zn, monkeypatch):
     """g2_log's first gridded decade is counted by its pairs from the history when few
     photons fall within its reach, else on its grid: every count is the same, whatever
     the cuts between chunks (pairs across them come from the history)."""
     from simsps.sim.engine import _population_chunks
+    from simsps.sweep import reduce
     from simsps.sweep.reduce import WALK_PHOTONS, Accumulator, walk_decade
     from simsps.sweep.statistics import brightest_rate_cps, layout_of
 
@@ -491,8 +498,8 @@ def test_first_decade_by_its_pairs_equals_its_grid(zn):
     lay = layout_of(m, 2.0)
     rate = brightest_rate_cps(m, 2.0)
     reach_s = float(lay.log.dec_edges[lay.log.dec_off[1] - 1] * lay.log.dec_r[0]) * 1e-12
-    assert walk_decade(lay.log, rate) is not None and rate * reach_s < WALK_PHOTONS
-    assert walk_decade(lay.log, 2 * WALK_PHOTONS / reach_s) is None  # bright: the grid
+    assert walk_decade(lay, rate) is not None and rate * reach_s < WALK_PHOTONS
+    assert walk_decade(lay, 2 * WALK_PHOTONS / reach_s) is None  # bright: the grid
     opts = dict(spot=None, chunk_pulses=1 << 20, progress=None, truth=True, ids=[3])
     chunks = [c.columns[0] for c in _population_chunks([m], 2.0, [2.0], 6, stage="auto",
                                                       columns=True, **opts)]  # fmt: skip
@@ -501,7 +508,9 @@ def test_first_decade_by_its_pairs_equals_its_grid(zn):
     for c in chunks:
         cuts = np.sort(rng.integers(0, len(c["sync"]), 3))
         pieces += [{k: v[a:b] for k, v in c.items()} for a, b in zip([0, *cuts], [*cuts, None])]
-    grid, walk = Accumulator(lay), Accumulator(lay, rate_cps=rate)
+    grid = Accumulator(lay)
+    monkeypatch.setattr(reduce, "_HISTORY", 2)  # the walk's history grows as it must
+    walk = Accumulator(lay, rate_cps=rate)
     for c in chunks:
         grid.add(c)
     for c in pieces:
@@ -513,6 +522,7 @@ def test_first_decade_by_its_pairs_equals_its_grid(zn):
     for name in ("rows", "block_counts", "truth_peaks", "micro", "trace", "log_abw", "cov_n",
                  "cov_y"):  # fmt: skip
         np.testing.assert_array_equal(getattr(walk, name), getattr(grid, name), err_msg=name)
+    assert len(walk._h_t) > 2  # it grew
 
 
 @pytest.mark.slow

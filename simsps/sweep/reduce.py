@@ -121,16 +121,22 @@ class Layout:
         return int(math.floor(self.duration_s / self.trace_bin_s + 1e-9))
 
 
-def walk_decade(lg: LogLayout | None, rate_cps: float | None):
+def walk_decade(layout: Layout, rate_cps: float | None):
     """(cell, bin of each cell difference or -1, first and end cell difference) of g2_log's
     first gridded decade when counting it by its pairs pays at ``rate_cps`` photons per
-    second (both channels), else None."""
+    second (both channels), else None. The pairs give the grid's counts when the grid
+    pairs a cell with earlier ones only (its first edge >= 1) and no pair spans more than
+    one jackknife block edge (the grid puts a partner not of the photon's block in the one
+    before; ``log_layout`` keeps every delay within 0.9 block)."""
+    lg = layout.log
     if lg is None or rate_cps is None or not len(lg.dec_r):
         return None
     edges = lg.dec_edges[lg.dec_off[0] : lg.dec_off[1]]
     r = int(lg.dec_r[0])
-    # the grid pairs a cell with cells at least edges[0] before it: never itself
-    if edges[0] < 1 or rate_cps * float(edges[-1] * r) * 1e-12 > WALK_PHOTONS:
+    reach = int(edges[-1]) * r
+    if edges[0] < 1 or reach > np.diff(layout.geometry.block_ps).min():
+        return None
+    if rate_cps * reach * 1e-12 > WALK_PHOTONS:
         return None
     lut = np.full(int(edges[-1]), -1, np.int64)
     for k in range(len(edges) - 1):
@@ -139,10 +145,10 @@ def walk_decade(lg: LogLayout | None, rate_cps: float | None):
 
 
 class Accumulator:
-    """The counts of one point (see the module doc); :meth:`add` one chunk's columns.
-    ``rate_cps``: the point's expected photons per second (both channels; an upper bound
-    does), which picks how g2_log's first decade is counted (the counts do not depend on
-    it); None: on its grid."""
+    """The counts of one point (see the module doc); :meth:`add` one chunk's columns, the
+    chunks in time order (a stream's, as the engine makes them). ``rate_cps``: the point's
+    expected photons per second (both channels; an upper bound does), which picks how
+    g2_log's first decade is counted (the counts do not depend on it); None: on its grid."""
 
     def __init__(self, layout: Layout, rate_cps: float | None = None):
         g = layout.geometry
@@ -178,7 +184,7 @@ class Accumulator:
         self._exact = lg.exact_edges if lg else np.zeros(1, np.int64)
         # the history holds the photons a pair of either estimator can still reach
         self._window = max(g.window_ps, int(self._exact[-1]) if len(self._exact) > 1 else 0)
-        walk = walk_decade(lg, rate_cps)
+        walk = walk_decade(layout, rate_cps)
         self._walk = walk or (1, np.zeros(1, np.int64), 0, 0)  # (r, lut, lo, hi); hi 0: off
         self._history_ps = self._window
         if walk is not None:  # and the first decade's pairs: cells less than hi apart

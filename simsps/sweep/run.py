@@ -37,6 +37,7 @@ from .design import Design, make_design, point_id, point_models
 from .statistics import (
     N_SIDE_PEAKS,
     SCALARS,
+    brightest_per_pulse,
     brightest_rate_cps,
     default_g2_tau_max,
     finish,
@@ -46,10 +47,24 @@ from .statistics import (
 
 __all__ = ["SweepPlan", "plan_sweep", "run_task", "default_batch_size"]
 
-# runs (CPU) or counters (accelerator) at once: the cores this process may use
-_THREADS = max(
-    1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-)
+_MAX_STREAMS = 8  # a stream's chunk of 2^24 pulses holds about 0.3 GB
+
+
+def _threads() -> int:
+    """Streams (CPU) or counters (accelerator) a task runs at once: on a Dask worker its
+    threads (a LocalCluster's workers have one each), else the cores this process may use;
+    at most 8."""
+    n = None
+    try:
+        from distributed import get_worker
+
+        n = get_worker().state.nthreads
+    except (ImportError, ValueError, AttributeError):
+        pass
+    if not n:
+        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(int(n or 1), _MAX_STREAMS))
+
 
 _CALL_SHARED = (
     ("excitation", None),
@@ -218,7 +233,7 @@ def plan_sweep(
         )
     # the intensity histogram's range: the brightest state's mean photons per 10 ms bin
     # (its detected photons per pulse, the noise, afterpulses of both), plus 8 sd
-    top = max(brightest_rate_cps(m, p) for m, p in points) * TRACE_BIN_S
+    top = max(brightest_per_pulse(m, p) * TRACE_BIN_S * m.excitation.rep_rate_hz for m, p in points)
     max_counts = int(math.ceil(top + 8 * math.sqrt(top) + 10))
     micro = {lay.n_micro for lay in layouts}
     res = {float(m.detection.resolution_ps) for m, _ in points}
@@ -272,13 +287,15 @@ def _runs_one_by_one(payload: dict) -> list:
     chunk (their files removed) and is raised."""
     runs = payload["runs"]
     stop = threading.Event()
-    pool = ThreadPoolExecutor(min(_THREADS, len(runs)), thread_name_prefix="simsps-run")
+    pool = ThreadPoolExecutor(min(_threads(), len(runs)), thread_name_prefix="simsps-run")
     try:
         futures = [pool.submit(_one_run, payload, stop, run) for run in runs]
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
         failed = [f for f in futures if f in done and f.exception() is not None]
         if failed:  # (a run's own error: stop is set only here and on the way out)
             stop.set()
+            for f in futures:
+                f.cancel()  # those not started
             wait(futures)
             raise failed[0].exception()
         return [f.result() for f in futures]
@@ -359,9 +376,6 @@ def _runs_in_batches(payload: dict) -> list:
             models[0], duration, g2_tau_max_s=payload["g2_tau_max_s"], snap=payload["g2_snap"]
         )
         on_device = _counting_on_device(payload.get("counting", "auto"), layout, payload)
-        accs = [
-            Accumulator(layout, rate_cps=brightest_rate_cps(m, p)) for m, p in zip(models, powers)
-        ]
         described = [
             (runs[j][0], runs[j][1], *divmod(runs[j][0], replicas), runs[j][2], runs[j][3])
             for j in group
@@ -393,10 +407,13 @@ def _runs_in_batches(payload: dict) -> list:
             continue
         # a chunk's counting runs on the pool's threads (numba releases the GIL) while the
         # engine makes the next chunk; a run's chunks are counted in order
+        accs = [
+            Accumulator(layout, rate_cps=brightest_rate_cps(m, p)) for m, p in zip(models, powers)
+        ]
         pending: list = []
         with (
             open_writers(payload.get("files"), described, payload) as writers,
-            ThreadPoolExecutor(_THREADS, thread_name_prefix="simsps-count") as pool,
+            ThreadPoolExecutor(_threads(), thread_name_prefix="simsps-count") as pool,
         ):
             for chunk in chunks:
                 for f in pending:

@@ -159,18 +159,22 @@ def layout_of(
     return Layout(period, float(model.detection.resolution_ps), n_pulses, geo, log)
 
 
-def brightest_rate_cps(model: Model, power: float) -> float:
-    """Photons per second of both detectors while the NC is in its brightest state: its
-    detected photons per pulse, the noise, the afterpulses of both (an upper bound of the
-    run's mean rate; what the counters and the intensity histogram are sized by)."""
+def brightest_per_pulse(model: Model, power: float) -> float:
+    """Photons per pulse of both detectors while the NC is in its brightest state: its
+    detected photons, the noise, the afterpulses of both (what the intensity histogram is
+    sized by)."""
     from ..physics.cascade import outcome_probabilities
     from ..sim.engine import kernel_params
     from ..sim.kernel import BLOCK_PULSES
 
     photons = float(np.max(outcome_probabilities(model, power) @ [1.0, 1.0, 1.0, 2.0]))
     noise = float(kernel_params(model, power).bg_lam) / BLOCK_PULSES
-    ap = 1 + 2 * model.detection.afterpulse_probability
-    return (photons + noise) * ap * model.excitation.rep_rate_hz
+    return (photons + noise) * (1 + 2 * model.detection.afterpulse_probability)
+
+
+def brightest_rate_cps(model: Model, power: float) -> float:
+    """:func:`brightest_per_pulse` per second: an upper bound of the run's mean rate."""
+    return brightest_per_pulse(model, power) * model.excitation.rep_rate_hz
 
 
 def independent_rate_cps(model: Model, power: float) -> float:
