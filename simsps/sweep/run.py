@@ -6,10 +6,10 @@ dimensions (the varied keys, or ``point``, then ``replica``) and handed out in *
 ``batch_size`` consecutive runs. On an accelerator a task simulates its runs together (one
 vmapped kernel call per chunk for all of them; runs whose laser or detector dead time,
 afterpulsing or microtime bin differ go in separate calls); on a CPU each run is a stream of
-its own and the task's runs go through a pool of threads, one per core (a vmapped call sizes
-every run's candidate slots for the brightest of them, and one stream already keeps two
-cores busy: on the 2-core CI machine this is 1.2x faster, with a fifth less CPU time,
-``benchmarks/sweep.py``). Each chunk's columns go to one
+its own and the task's runs go through a pool of threads, one per core (:func:`_threads`;
+a vmapped call sizes every run's candidate slots for the brightest of them, and one stream
+already keeps two cores busy: on the 2-core CI machine this is 1.2x faster, with a fifth
+less CPU time, ``benchmarks/sweep.py``). Each chunk's columns go to one
 :class:`~simsps.sweep.reduce.Accumulator` per run, and only the finished numbers return.
 Tasks run here one after another, or on a Dask cluster (``client``), where a task is the
 unit of retry: a worker lost mid-task costs that task only. With a ``store`` every finished
@@ -282,9 +282,9 @@ def run_task(payload: dict) -> dict:
 
 
 def _runs_one_by_one(payload: dict) -> list:
-    """A CPU's task: each run a stream of its own, in a pool of threads (one per core the
-    process may use). The first error, or an interrupt, stops the other runs at their next
-    chunk (their files removed) and is raised."""
+    """A CPU's task: each run a stream of its own, in a pool of threads (:func:`_threads`).
+    The first error, or an interrupt, stops the other runs before their next chunk (their
+    files removed) and is raised."""
     runs = payload["runs"]
     stop = threading.Event()
     pool = ThreadPoolExecutor(min(_threads(), len(runs)), thread_name_prefix="simsps-run")
