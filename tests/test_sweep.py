@@ -213,9 +213,9 @@ def test_an_accelerators_batched_calls_give_the_numbers_of_one_stream_per_run(
     monkeypatch, counting
 ):
     """A CPU simulates each run as a stream of its own; an accelerator runs a task's runs
-    together in vmapped engine calls and counts them on the device (or, for layouts the
-    device refuses, with the host's counters). Both paths, here on the CPU backend made to
-    look like an accelerator, give every run's numbers bit for bit."""
+    together in vmapped engine calls and counts them on the device, or with the host's
+    counters (for layouts the device refuses; here asked for). Both paths, on the CPU
+    backend made to look like an accelerator, give every run's numbers bit for bit."""
     import jax
 
     from simsps.sweep.run import run_task
