@@ -9,12 +9,28 @@ from typing import Any, Iterable
 
 import numpy as np
 
-__all__ = ["PhotonStream", "Truth", "Markers", "Source", "State", "NO_EMITTER", "MODES"]
+__all__ = [
+    "PhotonStream",
+    "Truth",
+    "Markers",
+    "Source",
+    "State",
+    "NO_EMITTER",
+    "MODES",
+    "hbt_arms",
+]
 
 NO_EMITTER = np.iinfo(np.uint16).max
 # no TCSPC acquisition lasts 11.6 days; absolute times in int64 ps overflow at 106 days:
 # the longest stream simsps simulates or reads
 MAX_DURATION_S = 1e6
+
+
+def hbt_arms(n_detectors: int) -> tuple[list[int], list[int]]:
+    """The detectors of the HBT's two arms, as simsps routes photons to them: channels
+    0 .. n/2 - 1 and n/2 .. n - 1."""
+    n = int(n_detectors)
+    return list(range(n // 2)), list(range(n // 2, n))
 
 
 class Source(enum.IntEnum):

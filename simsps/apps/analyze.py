@@ -10,6 +10,7 @@ import numpy as np
 
 from ..analysis._common import AnalysisError
 from ..io._atomic import atomic_path, write_text_atomic
+from ..stream import hbt_arms
 
 
 def jsonable(x):
@@ -98,7 +99,7 @@ def analyze(
     pairs = stream
     if isinstance(n_det, (int, np.integer)) and n_det > 2:
         n_det = int(n_det)
-        arms = [list(range(n_det // 2)), list(range(n_det // 2, n_det))]
+        arms = list(hbt_arms(n_det))
         pairs = stream.merge_channels(arms)
         summary["hbt_arms"] = arms
         summary["warnings"].append(

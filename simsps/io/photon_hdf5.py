@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..stream import Markers, PhotonStream, Truth
+from ..stream import Markers, PhotonStream, Truth, hbt_arms
 from . import validate
 from ._atomic import CommitOnExit, Staging, aborting, check_free_space, write_errors
 from .errors import TTTRFileError, TTTRFileWarning
@@ -299,10 +299,8 @@ class PhotonHDF5Writer(CommitOnExit):
 def _hbt_arms(meta: dict) -> dict:
     """The detectors of the HBT's two arms (``detectors`` in the stream's meta, default 2:
     channels 0 .. n/2 - 1 and n/2 .. n - 1, as :mod:`simsps.sim.kernel` routes them)."""
-    n = int(meta.get("detectors", 2))
-    return dict(
-        split_ch1=np.arange(n // 2, dtype=np.uint8), split_ch2=np.arange(n // 2, n, dtype=np.uint8)
-    )
+    a, b = hbt_arms(meta.get("detectors", 2))
+    return dict(split_ch1=np.array(a, np.uint8), split_ch2=np.array(b, np.uint8))
 
 
 def _make_extendible(group, name: str, dtype) -> None:
